@@ -1,0 +1,262 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/secretsaga/secretsaga/shared/events"
+	"github.com/secretsaga/secretsaga/shared/faults"
+	"github.com/secretsaga/secretsaga/shared/ledger"
+	"github.com/secretsaga/secretsaga/shared/secretstore"
+	"github.com/secretsaga/secretsaga/shared/target"
+)
+
+// closing finds the lease for a terminal step. finished is true when this
+// rotation already ended (a retried release or compensation): its terminal
+// state is returned and nothing more must be done.
+func (o op) closing(ctx context.Context) (l ledger.Lease, finished bool, err error) {
+	l, ok, err := o.s.Ledger.Get(ctx, o.rc.SecretArn)
+	if err != nil {
+		return l, false, err
+	}
+	if ok && l.Fencing == o.rc.Fencing && l.Token == o.rc.ClientRequestToken && l.State.Terminal() {
+		return l, true, nil
+	}
+	if !ok || l.Fencing != o.rc.Fencing || l.Holder != o.rc.ExecutionArn {
+		return l, false, o.conflict("this execution no longer holds the lease; another execution owns the secret and nothing of its work is touched", ledger.ErrFenced)
+	}
+	return l, false, nil
+}
+
+func (s *Service) publish(ctx context.Context, o op, l ledger.Lease, detailType, severity, errClass, compClass, action string) error {
+	err := s.Events.Publish(ctx, events.Event{DetailType: detailType, Detail: events.Detail{
+		SecretARN: o.rc.SecretArn, VersionID: o.rc.ClientRequestToken, PreviousVersionID: o.rc.PreviousVersionId,
+		ExecutionARN: o.rc.ExecutionArn, Fencing: o.rc.Fencing, ErrorClass: errClass, CompensationError: compClass,
+		Severity: severity, DurationMs: s.now().Sub(time.UnixMilli(l.StartedAt)).Milliseconds(), Action: action,
+	}})
+	if err != nil {
+		s.log().Error("event not published", "secret", o.rc.SecretArn, "detailType", detailType, "error", err.Error())
+	}
+	return err
+}
+
+func errClass(e *TaskError) string {
+	if e == nil {
+		return ""
+	}
+	return e.Error
+}
+
+// Release ends a rotation. Outcome FINISHED journals it and frees the lease.
+// Outcome COMPENSATION_FAILED journals that, keeps the lease (no rotation may
+// start on top of an unknown state) and raises the critical alert.
+func (s *Service) Release(ctx context.Context, in CloseInput) (CloseOutput, error) {
+	o := s.op(StepRelease, in.Rotation)
+	out, err := s.release(ctx, o, in)
+	return out, o.done(err, err == nil)
+}
+
+func (s *Service) release(ctx context.Context, o op, in CloseInput) (CloseOutput, error) {
+	out := CloseOutput{SecretArn: o.rc.SecretArn, VersionId: o.rc.ClientRequestToken}
+	switch in.Outcome {
+	case OutcomeFinished:
+		l, finished, err := o.closing(ctx)
+		if err != nil {
+			return out, err
+		}
+		out.State, out.AWSCURRENT = string(ledger.Finished), o.rc.ClientRequestToken
+		if finished {
+			if l.State != ledger.Finished {
+				return out, o.conflict("this rotation already ended as "+string(l.State), nil)
+			}
+			return out, nil
+		}
+		if !l.FinishMayHaveRun {
+			return out, o.input("release with outcome FINISHED before finish ran", nil)
+		}
+		if err := s.Ledger.Append(ctx, &l, ledger.Record{State: ledger.Finished, Actor: s.Actor}, ledger.Change{Release: true}); err != nil {
+			return out, err
+		}
+		_ = s.publish(ctx, o, l, events.RotationSucceeded, "info", "", "", "")
+		return out, nil
+	case OutcomeCompensationFailed:
+		out.State = string(ledger.CompensationFailed)
+		action := "Rotation of this secret is blocked until an operator acts: run `secretctl status " + o.rc.SecretArn + "`, make AWSCURRENT authenticate against the target, then release the lease."
+		l, finished, err := o.closing(ctx)
+		switch {
+		case err == nil && !finished:
+			rec := ledger.Record{State: ledger.CompensationFailed, Actor: s.Actor, ErrorClass: errClass(in.Error), Detail: "compensation error: " + errClass(in.CompensationError)}
+			if err := s.Ledger.Append(ctx, &l, rec, ledger.Change{Hold: true}); err != nil {
+				return out, err
+			}
+		case err != nil && faults.Name(err) != faults.NameConflict:
+			return out, err
+		}
+		// Alert even when the lease is no longer ours: a person must look.
+		return out, s.publish(ctx, o, l, events.CompensationFailed, "critical", errClass(in.Error), errClass(in.CompensationError), action)
+	}
+	return out, o.input("Outcome must be FINISHED or COMPENSATION_FAILED", nil)
+}
+
+// Compensate undoes this execution's own work in reverse order, each part
+// idempotent: AWSCURRENT back to the recorded previous version (with
+// AWSPREVIOUS restored) if this execution moved it; the target's credential
+// back to the AWSCURRENT value if set may have run; AWSPENDING off the token;
+// then ROLLED_BACK is journaled and the lease freed. It never undoes anyone
+// else's work: if AWSCURRENT is on a version this execution did not create,
+// it journals ABANDONED and returns ConflictError.
+//
+// Mode "abandon" (the state machine's path for ConflictError) removes only
+// this execution's AWSPENDING and journals ABANDONED.
+func (s *Service) Compensate(ctx context.Context, in CloseInput) (CloseOutput, error) {
+	step := StepCompensate
+	if in.Mode == ModeAbandon {
+		step = StepAbandon
+	}
+	o := s.op(step, in.Rotation)
+	out, err := s.compensate(ctx, o, in)
+	if err != nil && faults.Name(err) != faults.NameRetryable && faults.Name(err) != faults.NameConflict {
+		// Retryable errors are retried by the state machine first; a
+		// conflict means stop. Anything else means the undo cannot complete.
+		err = &faults.CompensationFailedError{Detail: o.detail("the undo did not complete", err)}
+	}
+	return out, o.done(err, err == nil)
+}
+
+func (s *Service) compensate(ctx context.Context, o op, in CloseInput) (CloseOutput, error) {
+	out := CloseOutput{SecretArn: o.rc.SecretArn, VersionId: o.rc.ClientRequestToken}
+	l, finished, err := o.closing(ctx)
+	if err != nil && in.Mode == ModeAbandon && faults.Name(err) == faults.NameConflict {
+		// A newer execution owns the secret: abandoning means touching nothing.
+		out.State = "NOT_OWNER"
+		return out, nil
+	}
+	if err != nil {
+		return out, err
+	}
+	if finished {
+		out.State = string(l.State)
+		return out, nil
+	}
+	if in.Mode == ModeAbandon {
+		return out, s.abandon(ctx, o, &l, in, &out)
+	}
+	if in.Mode != ModeRollback {
+		return out, o.input("Mode must be rollback or abandon", nil)
+	}
+	if l.State != ledger.CompensateStarted {
+		rec := ledger.Record{State: ledger.CompensateStarted, Actor: s.Actor, ErrorClass: errClass(in.Error)}
+		if err := s.Ledger.Append(ctx, &l, rec, ledger.Change{}); err != nil {
+			return out, err
+		}
+	}
+	arn, token, prev := o.rc.SecretArn, o.rc.ClientRequestToken, o.rc.PreviousVersionId
+
+	// 1. AWSCURRENT (and AWSPREVIOUS) back, if this execution moved them.
+	d, err := s.Secrets.Describe(ctx, arn)
+	if err != nil {
+		return out, err
+	}
+	switch cur := d.VersionWith(secretstore.Current); {
+	case cur == token && l.FinishMayHaveRun:
+		err := s.Secrets.MoveStage(ctx, arn, secretstore.Current, prev, token)
+		if secretstore.IsStageMismatch(err) {
+			return out, s.abandonOver(ctx, o, &l, in, &out, "AWSCURRENT moved during compensation")
+		}
+		if err != nil {
+			return out, err
+		}
+		if d, err = s.Secrets.Describe(ctx, arn); err != nil {
+			return out, err
+		}
+	case cur == prev:
+	default:
+		return out, s.abandonOver(ctx, o, &l, in, &out, "AWSCURRENT is on version "+cur+", which this execution did not put there")
+	}
+	if d.VersionWith(secretstore.Previous) == token {
+		// Secrets Manager moved AWSPREVIOUS onto the token when AWSCURRENT
+		// came back; put it where it was at start.
+		if pp := o.rc.PreviousPreviousVersionId; pp != "" {
+			err = s.Secrets.MoveStage(ctx, arn, secretstore.Previous, pp, token)
+		} else {
+			err = s.Secrets.RemoveStage(ctx, arn, secretstore.Previous, token)
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+
+	// 2. The target's credential back to the AWSCURRENT value.
+	if l.SetMayHaveRun {
+		v, err := s.load(ctx, o)
+		if err != nil {
+			return out, err
+		}
+		_, err = v.engine.SetPassword(ctx, target.SetPasswordRequest{
+			Username: v.current.Username, New: v.current.Password, Logins: v.logins(),
+		})
+		if err == nil {
+			err = v.engine.Verify(ctx, target.VerifyRequest{Credential: target.FromValue(v.current)})
+		}
+		if errors.Is(err, target.ErrUnreachable) {
+			return out, &faults.RetryableError{Detail: o.detail("the target is unreachable while reverting", err)}
+		}
+		if err != nil {
+			return out, &faults.CompensationFailedError{Detail: o.detail("could not set the target's credential back to AWSCURRENT", err)}
+		}
+		out.TargetReverted = true
+	}
+
+	// 3. AWSPENDING off the token.
+	if err := s.removeOwnPending(ctx, o, d); err != nil {
+		return out, err
+	}
+
+	// 4. Journal, free the lease, announce.
+	rec := ledger.Record{State: ledger.RolledBack, Actor: s.Actor, ErrorClass: errClass(in.Error), PreviousVersion: prev}
+	if err := s.Ledger.Append(ctx, &l, rec, ledger.Change{Release: true}); err != nil {
+		return out, err
+	}
+	out.State, out.AWSCURRENT = string(ledger.RolledBack), prev
+	_ = s.publish(ctx, o, l, events.RotationRolledBack, "warning", errClass(in.Error), "", "")
+	return out, nil
+}
+
+func (s *Service) removeOwnPending(ctx context.Context, o op, d secretstore.Description) error {
+	if !d.HasStage(o.rc.ClientRequestToken, secretstore.Pending) {
+		return nil
+	}
+	err := s.Secrets.RemoveStage(ctx, o.rc.SecretArn, secretstore.Pending, o.rc.ClientRequestToken)
+	if secretstore.IsStageMismatch(err) {
+		return nil // already gone
+	}
+	return err
+}
+
+// abandon removes this execution's own AWSPENDING and journals ABANDONED.
+func (s *Service) abandon(ctx context.Context, o op, l *ledger.Lease, in CloseInput, out *CloseOutput) error {
+	d, err := s.Secrets.Describe(ctx, o.rc.SecretArn)
+	if err != nil {
+		return err
+	}
+	if err := s.removeOwnPending(ctx, o, d); err != nil {
+		return err
+	}
+	rec := ledger.Record{State: ledger.Abandoned, Actor: s.Actor, ErrorClass: errClass(in.Error), Detail: "AWSCURRENT is " + d.VersionWith(secretstore.Current)}
+	if err := s.Ledger.Append(ctx, l, rec, ledger.Change{Release: true}); err != nil {
+		return err
+	}
+	out.State, out.AWSCURRENT = string(ledger.Abandoned), d.VersionWith(secretstore.Current)
+	_ = s.publish(ctx, o, *l, events.RotationAbandoned, "critical", errClass(in.Error), "",
+		"Another actor changed AWSCURRENT during the rotation; check that it authenticates against the target.")
+	return nil
+}
+
+// abandonOver stops compensation that would undo someone else's work.
+func (s *Service) abandonOver(ctx context.Context, o op, l *ledger.Lease, in CloseInput, out *CloseOutput, why string) error {
+	if err := s.abandon(ctx, o, l, in, out); err != nil {
+		return err
+	}
+	return o.conflict(why+"; compensation stopped and journaled ABANDONED", nil)
+}

@@ -1,0 +1,284 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/secretsaga/secretsaga/shared/events"
+	"github.com/secretsaga/secretsaga/shared/ledger"
+	"github.com/secretsaga/secretsaga/shared/secret"
+	"github.com/secretsaga/secretsaga/shared/secretstore"
+	"github.com/secretsaga/secretsaga/shared/target"
+)
+
+// fakeSecrets keeps one secret with Secrets Manager's stage rules.
+type fakeSecrets struct {
+	mu       sync.Mutex
+	arn      string
+	values   map[string]string
+	stages   map[string][]string
+	deleted  bool
+	tags     map[string]string
+	n        int
+	failNext map[string]error // operation → error, once
+}
+
+func newFakeSecrets(arn, value string) *fakeSecrets {
+	return &fakeSecrets{arn: arn, values: map[string]string{"v1-00000000000000000000000000000000": value},
+		stages: map[string][]string{"v1-00000000000000000000000000000000": {secretstore.Current}}, tags: map[string]string{}, failNext: map[string]error{}}
+}
+
+func (f *fakeSecrets) fail(op string) error {
+	if err := f.failNext[op]; err != nil {
+		delete(f.failNext, op)
+		return err
+	}
+	return nil
+}
+
+func (f *fakeSecrets) holder(stage string) string {
+	for v, ss := range f.stages {
+		for _, s := range ss {
+			if s == stage {
+				return v
+			}
+		}
+	}
+	return ""
+}
+
+func (f *fakeSecrets) Describe(_ context.Context, id string) (secretstore.Description, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail("Describe"); err != nil {
+		return secretstore.Description{}, err
+	}
+	vs := map[string][]string{}
+	for k, v := range f.stages {
+		vs[k] = append([]string(nil), v...)
+	}
+	return secretstore.Description{ARN: f.arn, Name: "app/db", Deleted: f.deleted, Versions: vs, Tags: f.tags}, nil
+}
+
+func (f *fakeSecrets) Value(_ context.Context, id, versionID, stage string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if versionID == "" {
+		versionID = f.holder(stage)
+	}
+	v, ok := f.values[versionID]
+	if !ok {
+		return "", secretstore.ErrNoSuchVersion
+	}
+	return v, nil
+}
+
+func (f *fakeSecrets) PutPending(_ context.Context, id, token, value string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail("PutPending"); err != nil {
+		return err
+	}
+	if old, ok := f.values[token]; ok {
+		if old != value {
+			return &types.ResourceExistsException{}
+		}
+		return nil
+	}
+	f.values[token] = value
+	f.move(secretstore.Pending, token)
+	return nil
+}
+
+func (f *fakeSecrets) move(stage, to string) {
+	for v, ss := range f.stages {
+		f.stages[v] = remove(ss, stage)
+	}
+	if to != "" {
+		f.stages[to] = append(f.stages[to], stage)
+	}
+}
+
+func remove(ss []string, s string) []string {
+	var out []string
+	for _, x := range ss {
+		if x != s {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func (f *fakeSecrets) MoveStage(_ context.Context, id, stage, to, from string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail("MoveStage"); err != nil {
+		return err
+	}
+	if h := f.holder(stage); h != "" && h != from && h != to {
+		return &types.InvalidParameterException{Message: new(string)}
+	}
+	if stage == secretstore.Current {
+		if old := f.holder(stage); old != to {
+			f.move(secretstore.Previous, old)
+		}
+	}
+	f.move(stage, to)
+	return nil
+}
+
+func (f *fakeSecrets) RemoveStage(_ context.Context, id, stage, from string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail("RemoveStage"); err != nil {
+		return err
+	}
+	if f.holder(stage) != from {
+		return &types.InvalidParameterException{Message: new(string)}
+	}
+	f.move(stage, "")
+	return nil
+}
+
+func (f *fakeSecrets) RandomPassword(context.Context, secretstore.Policy) (secret.Password, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n++
+	return secret.NewPassword(fmt.Sprintf("Gen3rated-Pw-%d-xyz", f.n)), nil
+}
+
+// fakeLedger is an in-memory ledger with the same conditions as DynamoDB's.
+type fakeLedger struct {
+	mu      sync.Mutex
+	lease   map[string]ledger.Lease
+	journal []ledger.Record
+	fail    error
+}
+
+func (f *fakeLedger) Table() string { return "ledger" }
+
+func (f *fakeLedger) Get(_ context.Context, arn string) (ledger.Lease, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l, ok := f.lease[arn]
+	return l, ok, nil
+}
+
+func (f *fakeLedger) Acquire(_ context.Context, r ledger.AcquireRequest) (ledger.Lease, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cur, ok := f.lease[r.Secret]
+	if ok && cur.Holder == r.Execution && cur.Token == r.Token {
+		return cur, nil
+	}
+	if ok && cur.Holder != "" {
+		return ledger.Lease{}, &ledger.HeldError{Holder: cur.Holder, State: cur.State}
+	}
+	l := ledger.Lease{Secret: r.Secret, Fencing: cur.Fencing + 1, Seq: 1, Holder: r.Execution, Token: r.Token,
+		State: ledger.Started, PreviousVersion: r.PreviousVersion, PreviousPrevious: r.PreviousPrevious, Until: 1}
+	f.lease[r.Secret] = l
+	f.journal = append(f.journal, ledger.Record{State: ledger.Started, Fencing: l.Fencing})
+	return l, nil
+}
+
+func (f *fakeLedger) Append(_ context.Context, l *ledger.Lease, rec ledger.Record, ch ledger.Change) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	cur := f.lease[l.Secret]
+	if cur.Fencing != l.Fencing || cur.Holder != l.Holder || cur.Seq != l.Seq {
+		return ledger.ErrFenced
+	}
+	n := *l
+	n.Seq++
+	n.State = rec.State
+	n.SetMayHaveRun = n.SetMayHaveRun || ch.SetMayHaveRun
+	n.FinishMayHaveRun = n.FinishMayHaveRun || ch.FinishMayHaveRun
+	if ch.Release {
+		n.Holder = ""
+	}
+	f.lease[l.Secret] = n
+	*l = n
+	rec.Fencing = n.Fencing
+	f.journal = append(f.journal, rec)
+	return nil
+}
+
+// fakeEngine is a database with one user.
+type fakeEngine struct {
+	mu       sync.Mutex
+	password string
+	failSet  error
+	failTest error
+	sets     int
+}
+
+func (e *fakeEngine) Name() string                      { return "fake" }
+func (e *fakeEngine) DefaultPort() int                  { return 1 }
+func (e *fakeEngine) Capabilities() target.Capabilities { return target.Capabilities{SingleUser: true} }
+
+func (e *fakeEngine) SetPassword(_ context.Context, r target.SetPasswordRequest) (target.SetPasswordResponse, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.failSet != nil {
+		err := e.failSet
+		e.failSet = nil
+		return target.SetPasswordResponse{}, err
+	}
+	if r.New.Reveal() == e.password {
+		return target.SetPasswordResponse{AlreadySet: true}, nil
+	}
+	for i, c := range r.Logins {
+		if c.Password.Reveal() == e.password {
+			e.password = r.New.Reveal()
+			e.sets++
+			return target.SetPasswordResponse{LoggedInWith: i}, nil
+		}
+	}
+	return target.SetPasswordResponse{}, fmt.Errorf("no login works: %w", target.ErrAuthFailed)
+}
+
+func (e *fakeEngine) Verify(_ context.Context, r target.VerifyRequest) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.failTest != nil {
+		err := e.failTest
+		e.failTest = nil
+		return err
+	}
+	if r.Credential.Password.Reveal() != e.password {
+		return fmt.Errorf("login as %s: %w", r.Credential.Username, target.ErrAuthFailed)
+	}
+	return nil
+}
+
+type fakeBus struct {
+	mu     sync.Mutex
+	events []events.Event
+}
+
+func (b *fakeBus) Publish(_ context.Context, e events.Event) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.events = append(b.events, e)
+	return nil
+}
+
+func (b *fakeBus) types() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var s []string
+	for _, e := range b.events {
+		s = append(s, e.DetailType)
+	}
+	return strings.Join(s, ",")
+}
+
+var errBoom = errors.New("boom")

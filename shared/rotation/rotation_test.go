@@ -1,0 +1,370 @@
+package rotation
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/secretsaga/secretsaga/shared/faults"
+	"github.com/secretsaga/secretsaga/shared/ledger"
+	"github.com/secretsaga/secretsaga/shared/secretstore"
+	"github.com/secretsaga/secretsaga/shared/target"
+)
+
+const (
+	arn       = "arn:aws:secretsmanager:us-east-1:000000000000:secret:app/db-AbCdEf"
+	token     = "11111111-2222-3333-4444-555555555555"
+	execution = "arn:aws:states:us-east-1:000000000000:execution:rotation:one"
+	v1        = "v1-00000000000000000000000000000000"
+	original  = "Orig1nal-Password"
+)
+
+type fixture struct {
+	svc  *Service
+	sm   *fakeSecrets
+	led  *fakeLedger
+	db   *fakeEngine
+	bus  *fakeBus
+	logs *bytes.Buffer
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{
+		sm:   newFakeSecrets(arn, `{"engine":"fake","host":"db","port":1,"username":"app","password":"`+original+`","note":{"keep":true}}`),
+		led:  &fakeLedger{lease: map[string]ledger.Lease{}},
+		db:   &fakeEngine{password: original},
+		bus:  &fakeBus{},
+		logs: &bytes.Buffer{},
+	}
+	reg := &target.Registry{}
+	reg.Register(f.db)
+	f.svc = &Service{Secrets: f.sm, Ledger: f.led, Engines: reg, Events: f.bus, Actor: "test",
+		Log: slog.New(slog.NewJSONHandler(f.logs, nil))}
+	t.Cleanup(func() { f.assertNoLeak(t) })
+	return f
+}
+
+// assertNoLeak is invariant 5: no generated password in logs, events or the
+// journal.
+func (f *fixture) assertNoLeak(t *testing.T) {
+	t.Helper()
+	ev, _ := json.Marshal(f.bus.events)
+	jr, _ := json.Marshal(f.led.journal)
+	for i := 1; i <= f.sm.n; i++ {
+		pw := fmt.Sprintf("Gen3rated-Pw-%d-xyz", i)
+		for name, s := range map[string]string{"logs": f.logs.String(), "events": string(ev), "journal": string(jr)} {
+			if strings.Contains(s, pw) {
+				t.Errorf("generated password leaked into %s", name)
+			}
+		}
+	}
+}
+
+func (f *fixture) acquire(t *testing.T) Context {
+	t.Helper()
+	rc, err := f.svc.Acquire(context.Background(), AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc
+}
+
+func (f *fixture) steps(t *testing.T, rc Context, steps ...func(context.Context, Context) (StepOutput, error)) {
+	t.Helper()
+	for _, step := range steps {
+		if _, err := step(context.Background(), rc); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (f *fixture) pendingPassword(t *testing.T) string {
+	t.Helper()
+	v, err := f.sm.Value(context.Background(), arn, token, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	_ = json.Unmarshal([]byte(v), &m)
+	return m["password"].(string)
+}
+
+func (f *fixture) last() ledger.State { return f.led.journal[len(f.led.journal)-1].State }
+
+func TestSuccessfulRotation(t *testing.T) {
+	f := newFixture(t)
+	rc := f.acquire(t)
+	if rc.PreviousVersionId != v1 || rc.Fencing != 1 {
+		t.Fatalf("context = %+v", rc)
+	}
+	s := f.svc
+	f.steps(t, rc, s.Create, s.Set, s.Test, s.Finish, s.Verify)
+	if _, err := s.Release(context.Background(), CloseInput{Rotation: rc, Outcome: OutcomeFinished}); err != nil {
+		t.Fatal(err)
+	}
+	pw := f.pendingPassword(t)
+	switch {
+	case f.sm.holder("AWSCURRENT") != token:
+		t.Error("AWSCURRENT is not the token")
+	case f.sm.holder("AWSPREVIOUS") != v1:
+		t.Error("AWSPREVIOUS is not the old version")
+	case f.sm.holder("AWSPENDING") != "":
+		t.Error("AWSPENDING left behind")
+	case f.db.password != pw:
+		t.Error("target password is not the new one")
+	case f.last() != ledger.Finished || f.led.lease[arn].Holder != "":
+		t.Errorf("journal ends %s, holder %q", f.last(), f.led.lease[arn].Holder)
+	case f.bus.types() != "Rotation Succeeded":
+		t.Errorf("events = %s", f.bus.types())
+	}
+	if !strings.Contains(f.sm.values[token], `"note":{"keep":true}`) {
+		t.Error("unknown field not preserved")
+	}
+}
+
+// Every step run again after it succeeded changes nothing.
+func TestStepsAreIdempotent(t *testing.T) {
+	f := newFixture(t)
+	rc := f.acquire(t)
+	s := f.svc
+	if again := f.acquire(t); again != rc {
+		t.Fatalf("re-acquire = %+v, want %+v", again, rc)
+	}
+	for _, step := range []func(context.Context, Context) (StepOutput, error){s.Create, s.Set, s.Test, s.Finish, s.Verify} {
+		first, err := step(context.Background(), rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		journal := len(f.led.journal)
+		second, err := step(context.Background(), rc)
+		if err != nil {
+			t.Fatalf("%s again: %v", first.Step, err)
+		}
+		if second.Changed || len(f.led.journal) != journal {
+			t.Fatalf("%s again changed something (changed=%v, journal %d→%d)", first.Step, second.Changed, journal, len(f.led.journal))
+		}
+	}
+	if f.sm.n != 1 || f.db.sets != 1 {
+		t.Fatalf("passwords generated %d, set %d; want 1 each", f.sm.n, f.db.sets)
+	}
+	for range 2 {
+		if _, err := s.Release(context.Background(), CloseInput{Rotation: rc, Outcome: OutcomeFinished}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f.bus.types() != "Rotation Succeeded" {
+		t.Fatalf("events = %s", f.bus.types())
+	}
+}
+
+func TestCompensation(t *testing.T) {
+	tests := []struct {
+		name  string
+		fail  func(f *fixture)
+		until string // the step that fails
+		err   string
+	}{
+		{"test fails after set", func(f *fixture) { f.db.failTest = fmt.Errorf("probe: %w", target.ErrAuthFailed) }, StepTest, faults.NameTestFailed},
+		{"set fails before effect", func(f *fixture) { f.db.failSet = fmt.Errorf("x: %w", target.ErrInvalid) }, StepSet, faults.NameInput},
+		{"finish fails", func(f *fixture) { f.sm.failNext["MoveStage"] = errBoom }, StepFinish, faults.NameRetryable},
+		{"verify fails after finish", func(f *fixture) { f.db.failTest = nil }, StepVerify, faults.NameTestFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			rc := f.acquire(t)
+			s := f.svc
+			order := []struct {
+				name string
+				fn   func(context.Context, Context) (StepOutput, error)
+			}{{StepCreate, s.Create}, {StepSet, s.Set}, {StepTest, s.Test}, {StepFinish, s.Finish}, {StepVerify, s.Verify}}
+			var failure error
+			for _, st := range order {
+				if st.name == tt.until {
+					tt.fail(f)
+					if st.name == StepVerify { // break the new password on the target behind our back
+						f.db.password = "changed-by-someone"
+					}
+				}
+				if _, failure = st.fn(context.Background(), rc); failure != nil {
+					break
+				}
+			}
+			if faults.Name(failure) != tt.err {
+				t.Fatalf("failure = %v, want %s", failure, tt.err)
+			}
+			if tt.until == StepVerify {
+				f.db.password = f.pendingPassword(t) // what finish left on the target
+			}
+			out, err := s.Compensate(context.Background(), CloseInput{Rotation: rc, Mode: ModeRollback, Error: &TaskError{Error: tt.err}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out.State != string(ledger.RolledBack) {
+				t.Fatalf("state = %s", out.State)
+			}
+			switch {
+			case f.sm.holder("AWSCURRENT") != v1:
+				t.Error("AWSCURRENT not restored")
+			case f.sm.holder("AWSPREVIOUS") != "":
+				t.Errorf("AWSPREVIOUS on %s, want none (there was none at start)", f.sm.holder("AWSPREVIOUS"))
+			case f.sm.holder("AWSPENDING") != "":
+				t.Error("AWSPENDING left behind")
+			case f.db.password != original:
+				t.Error("target not reverted: the AWSCURRENT password does not work")
+			case f.last() != ledger.RolledBack || f.led.lease[arn].Holder != "":
+				t.Errorf("journal ends %s", f.last())
+			case f.bus.types() != "Rotation Rolled Back":
+				t.Errorf("events = %s", f.bus.types())
+			}
+			// Compensating again is a no-op.
+			if out, err := s.Compensate(context.Background(), CloseInput{Rotation: rc, Mode: ModeRollback}); err != nil || out.State != string(ledger.RolledBack) {
+				t.Fatalf("second compensation: %v %+v", err, out)
+			}
+		})
+	}
+}
+
+func TestForeignCurrentMoveIsAbandoned(t *testing.T) {
+	f := newFixture(t)
+	rc := f.acquire(t)
+	s := f.svc
+	f.steps(t, rc, s.Create, s.Set, s.Test)
+	f.sm.values["foreign-0000000000000000000000000000"] = f.sm.values[v1]
+	_ = f.sm.MoveStage(context.Background(), arn, "AWSCURRENT", "foreign-0000000000000000000000000000", v1)
+	_, err := s.Finish(context.Background(), rc)
+	if faults.Name(err) != faults.NameConflict {
+		t.Fatalf("finish = %v, want ConflictError", err)
+	}
+	out, err := s.Compensate(context.Background(), CloseInput{Rotation: rc, Mode: ModeAbandon, Error: &TaskError{Error: faults.NameConflict}})
+	if err != nil || out.State != string(ledger.Abandoned) {
+		t.Fatalf("abandon = %v %+v", err, out)
+	}
+	if f.sm.holder("AWSCURRENT") != "foreign-0000000000000000000000000000" || f.sm.holder("AWSPENDING") != "" {
+		t.Fatal("abandon touched the foreign version or left AWSPENDING")
+	}
+	if f.bus.types() != "Rotation Abandoned" {
+		t.Fatalf("events = %s", f.bus.types())
+	}
+	// A rollback over the foreign move also refuses to undo it.
+	f2 := newFixture(t)
+	rc2 := f2.acquire(t)
+	f2.steps(t, rc2, f2.svc.Create, f2.svc.Set, f2.svc.Test, f2.svc.Finish)
+	f2.sm.values["foreign-0000000000000000000000000000"] = "{}"
+	_ = f2.sm.MoveStage(context.Background(), arn, "AWSCURRENT", "foreign-0000000000000000000000000000", token)
+	if _, err := f2.svc.Compensate(context.Background(), CloseInput{Rotation: rc2, Mode: ModeRollback}); faults.Name(err) != faults.NameConflict {
+		t.Fatalf("rollback over foreign = %v", err)
+	}
+	if f2.sm.holder("AWSCURRENT") != "foreign-0000000000000000000000000000" || f2.last() != ledger.Abandoned {
+		t.Fatal("rollback undid someone else's work")
+	}
+}
+
+func TestZombieChangesNothing(t *testing.T) {
+	f := newFixture(t)
+	rc := f.acquire(t)
+	// The lease expires and another execution takes it over.
+	l := f.led.lease[arn]
+	l.Holder, l.Fencing, l.Token = "arn:other", l.Fencing+1, "99999999-2222-3333-4444-555555555555"
+	f.led.lease[arn] = l
+	journal := len(f.led.journal)
+	s := f.svc
+	for _, step := range []func(context.Context, Context) (StepOutput, error){s.Create, s.Set, s.Test, s.Finish} {
+		if _, err := step(context.Background(), rc); faults.Name(err) != faults.NameConflict {
+			t.Fatalf("zombie step = %v, want ConflictError", err)
+		}
+	}
+	if out, err := s.Compensate(context.Background(), CloseInput{Rotation: rc, Mode: ModeAbandon}); err != nil || out.State != "NOT_OWNER" {
+		t.Fatalf("zombie abandon = %v %+v", err, out)
+	}
+	if len(f.led.journal) != journal || f.sm.n != 0 || f.db.sets != 0 || f.sm.holder("AWSPENDING") != "" {
+		t.Fatal("zombie changed something")
+	}
+}
+
+func TestBadInputChangesNothing(t *testing.T) {
+	tests := []struct {
+		name  string
+		value string
+		setup func(*fixture)
+		want  string
+		in    AcquireInput
+	}{
+		{name: "malformed json", value: `{"engine":`, want: faults.NameInput},
+		{name: "missing username", value: `{"engine":"fake","host":"h","password":"p"}`, want: faults.NameInput},
+		{name: "unknown engine", value: `{"engine":"oracle","host":"h","username":"u","password":"p"}`, want: faults.NameInput},
+		{name: "deleted", setup: func(f *fixture) { f.sm.deleted = true }, want: faults.NameInput},
+		{name: "foreign pending", setup: func(f *fixture) {
+			f.sm.values["other-000000000000000000000000000000"] = "{}"
+			f.sm.stages["other-000000000000000000000000000000"] = []string{"AWSPENDING"}
+		}, want: faults.NameConflict},
+		{name: "bad policy tag", setup: func(f *fixture) { f.sm.tags[secretstore.TagPasswordLength] = "3" }, want: faults.NameInput},
+		{name: "short token", in: AcquireInput{SecretId: "app/db", ClientRequestToken: "x", ExecutionArn: execution}, want: faults.NameInput},
+		{name: "lease held", setup: func(f *fixture) {
+			f.led.lease[arn] = ledger.Lease{Secret: arn, Fencing: 4, Seq: 2, Holder: "arn:other", State: ledger.SetStarted}
+		}, want: faults.NameConflict},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			if tt.value != "" {
+				f.sm.values[v1] = tt.value
+			}
+			if tt.setup != nil {
+				tt.setup(f)
+			}
+			before := fmt.Sprint(f.sm.stages, f.led.lease)
+			in := tt.in
+			if in.SecretId == "" {
+				in = AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution}
+			}
+			_, err := f.svc.Acquire(context.Background(), in)
+			if faults.Name(err) != tt.want {
+				t.Fatalf("err = %v, want %s", err, tt.want)
+			}
+			if !strings.Contains(err.Error(), "step acquire") {
+				t.Errorf("error does not name the step: %v", err)
+			}
+			if after := fmt.Sprint(f.sm.stages, f.led.lease); after != before || len(f.led.journal) != 0 {
+				t.Fatalf("bad input changed state:\n%s\n%s", before, after)
+			}
+		})
+	}
+}
+
+func TestCompensationFailureHoldsLeaseAndAlerts(t *testing.T) {
+	f := newFixture(t)
+	rc := f.acquire(t)
+	s := f.svc
+	f.steps(t, rc, s.Create, s.Set)
+	f.db.password = "rotated-out-of-band" // nothing the secret holds works any more
+	_, err := s.Compensate(context.Background(), CloseInput{Rotation: rc, Mode: ModeRollback, Error: &TaskError{Error: faults.NameTestFailed}})
+	if faults.Name(err) != faults.NameCompensationFailed {
+		t.Fatalf("compensate = %v, want CompensationFailedError", err)
+	}
+	in := CloseInput{Rotation: rc, Outcome: OutcomeCompensationFailed, Error: &TaskError{Error: faults.NameTestFailed}, CompensationError: &TaskError{Error: faults.NameCompensationFailed}}
+	if _, err := s.Release(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	l := f.led.lease[arn]
+	if l.State != ledger.CompensationFailed || l.Holder != execution || !l.Held(l.UpdatedAtTime()) {
+		t.Fatalf("lease = %+v, want held in COMPENSATION_FAILED", l)
+	}
+	if !strings.Contains(f.bus.types(), "Compensation Failed") {
+		t.Fatalf("events = %s", f.bus.types())
+	}
+	// No new rotation may start on top of it.
+	_, err = s.Acquire(context.Background(), AcquireInput{SecretId: "app/db", ClientRequestToken: "22222222-2222-3333-4444-555555555555", ExecutionArn: "arn:next"})
+	if faults.Name(err) != faults.NameConflict {
+		t.Fatalf("acquire after compensation failure = %v", err)
+	}
+	if !errors.As(err, new(*ledger.HeldError)) {
+		t.Fatal("conflict does not carry the HeldError")
+	}
+}

@@ -1,0 +1,443 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/secretsaga/secretsaga/shared/faults"
+	"github.com/secretsaga/secretsaga/shared/ledger"
+	"github.com/secretsaga/secretsaga/shared/secret"
+	"github.com/secretsaga/secretsaga/shared/secretstore"
+	"github.com/secretsaga/secretsaga/shared/target"
+)
+
+// progress orders the forward states, so a re-run step can tell whether its
+// record is already in the journal.
+var progress = map[ledger.State]int{
+	ledger.Started: 1, ledger.Created: 2, ledger.SetStarted: 3, ledger.SetDone: 4,
+	ledger.Tested: 5, ledger.FinishStarted: 6, ledger.FinishDone: 7, ledger.Verified: 8,
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Service) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
+}
+
+// op carries one step's identity into its errors and log lines.
+type op struct {
+	s    *Service
+	step string
+	rc   Context
+}
+
+func (s *Service) op(step string, rc Context) op { return op{s: s, step: step, rc: rc} }
+
+func (o op) detail(reason string, err error) faults.Detail {
+	id := o.rc.SecretArn
+	if id == "" {
+		id = o.rc.SecretId
+	}
+	return faults.Detail{SecretID: id, Step: o.step, Reason: reason, Err: err}
+}
+
+func (o op) input(reason string, err error) error {
+	return &faults.InputError{Detail: o.detail(reason, err)}
+}
+func (o op) conflict(reason string, err error) error {
+	return &faults.ConflictError{Detail: o.detail(reason, err)}
+}
+func (o op) testFailed(reason string, err error) error {
+	return &faults.TestFailedError{Detail: o.detail(reason, err)}
+}
+
+// done is every step's exit: classify, log (never a value), return.
+func (o op) done(err error, changed bool) error {
+	err = faults.Classify(err, o.detail("", nil).SecretID, o.step)
+	attrs := []any{"secret", o.detail("", nil).SecretID, "step", o.step, "token", o.rc.ClientRequestToken, "fencing", o.rc.Fencing}
+	if err != nil {
+		o.s.log().Warn("step failed", append(attrs, "errorType", faults.Name(err), "error", err.Error())...)
+	} else {
+		o.s.log().Info("step done", append(attrs, "changed", changed)...)
+	}
+	return err
+}
+
+// lease confirms that rc's execution still holds the secret's lease.
+func (o op) lease(ctx context.Context) (ledger.Lease, error) {
+	l, ok, err := o.s.Ledger.Get(ctx, o.rc.SecretArn)
+	if err != nil {
+		return ledger.Lease{}, err
+	}
+	if !ok || l.Fencing != o.rc.Fencing || l.Holder != o.rc.ExecutionArn || l.Token != o.rc.ClientRequestToken {
+		return ledger.Lease{}, o.conflict("this execution no longer holds the lease (fencing token superseded); it must not change anything", ledger.ErrFenced)
+	}
+	return l, nil
+}
+
+// journal appends state unless the journal already went past it.
+func (o op) journal(ctx context.Context, l *ledger.Lease, state ledger.State, ch ledger.Change) error {
+	if p, ok := progress[l.State]; ok && p >= progress[state] {
+		return nil
+	}
+	err := o.s.Ledger.Append(ctx, l, ledger.Record{State: state, Actor: o.s.Actor}, ch)
+	if errors.Is(err, ledger.ErrFenced) {
+		return o.conflict("lost the lease while journaling "+string(state), err)
+	}
+	return err
+}
+
+func (o op) checkTable() error {
+	if o.rc.LedgerTable != "" && o.rc.LedgerTable != o.s.Ledger.Table() {
+		return o.input(fmt.Sprintf("the state machine names ledger table %q but this function uses %q; deploy both from the same stack", o.rc.LedgerTable, o.s.Ledger.Table()), nil)
+	}
+	return nil
+}
+
+// Acquire validates the secret, then takes its lease and records the versions
+// it will compare against. Bad input is refused before the lease is taken, so
+// it changes nothing.
+func (s *Service) Acquire(ctx context.Context, in AcquireInput) (Context, error) {
+	rc := Context{SecretId: in.SecretId, ClientRequestToken: in.ClientRequestToken, ExecutionArn: in.ExecutionArn, LedgerTable: in.LedgerTable}
+	o := s.op(StepAcquire, rc)
+	out, err := s.acquire(ctx, o, in)
+	if err == nil {
+		o.rc = out
+	}
+	return out, o.done(err, err == nil)
+}
+
+func (s *Service) acquire(ctx context.Context, o op, in AcquireInput) (Context, error) {
+	switch {
+	case in.SecretId == "":
+		return Context{}, o.input("SecretId is empty; pass the secret's name or ARN", nil)
+	case len(in.ClientRequestToken) < 32 || len(in.ClientRequestToken) > 64:
+		return Context{}, o.input("ClientRequestToken must be 32 to 64 characters (a UUID); omit it to have one made", nil)
+	case in.ExecutionArn == "":
+		return Context{}, o.input("ExecutionArn is empty; the state machine passes $$.Execution.Id", nil)
+	}
+	if err := o.checkTable(); err != nil {
+		return Context{}, err
+	}
+	d, err := s.Secrets.Describe(ctx, in.SecretId)
+	if err != nil {
+		return Context{}, err
+	}
+	o.rc.SecretArn = d.ARN
+	if d.Deleted {
+		return Context{}, o.input("the secret is scheduled for deletion; restore it (RestoreSecret) before rotating", nil)
+	}
+	current := d.VersionWith(secretstore.Current)
+	if current == "" {
+		return Context{}, o.input("the secret has no AWSCURRENT version; store the working credential first", nil)
+	}
+	if current == in.ClientRequestToken {
+		return Context{}, o.input("the ClientRequestToken is already the AWSCURRENT version; start a new rotation with a new token", nil)
+	}
+	// A held lease is the root cause of most other oddities (a leftover
+	// AWSPENDING, say), so it is reported first.
+	if l, ok, err := s.Ledger.Get(ctx, d.ARN); err != nil {
+		return Context{}, err
+	} else if ok && l.Held(s.now()) && (l.Holder != in.ExecutionArn || l.Token != in.ClientRequestToken) {
+		return Context{}, o.conflict("another rotation holds the lease", &ledger.HeldError{Holder: l.Holder, State: l.State, Until: time.UnixMilli(l.Until).UTC()})
+	}
+	if p := d.VersionWith(secretstore.Pending); p != "" && p != in.ClientRequestToken {
+		return Context{}, o.conflict(fmt.Sprintf("AWSPENDING is on version %s, left by another rotation that did not complete; if none is running, remove it with `aws secretsmanager update-secret-version-stage --secret-id %s --version-stage AWSPENDING --remove-from-version-id %s`", p, d.ARN, p), nil)
+	}
+	if _, err := secretstore.PolicyFromTags(d.Tags); err != nil {
+		return Context{}, o.input(err.Error(), nil)
+	}
+	// Parse the current value now: a malformed secret or unknown engine is
+	// refused before anything is written.
+	if _, _, err := s.parse(ctx, o, current); err != nil {
+		return Context{}, err
+	}
+	l, err := s.Ledger.Acquire(ctx, ledger.AcquireRequest{
+		Secret: d.ARN, Execution: in.ExecutionArn, Token: in.ClientRequestToken, Actor: s.Actor,
+		PreviousVersion: current, PreviousPrevious: d.VersionWith(secretstore.Previous),
+	})
+	var held *ledger.HeldError
+	if errors.As(err, &held) {
+		return Context{}, o.conflict("another rotation holds the lease", held)
+	}
+	if err != nil {
+		return Context{}, err
+	}
+	return Context{
+		SecretId: in.SecretId, SecretArn: d.ARN, ClientRequestToken: l.Token, ExecutionArn: l.Holder,
+		Fencing: l.Fencing, PreviousVersionId: l.PreviousVersion, PreviousPreviousVersionId: l.PreviousPrevious,
+		LedgerTable: in.LedgerTable,
+	}, nil
+}
+
+// parse reads one version's value and finds its engine.
+func (s *Service) parse(ctx context.Context, o op, versionID string) (*secret.Value, target.Engine, error) {
+	raw, err := s.Secrets.Value(ctx, o.rc.SecretArnOrID(), versionID, "")
+	if errors.Is(err, secretstore.ErrNoSuchVersion) {
+		return nil, nil, o.conflict("version "+versionID+" no longer exists", err)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := secret.Parse(raw)
+	if err != nil {
+		return nil, nil, o.input("version "+versionID+" is malformed", err)
+	}
+	if v.Engine == "" {
+		return nil, nil, o.input("version "+versionID+" is malformed", &secret.FieldError{Field: secret.FieldEngine, Reason: "is missing; set it to the database engine, e.g. \"postgres\""})
+	}
+	eng, err := s.Engines.Lookup(v.Engine)
+	if err != nil {
+		return nil, nil, o.input("version "+versionID+" names an unsupported engine", err)
+	}
+	if err := v.Validate(eng.DefaultPort()); err != nil {
+		return nil, nil, o.input("version "+versionID+" is malformed", err)
+	}
+	return v, eng, nil
+}
+
+// SecretArnOrID is the id to call Secrets Manager with.
+func (rc Context) SecretArnOrID() string {
+	if rc.SecretArn != "" {
+		return rc.SecretArn
+	}
+	return rc.SecretId
+}
+
+// Create stores a new password as AWSPENDING under the token. If the token's
+// version already carries AWSPENDING, it does nothing.
+func (s *Service) Create(ctx context.Context, rc Context) (StepOutput, error) {
+	o := s.op(StepCreate, rc)
+	changed, err := s.create(ctx, o)
+	return StepOutput{Step: StepCreate, Changed: changed}, o.done(err, changed)
+}
+
+func (s *Service) create(ctx context.Context, o op) (bool, error) {
+	l, err := o.lease(ctx)
+	if err != nil {
+		return false, err
+	}
+	d, err := s.Secrets.Describe(ctx, o.rc.SecretArn)
+	if err != nil {
+		return false, err
+	}
+	token := o.rc.ClientRequestToken
+	if d.HasStage(token, secretstore.Pending) {
+		return false, o.journal(ctx, &l, ledger.Created, ledger.Change{})
+	}
+	if cur := d.VersionWith(secretstore.Current); cur != o.rc.PreviousVersionId {
+		return false, o.conflict("AWSCURRENT moved to version "+cur+" since this rotation started", nil)
+	}
+	if p := d.VersionWith(secretstore.Pending); p != "" {
+		return false, o.conflict("AWSPENDING is on version "+p+", not this rotation's", nil)
+	}
+	if _, exists := d.Versions[token]; exists {
+		// Our version exists but lost its label (an earlier attempt crashed
+		// between calls, or someone removed it): label it again.
+		return true, errors.Join(s.Secrets.MoveStage(ctx, o.rc.SecretArn, secretstore.Pending, token, ""),
+			o.journal(ctx, &l, ledger.Created, ledger.Change{}))
+	}
+	cur, _, err := s.parse(ctx, o, o.rc.PreviousVersionId)
+	if err != nil {
+		return false, err
+	}
+	policy, err := secretstore.PolicyFromTags(d.Tags)
+	if err != nil {
+		return false, o.input(err.Error(), nil)
+	}
+	pw, err := s.Secrets.RandomPassword(ctx, policy)
+	if err != nil {
+		return false, err
+	}
+	if err := s.Secrets.PutPending(ctx, o.rc.SecretArn, token, cur.WithPassword(pw).SecretString()); err != nil {
+		return false, err
+	}
+	return true, o.journal(ctx, &l, ledger.Created, ledger.Change{})
+}
+
+// versions are the values a rotation works with.
+type versions struct {
+	engine                     target.Engine
+	pending, current, previous *secret.Value // previous may be nil
+}
+
+func (v versions) logins() []target.Credential {
+	c := []target.Credential{target.FromValue(v.pending), target.FromValue(v.current)}
+	if v.previous != nil {
+		c = append(c, target.FromValue(v.previous))
+	}
+	return c
+}
+
+// load reads the pending (the token's), current-at-start and previous values.
+func (s *Service) load(ctx context.Context, o op) (versions, error) {
+	var v versions
+	var err error
+	if v.current, v.engine, err = s.parse(ctx, o, o.rc.PreviousVersionId); err != nil {
+		return v, err
+	}
+	if v.pending, _, err = s.parse(ctx, o, o.rc.ClientRequestToken); err != nil {
+		return v, err
+	}
+	if !v.pending.SameTarget(v.current) {
+		return v, o.input("the new version names a different engine, host, port, user or database than AWSCURRENT; a rotation only changes the password", nil)
+	}
+	if id := o.rc.PreviousPreviousVersionId; id != "" {
+		// AWSPREVIOUS is only a fallback login; a malformed one is ignored.
+		if prev, _, err := s.parse(ctx, o, id); err == nil && prev.SameTarget(v.current) {
+			v.previous = prev
+		}
+	}
+	return v, nil
+}
+
+// targetErr maps an engine failure for a step.
+func (o op) targetErr(err error, authReason string, auth func(string, error) error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, target.ErrUnreachable):
+		return &faults.RetryableError{Detail: o.detail("the target is unreachable", err)}
+	case errors.Is(err, target.ErrAuthFailed):
+		return auth(authReason, err)
+	case errors.Is(err, target.ErrInvalid):
+		return o.input("the target refused the request", err)
+	}
+	return err
+}
+
+// Set journals its intent, then changes the credential on the target. It logs
+// in with AWSPENDING first (already done: nothing to change), then AWSCURRENT,
+// then AWSPREVIOUS.
+func (s *Service) Set(ctx context.Context, rc Context) (StepOutput, error) {
+	o := s.op(StepSet, rc)
+	changed, err := s.set(ctx, o)
+	return StepOutput{Step: StepSet, Changed: changed}, o.done(err, changed)
+}
+
+func (s *Service) set(ctx context.Context, o op) (bool, error) {
+	l, err := o.lease(ctx)
+	if err != nil {
+		return false, err
+	}
+	v, err := s.load(ctx, o)
+	if err != nil {
+		return false, err
+	}
+	// Write-ahead: from here on compensation must assume the target changed.
+	if err := o.journal(ctx, &l, ledger.SetStarted, ledger.Change{SetMayHaveRun: true}); err != nil {
+		return false, err
+	}
+	res, err := v.engine.SetPassword(ctx, target.SetPasswordRequest{
+		Username: v.current.Username, New: v.pending.Password, Logins: v.logins(),
+	})
+	if err = o.targetErr(err, "none of AWSPENDING, AWSCURRENT or AWSPREVIOUS can log in as "+v.current.Username+"; put a working password into AWSCURRENT", o.input); err != nil {
+		return false, err
+	}
+	return !res.AlreadySet, o.journal(ctx, &l, ledger.SetDone, ledger.Change{})
+}
+
+// Test logs in with AWSPENDING and runs the engine's probe.
+func (s *Service) Test(ctx context.Context, rc Context) (StepOutput, error) {
+	o := s.op(StepTest, rc)
+	err := s.probe(ctx, o, rc.ClientRequestToken, ledger.Tested)
+	return StepOutput{Step: StepTest}, o.done(err, false)
+}
+
+// Verify (the bake step) confirms that AWSCURRENT is still the token's
+// version and still authenticates after finish; a failure rolls back.
+func (s *Service) Verify(ctx context.Context, rc Context) (StepOutput, error) {
+	o := s.op(StepVerify, rc)
+	err := s.verify(ctx, o)
+	return StepOutput{Step: StepVerify}, o.done(err, false)
+}
+
+func (s *Service) verify(ctx context.Context, o op) error {
+	d, err := s.Secrets.Describe(ctx, o.rc.SecretArn)
+	if err != nil {
+		return err
+	}
+	if cur := d.VersionWith(secretstore.Current); cur != o.rc.ClientRequestToken {
+		return o.conflict("AWSCURRENT is version "+cur+", not this rotation's", nil)
+	}
+	return s.probe(ctx, o, o.rc.ClientRequestToken, ledger.Verified)
+}
+
+func (s *Service) probe(ctx context.Context, o op, versionID string, state ledger.State) error {
+	l, err := o.lease(ctx)
+	if err != nil {
+		return err
+	}
+	v, eng, err := s.parse(ctx, o, versionID)
+	if err != nil {
+		return err
+	}
+	err = eng.Verify(ctx, target.VerifyRequest{Credential: target.FromValue(v)})
+	if err = o.targetErr(err, "the new password does not log in as "+v.Username, o.testFailed); err != nil {
+		if errors.Is(err, target.ErrInvalid) {
+			return o.testFailed("the probe failed", err)
+		}
+		return err
+	}
+	return o.journal(ctx, &l, state, ledger.Change{})
+}
+
+// Finish moves AWSCURRENT to the token. RemoveFromVersionId names the
+// version recorded at start, so Secrets Manager refuses the move if anyone
+// else moved AWSCURRENT meanwhile: a compare-and-swap. Secrets Manager moves
+// AWSPREVIOUS itself. Then AWSPENDING comes off the token.
+func (s *Service) Finish(ctx context.Context, rc Context) (StepOutput, error) {
+	o := s.op(StepFinish, rc)
+	changed, err := s.finish(ctx, o)
+	return StepOutput{Step: StepFinish, Changed: changed}, o.done(err, changed)
+}
+
+func (s *Service) finish(ctx context.Context, o op) (bool, error) {
+	l, err := o.lease(ctx)
+	if err != nil {
+		return false, err
+	}
+	d, err := s.Secrets.Describe(ctx, o.rc.SecretArn)
+	if err != nil {
+		return false, err
+	}
+	token, arn := o.rc.ClientRequestToken, o.rc.SecretArn
+	changed := false
+	switch cur := d.VersionWith(secretstore.Current); cur {
+	case token: // moved already (a retry after the move)
+	case o.rc.PreviousVersionId:
+		if _, ok := d.Versions[token]; !ok {
+			return false, o.conflict("this rotation's version "+token+" no longer exists", nil)
+		}
+		if err := o.journal(ctx, &l, ledger.FinishStarted, ledger.Change{FinishMayHaveRun: true}); err != nil {
+			return false, err
+		}
+		err := s.Secrets.MoveStage(ctx, arn, secretstore.Current, token, cur)
+		if secretstore.IsStageMismatch(err) {
+			return false, o.conflict("AWSCURRENT moved while finishing", err)
+		}
+		if err != nil {
+			return false, err
+		}
+		changed = true
+	default:
+		return false, o.conflict("AWSCURRENT moved to version "+cur+", which this rotation did not create", nil)
+	}
+	if d.HasStage(token, secretstore.Pending) {
+		if err := s.Secrets.RemoveStage(ctx, arn, secretstore.Pending, token); err != nil && !secretstore.IsStageMismatch(err) {
+			return changed, err
+		}
+	}
+	return changed, o.journal(ctx, &l, ledger.FinishDone, ledger.Change{})
+}

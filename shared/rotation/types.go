@@ -1,0 +1,133 @@
+// Package rotation implements the rotation saga's steps: acquire the lease,
+// create, set, test, finish, verify, release, and compensation. Each is
+// idempotent (running it twice, or again after a crash in the middle, is
+// safe), checks the lease's fencing token before it touches anything, and
+// journals write-ahead intents before effects on the target. The Lambda
+// handlers in functions/ are thin adapters over Service.
+package rotation
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/secretsaga/secretsaga/shared/events"
+	"github.com/secretsaga/secretsaga/shared/ledger"
+	"github.com/secretsaga/secretsaga/shared/secret"
+	"github.com/secretsaga/secretsaga/shared/secretstore"
+	"github.com/secretsaga/secretsaga/shared/target"
+)
+
+// Steps, as they appear in errors, logs and the journal.
+const (
+	StepAcquire    = "acquire"
+	StepCreate     = "create"
+	StepSet        = "set"
+	StepTest       = "test"
+	StepFinish     = "finish"
+	StepVerify     = "verify"
+	StepRelease    = "release"
+	StepCompensate = "compensate"
+	StepAbandon    = "abandon"
+)
+
+// Secrets is what the rotation needs of Secrets Manager
+// (*secretstore.Store implements it).
+type Secrets interface {
+	Describe(ctx context.Context, id string) (secretstore.Description, error)
+	Value(ctx context.Context, id, versionID, stage string) (string, error)
+	PutPending(ctx context.Context, id, token, value string) error
+	MoveStage(ctx context.Context, id, stage, to, from string) error
+	RemoveStage(ctx context.Context, id, stage, from string) error
+	RandomPassword(ctx context.Context, p secretstore.Policy) (secret.Password, error)
+}
+
+// Ledger is what the rotation needs of the ledger (*ledger.Ledger).
+type Ledger interface {
+	Table() string
+	Get(ctx context.Context, secretARN string) (ledger.Lease, bool, error)
+	Acquire(ctx context.Context, req ledger.AcquireRequest) (ledger.Lease, error)
+	Append(ctx context.Context, lease *ledger.Lease, rec ledger.Record, ch ledger.Change) error
+}
+
+// Publisher announces outcomes (*events.Bus).
+type Publisher interface {
+	Publish(ctx context.Context, e events.Event) error
+}
+
+// Service runs the steps. All fields are required except Log and Now.
+type Service struct {
+	Secrets Secrets
+	Ledger  Ledger
+	Engines *target.Registry
+	Events  Publisher
+	// Actor names who acts in the journal (the function name).
+	Actor string
+	Log   *slog.Logger
+	Now   func() time.Time
+}
+
+// AcquireInput starts a rotation (the state machine's AcquireLease task).
+type AcquireInput struct {
+	SecretId           string
+	ClientRequestToken string
+	ExecutionArn       string
+	// LedgerTable is the table the state machine was deployed with; it must
+	// match the function's, so the two can never journal to different tables.
+	LedgerTable string `json:",omitempty"`
+}
+
+// Context is a rotation in flight: what AcquireLease returns and every later
+// step receives. The lease in the ledger is the authority; these fields let a
+// step find it and prove it still owns it.
+type Context struct {
+	SecretId                  string
+	SecretArn                 string
+	ClientRequestToken        string
+	ExecutionArn              string
+	Fencing                   int64
+	PreviousVersionId         string
+	PreviousPreviousVersionId string `json:",omitempty"`
+	LedgerTable               string `json:",omitempty"`
+}
+
+// StepOutput is what a forward step returns (the state machine discards it;
+// it is there for logs and the local timeline).
+type StepOutput struct {
+	Step    string
+	Changed bool // false when the step found its work already done
+}
+
+// TaskError is the error object a Catch puts into the state: Error is the
+// errorType, Cause the Lambda error payload.
+type TaskError struct {
+	Error string
+	Cause string `json:",omitempty"`
+}
+
+// Close modes and outcomes.
+const (
+	ModeRollback = "rollback"
+	ModeAbandon  = "abandon"
+
+	OutcomeFinished           = string(ledger.Finished)
+	OutcomeCompensationFailed = string(ledger.CompensationFailed)
+)
+
+// CloseInput ends a rotation: Compensate (Mode) or Release (Outcome).
+type CloseInput struct {
+	Rotation          Context
+	Mode              string     `json:",omitempty"`
+	Outcome           string     `json:",omitempty"`
+	Error             *TaskError `json:",omitempty"`
+	CompensationError *TaskError `json:",omitempty"`
+}
+
+// CloseOutput reports how the rotation ended.
+type CloseOutput struct {
+	SecretArn      string
+	VersionId      string
+	State          string // the ledger's final state
+	AWSCURRENT     string // the version that carries AWSCURRENT afterwards
+	TargetReverted bool   `json:",omitempty"`
+}

@@ -1,0 +1,151 @@
+package secret
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+const plain = "hunter2-Very-Secret"
+
+func TestParseValid(t *testing.T) {
+	tests := []struct {
+		name, in string
+		port     int
+	}{
+		{"number port", `{"engine":"postgres","host":"db","port":5432,"username":"app","password":"` + plain + `","dbname":"d"}`, 5432},
+		{"string port", `{"engine":"postgres","host":"db","port":"6432","username":"app","password":"x"}`, 6432},
+		{"no port uses default", `{"engine":"postgres","host":"db","username":"app","password":"x"}`, 5432},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := Parse(tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := v.Validate(5432); err != nil {
+				t.Fatal(err)
+			}
+			if v.Port != tt.port {
+				t.Fatalf("port = %d, want %d", v.Port, tt.port)
+			}
+		})
+	}
+}
+
+func TestParseInvalid(t *testing.T) {
+	tests := []struct{ name, in, field string }{
+		{"truncated", `{"engine":`, FieldEngine},
+		{"array", `[1,2]`, ""},
+		{"trailing", `{"engine":"postgres"} {}`, ""},
+		{"port text", `{"port":"abc"}`, FieldPort},
+		{"port range", `{"port":70000}`, FieldPort},
+		{"password number", `{"password":12}`, FieldPassword},
+		{"duplicate", `{"host":"a","host":"b"}`, FieldHost},
+		{"oversized", `{"x":"` + strings.Repeat("a", MaxValueBytes) + `"}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(tt.in)
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("err = %v, want *FieldError", err)
+			}
+			if fe.Field != tt.field {
+				t.Fatalf("field = %q, want %q (%v)", fe.Field, tt.field, err)
+			}
+		})
+	}
+}
+
+func TestValidateMissing(t *testing.T) {
+	for _, field := range []string{FieldEngine, FieldHost, FieldUsername, FieldPassword} {
+		t.Run(field, func(t *testing.T) {
+			m := map[string]any{"engine": "postgres", "host": "h", "username": "u", "password": "p"}
+			delete(m, field)
+			b, _ := json.Marshal(m)
+			v, err := Parse(string(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var fe *FieldError
+			if err := v.Validate(5432); !errors.As(err, &fe) || fe.Field != field {
+				t.Fatalf("Validate = %v, want FieldError on %s", err, field)
+			}
+		})
+	}
+}
+
+func TestWithPasswordPreservesOtherMembers(t *testing.T) {
+	in := `{"engine":"postgres", "extra":{"b": [1, 2.50]},"password":"old","host":"h","username":"u","zz":null}`
+	v, err := Parse(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := v.WithPassword(NewPassword(`n"e\w`)).SecretString()
+	want := `{"engine":"postgres","extra":{"b": [1, 2.50]},"password":"n\"e\\w","host":"h","username":"u","zz":null}`
+	if out != want {
+		t.Fatalf("got  %s\nwant %s", out, want)
+	}
+	if v.Password.Reveal() != "old" {
+		t.Fatal("WithPassword changed the original")
+	}
+	again, err := Parse(out)
+	if err != nil || again.Password.Reveal() != `n"e\w` {
+		t.Fatalf("round trip: %v", err)
+	}
+}
+
+func TestNothingLeaks(t *testing.T) {
+	v, err := Parse(`{"engine":"postgres","host":"h","username":"u","password":"` + plain + `"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	log.Info("x", "value", v, "deref", *v, "password", v.Password)
+	j1, _ := json.Marshal(v)
+	j2, _ := json.Marshal(struct{ P Password }{v.Password})
+	outputs := []string{
+		fmt.Sprint(v), fmt.Sprintf("%+v %#v %v %s %q", *v, *v, v.Password, v.Password, v.Password),
+		fmt.Sprintf("%#v", v.Password), string(j1), string(j2), logs.String(),
+		fmt.Errorf("wrapped: %v", v).Error(),
+	}
+	for i, out := range outputs {
+		if strings.Contains(out, plain) {
+			t.Fatalf("output %d leaks the password: %s", i, out)
+		}
+	}
+	if _, err := Parse(`{"password":"` + plain + `",`); err != nil && strings.Contains(err.Error(), plain) {
+		t.Fatal("parse error leaks the password")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(`{"engine":"postgres","host":"h","port":5432,"username":"u","password":"p","dbname":"d","x":[1]}`)
+	f.Add(`{"port":"12","password":"\u00e9"}`)
+	f.Add(`{}`)
+	f.Add(`{"a":`)
+	f.Fuzz(func(t *testing.T, in string) {
+		v, err := Parse(in)
+		if err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error of type %T", err)
+			}
+			return
+		}
+		// Rewriting the password must give a document that parses again with
+		// every other known field unchanged.
+		out, err := Parse(v.WithPassword(NewPassword("fuzz-\"pw\\")).SecretString())
+		if err != nil {
+			t.Fatalf("rewritten value does not parse: %v", err)
+		}
+		if out.Password.Reveal() != "fuzz-\"pw\\" || !out.SameTarget(v) || out.MasterARN != v.MasterARN {
+			t.Fatal("rewrite changed more than the password")
+		}
+	})
+}

@@ -1,0 +1,130 @@
+// Package target is the plugin interface for the systems whose credentials a
+// rotation changes (databases, caches). It is shaped like Vault's dbplugin v5:
+// one request struct per operation, so an operation can grow fields without
+// breaking every engine, and capability flags instead of type switches.
+package target
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/secretsaga/secretsaga/shared/secret"
+)
+
+// Errors an engine wraps (with %w) so the rotation can classify failures
+// without knowing the engine's driver.
+var (
+	// ErrAuthFailed: the server was reached and refused the credential.
+	ErrAuthFailed = errors.New("authentication failed")
+	// ErrUnreachable: the server could not be reached (refused, timeout,
+	// DNS); retrying later may work.
+	ErrUnreachable = errors.New("server unreachable")
+	// ErrInvalid: the request cannot work as given (unknown database, bad
+	// user name, missing privilege); retrying will not help.
+	ErrInvalid = errors.New("invalid request for target")
+)
+
+// Credential is one way to log in: where, as whom, with what.
+type Credential struct {
+	Host     string
+	Port     int
+	Username string
+	Password secret.Password
+	DBName   string
+}
+
+// FromValue takes the login fields of a secret value.
+func FromValue(v *secret.Value) Credential {
+	return Credential{Host: v.Host, Port: v.Port, Username: v.Username, Password: v.Password, DBName: v.DBName}
+}
+
+// SetPasswordRequest changes Username's password to New.
+type SetPasswordRequest struct {
+	// Username whose password changes.
+	Username string
+	// New is the password to set.
+	New secret.Password
+	// Logins are the credentials to try, in order, to open the session that
+	// changes the password (single user: AWSPENDING, AWSCURRENT, AWSPREVIOUS;
+	// the first that works is used). If a login with New already works the
+	// engine does nothing: that is what makes the step idempotent.
+	Logins []Credential
+}
+
+// SetPasswordResponse says what happened.
+type SetPasswordResponse struct {
+	// AlreadySet is true when New already authenticated, so nothing changed.
+	AlreadySet bool
+	// LoggedInWith is the index into Logins of the credential that was used.
+	LoggedInWith int
+}
+
+// VerifyRequest logs in with Credential and runs the engine's probe.
+type VerifyRequest struct {
+	Credential Credential
+}
+
+// Capabilities are what an engine supports.
+type Capabilities struct {
+	SingleUser  bool // a user changes its own password
+	Alternating bool // a master user clones and alternates users
+}
+
+// Engine is one kind of target. Implementations must be safe for concurrent
+// use, must never put a password into an error, a log line or a statement
+// that the server logs in clear when it can be avoided, and must wrap
+// failures with ErrAuthFailed, ErrUnreachable or ErrInvalid.
+type Engine interface {
+	Name() string
+	DefaultPort() int
+	Capabilities() Capabilities
+	SetPassword(ctx context.Context, req SetPasswordRequest) (SetPasswordResponse, error)
+	Verify(ctx context.Context, req VerifyRequest) error
+}
+
+// Registry maps the secret's "engine" field to an Engine.
+type Registry struct {
+	mu      sync.RWMutex
+	engines map[string]Engine
+}
+
+// Register adds an engine under one or more names (e.g. "postgres" and
+// "aurora-postgresql", the values AWS's own templates use).
+func (r *Registry) Register(e Engine, names ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.engines == nil {
+		r.engines = map[string]Engine{}
+	}
+	for _, n := range append(names, e.Name()) {
+		r.engines[n] = e
+	}
+}
+
+// UnknownEngineError names an engine nobody registered.
+type UnknownEngineError struct {
+	Engine string
+	Known  []string
+}
+
+func (e *UnknownEngineError) Error() string {
+	return fmt.Sprintf("engine %q is not supported; set the secret's \"engine\" field to one of %v", e.Engine, e.Known)
+}
+
+// Lookup returns the engine for name or an *UnknownEngineError.
+func (r *Registry) Lookup(name string) (Engine, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if e, ok := r.engines[name]; ok {
+		return e, nil
+	}
+	known := make([]string, 0, len(r.engines))
+	for n := range r.engines {
+		known = append(known, n)
+	}
+	sort.Strings(known)
+	return nil, &UnknownEngineError{Engine: name, Known: known}
+}
