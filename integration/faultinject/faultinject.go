@@ -1,0 +1,197 @@
+// Package faultinject makes chosen external calls of a rotation fail, before
+// or after they take effect, without changing production code paths: it is
+// an aws-sdk-go-v2 middleware (added through aws.Config.APIOptions, like any
+// SDK middleware) and a wrapper around target engines. It also records every
+// external call in order, so the list of call sites can be discovered from a
+// successful rotation rather than written by hand.
+package faultinject
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/smithy-go/middleware"
+
+	"github.com/secretsaga/secretsaga/shared/target"
+)
+
+// Phase says when an injected fault strikes.
+type Phase int
+
+const (
+	// Before: the call fails and has no effect.
+	Before Phase = iota
+	// After: the call takes effect, then the caller sees an error (a
+	// timeout on the response, as after a network partition).
+	After
+)
+
+func (p Phase) String() string {
+	if p == After {
+		return "after"
+	}
+	return "before"
+}
+
+// Rule injects Err into the Nth matching call.
+type Rule struct {
+	Function string // the Lambda function making the call; "" matches any
+	Call     string // e.g. "Secrets Manager.PutSecretValue", "DynamoDB.TransactWriteItems", "target.SetPassword"
+	Nth      int    // 1-based occurrence among calls matching Function and Call; 0 means every one
+	Phase    Phase
+	Err      error
+	Times    int // how many matching calls fail (default 1; with Nth 0 it is unbounded if 0)
+}
+
+// Call is one recorded external call.
+type Call struct {
+	Function string
+	Name     string
+	Injected string // "", "before" or "after"
+}
+
+func (c Call) String() string { return c.Function + ":" + c.Name }
+
+// Injector holds rules and the call log. The zero value is ready to use.
+type Injector struct {
+	mu     sync.Mutex
+	rules  []*rule
+	calls  []Call
+	counts map[string]int
+}
+
+type rule struct {
+	Rule
+	fired int
+}
+
+type fnKey struct{}
+
+// WithFunction marks ctx as running inside the named function.
+func WithFunction(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, fnKey{}, name)
+}
+
+func function(ctx context.Context) string {
+	s, _ := ctx.Value(fnKey{}).(string)
+	return s
+}
+
+// Add installs a rule.
+func (in *Injector) Add(r Rule) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if r.Times == 0 && r.Nth != 0 {
+		r.Times = 1
+	}
+	in.rules = append(in.rules, &rule{Rule: r})
+}
+
+// Reset removes the rules and clears the call log.
+func (in *Injector) Reset() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.rules, in.calls, in.counts = nil, nil, nil
+}
+
+// Calls returns the calls made since the last Reset, in order.
+func (in *Injector) Calls() []Call {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return append([]Call(nil), in.calls...)
+}
+
+// Fired reports how many times rules have injected a fault.
+func (in *Injector) Fired() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	n := 0
+	for _, r := range in.rules {
+		n += r.fired
+	}
+	return n
+}
+
+// hit records a call and returns the rule that fires for it, if any.
+func (in *Injector) hit(fn, name string) *rule {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.counts == nil {
+		in.counts = map[string]int{}
+	}
+	in.counts[fn+"\x00"+name]++
+	in.counts["\x00"+name]++
+	call := Call{Function: fn, Name: name}
+	var fire *rule
+	for _, r := range in.rules {
+		if r.Call != name || (r.Function != "" && r.Function != fn) {
+			continue
+		}
+		if r.Times != 0 && r.fired >= r.Times {
+			continue
+		}
+		if r.Nth != 0 && in.counts[r.Function+"\x00"+name] != r.Nth {
+			continue
+		}
+		r.fired++
+		fire = r
+		call.Injected = r.Phase.String()
+		break
+	}
+	in.calls = append(in.calls, call)
+	return fire
+}
+
+// Do runs effect under the rules for (ctx's function, name).
+func (in *Injector) Do(ctx context.Context, name string, effect func() error) error {
+	r := in.hit(function(ctx), name)
+	if r != nil && r.Phase == Before {
+		return fmt.Errorf("injected before %s: %w", name, r.Err)
+	}
+	err := effect()
+	if r != nil && r.Phase == After && err == nil {
+		return fmt.Errorf("injected after %s: %w", name, r.Err)
+	}
+	return err
+}
+
+// APIOption is an aws-sdk-go-v2 stack option: add it to aws.Config.APIOptions.
+// It sits at the end of the Initialize step, outside the SDK's retry loop, so
+// an injected fault reaches the caller the way an error that exhausted the
+// SDK's own retries would.
+func (in *Injector) APIOption(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("faultinject",
+		func(ctx context.Context, input middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			name := awsmiddleware.GetServiceID(ctx) + "." + awsmiddleware.GetOperationName(ctx)
+			var out middleware.InitializeOutput
+			var md middleware.Metadata
+			err := in.Do(ctx, name, func() error {
+				var err error
+				out, md, err = next.HandleInitialize(ctx, input)
+				return err
+			})
+			return out, md, err
+		}), middleware.After)
+}
+
+// WrapEngine wraps a target engine so its calls go through the rules.
+func (in *Injector) WrapEngine(e target.Engine) target.Engine { return &engine{Engine: e, in: in} }
+
+type engine struct {
+	target.Engine
+	in *Injector
+}
+
+func (e *engine) SetPassword(ctx context.Context, r target.SetPasswordRequest) (res target.SetPasswordResponse, err error) {
+	err = e.in.Do(ctx, "target.SetPassword", func() error {
+		res, err = e.Engine.SetPassword(ctx, r)
+		return err
+	})
+	return res, err
+}
+
+func (e *engine) Verify(ctx context.Context, r target.VerifyRequest) error {
+	return e.in.Do(ctx, "target.Verify", func() error { return e.Engine.Verify(ctx, r) })
+}
