@@ -261,6 +261,9 @@ func (l *Ledger) Acquire(ctx context.Context, req AcquireRequest) (Lease, error)
 	}
 }
 
+// UntilTime is when the lease expires; zero when it never does.
+func (l Lease) UntilTime() time.Time { return untilTime(l) }
+
 func untilTime(l Lease) time.Time {
 	if l.Until == 0 || l.State == CompensationFailed {
 		return time.Time{}

@@ -150,7 +150,7 @@ func (s *Service) acquire(ctx context.Context, o op, in AcquireInput) (Context, 
 	if l, ok, err := s.Ledger.Get(ctx, d.ARN); err != nil {
 		return Context{}, err
 	} else if ok && l.Held(s.now()) && (l.Holder != in.ExecutionArn || l.Token != in.ClientRequestToken) {
-		return Context{}, o.conflict("another rotation holds the lease", &ledger.HeldError{Holder: l.Holder, State: l.State, Until: time.UnixMilli(l.Until).UTC()})
+		return Context{}, o.conflict("another rotation holds the lease", &ledger.HeldError{Holder: l.Holder, State: l.State, Until: l.UntilTime()})
 	}
 	if p := d.VersionWith(secretstore.Pending); p != "" && p != in.ClientRequestToken {
 		return Context{}, o.conflict(fmt.Sprintf("AWSPENDING is on version %s, left by another rotation that did not complete; if none is running, remove it with `aws secretsmanager update-secret-version-stage --secret-id %s --version-stage AWSPENDING --remove-from-version-id %s`", p, d.ARN, p), nil)
