@@ -1,0 +1,64 @@
+# secretsaga: the two commands a person needs are `make demo` and `make test`.
+# Every target installs what it needs first (idempotently; instant when present).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+GO        ?= go
+FUNCTIONS := $(notdir $(wildcard functions/*))
+LAMBDA    := build/lambda
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: all deps build demo test unit integration lint asl fuzz-short fuzz infra-test synth clean
+
+all: build
+
+## deps: install the JDK, PostgreSQL and npm packages the stand-ins need (skips what is present)
+deps:
+	@bash integration/install-deps.sh
+
+## build: one arm64 `bootstrap` per Lambda function under build/lambda/<name>/
+build:
+	@for f in $(FUNCTIONS); do \
+	  GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w' \
+	    -o $(LAMBDA)/$$f/bootstrap ./functions/$$f; \
+	done
+	@ls -l $(LAMBDA)/*/bootstrap | awk '{printf "%-40s %6.1f MB\n", $$9, $$5/1048576}'
+
+## demo: start the stand-ins and run two rotations through the state machine (one rolls back)
+demo: deps
+	$(GO) run ./integration/demo
+
+## test: everything CI runs
+test: deps lint asl unit fuzz-short integration
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './integration/node_modules/*')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./...
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags integration ./...
+
+## asl: validate the state machine definitions with asl-validator
+asl:
+	@for f in statemachines/*.asl.json; do integration/node_modules/.bin/asl-validator --json-path $$f; done
+
+unit:
+	$(GO) test -race -shuffle=on -count=1 ./...
+
+integration: build
+	$(GO) test -race -shuffle=on -count=1 -tags integration -timeout 20m ./...
+
+FUZZTIME ?= 10s
+fuzz-short:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./shared/secret
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./shared/ledger
+
+## fuzz: longer fuzzing of the parsers of secret JSON and ledger items
+fuzz:
+	$(MAKE) fuzz-short FUZZTIME=5m
+
+clean:
+	rm -rf build cdk.out
