@@ -1,0 +1,22 @@
+// Command createsecret is the rotation saga's createsecret Lambda function: a thin
+// adapter that wires configuration and clients and calls rotation.Service.Create.
+// Errors it returns are the named types of shared/faults, whose type names the
+// state machine's Retry and Catch match.
+package main
+
+import (
+	"context"
+	"log"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/secretsaga/secretsaga/shared/config"
+)
+
+func main() {
+	svc, err := config.FromEnv(context.Background(), "createsecret")
+	if err != nil {
+		log.Fatalf("createsecret: %v", err)
+	}
+	lambda.Start(svc.Create)
+}

@@ -1,0 +1,22 @@
+// Command testsecret is the rotation saga's testsecret Lambda function: a thin
+// adapter that wires configuration and clients and calls rotation.Service.Test.
+// Errors it returns are the named types of shared/faults, whose type names the
+// state machine's Retry and Catch match.
+package main
+
+import (
+	"context"
+	"log"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/secretsaga/secretsaga/shared/config"
+)
+
+func main() {
+	svc, err := config.FromEnv(context.Background(), "testsecret")
+	if err != nil {
+		log.Fatalf("testsecret: %v", err)
+	}
+	lambda.Start(svc.Test)
+}

@@ -1,0 +1,248 @@
+// Package postgres is the PostgreSQL target engine (single user: a role
+// changes its own password) over pgx.
+//
+// Two rules keep the password out of places it must not be:
+//   - it never goes into a DSN string (pgx error messages quote the DSN's
+//     host and user, and a parse error may echo the string); the
+//     ConnConfig's Password field is set directly;
+//   - ALTER ROLE is sent with a SCRAM-SHA-256 verifier computed here, never
+//     the clear text, so the server's statement log (log_statement=ddl is
+//     common on audited databases) cannot record it.
+package postgres
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/xdg-go/stringprep"
+
+	"github.com/secretsaga/secretsaga/shared/target"
+)
+
+// Options tune the engine.
+type Options struct {
+	// ConnectTimeout bounds each login attempt, so an unreachable host fails
+	// the step in bounded time instead of at the Lambda timeout. Default 5s.
+	ConnectTimeout time.Duration
+	// SSLMode is libpq's sslmode ("prefer" when empty: TLS if the server
+	// offers it, as RDS does, plain otherwise).
+	SSLMode string
+}
+
+// Engine implements target.Engine for PostgreSQL.
+type Engine struct{ o Options }
+
+// New returns the engine.
+func New(o Options) *Engine {
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 5 * time.Second
+	}
+	if o.SSLMode == "" {
+		o.SSLMode = "prefer"
+	}
+	return &Engine{o: o}
+}
+
+// Name is the secret's "engine" value (AWS's templates write "postgres").
+func (*Engine) Name() string { return "postgres" }
+
+// DefaultPort is PostgreSQL's.
+func (*Engine) DefaultPort() int { return 5432 }
+
+// Capabilities: single user only, for now.
+func (*Engine) Capabilities() target.Capabilities { return target.Capabilities{SingleUser: true} }
+
+// SetPassword changes req.Username's password to req.New. If New already
+// logs in, nothing is changed (the step ran before, or a retry after a lost
+// reply); otherwise the first login of req.Logins that works runs ALTER ROLE.
+func (e *Engine) SetPassword(ctx context.Context, req target.SetPasswordRequest) (target.SetPasswordResponse, error) {
+	if req.Username == "" || req.New.IsZero() {
+		return target.SetPasswordResponse{}, fmt.Errorf("postgres: set password: username and new password are required: %w", target.ErrInvalid)
+	}
+	if len(req.Logins) == 0 {
+		return target.SetPasswordResponse{}, fmt.Errorf("postgres: set password of %q: no login to try: %w", req.Username, target.ErrInvalid)
+	}
+	// Is it done already? Log in as the user with the new password, on the
+	// first login's host.
+	probe := req.Logins[0]
+	probe.Username, probe.Password = req.Username, req.New
+	conn, err := e.connect(ctx, probe)
+	if err == nil {
+		_ = conn.Close(context.WithoutCancel(ctx))
+		return target.SetPasswordResponse{AlreadySet: true, LoggedInWith: -1}, nil
+	}
+	if !errors.Is(err, target.ErrAuthFailed) {
+		return target.SetPasswordResponse{}, err
+	}
+	var errs []error
+	for i, login := range req.Logins {
+		conn, err := e.connect(ctx, login)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("login %d as %q: %w", i, login.Username, err))
+			if errors.Is(err, target.ErrAuthFailed) {
+				continue
+			}
+			// Unreachable or invalid: the next login goes to the same
+			// server and would fail the same way.
+			return target.SetPasswordResponse{}, errors.Join(errs...)
+		}
+		err = alterPassword(ctx, conn, req.Username, req.New.Reveal())
+		_ = conn.Close(context.WithoutCancel(ctx))
+		if err != nil {
+			return target.SetPasswordResponse{}, fmt.Errorf("postgres: alter role %q: %w", req.Username, err)
+		}
+		return target.SetPasswordResponse{LoggedInWith: i}, nil
+	}
+	return target.SetPasswordResponse{}, fmt.Errorf("postgres: set password of %q: no login worked: %w", req.Username, errors.Join(errs...))
+}
+
+// Verify logs in with the credential and runs a trivial query.
+func (e *Engine) Verify(ctx context.Context, req target.VerifyRequest) error {
+	conn, err := e.connect(ctx, req.Credential)
+	if err != nil {
+		return fmt.Errorf("postgres: verify login as %q: %w", req.Credential.Username, err)
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	var one int
+	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("postgres: verify query as %q: %w", req.Credential.Username, classify(err))
+	}
+	return nil
+}
+
+func (e *Engine) connect(ctx context.Context, c target.Credential) (*pgx.Conn, error) {
+	if c.Host == "" || c.Username == "" {
+		return nil, fmt.Errorf("host and username are required: %w", target.ErrInvalid)
+	}
+	port := c.Port
+	if port == 0 {
+		port = e.DefaultPort()
+	}
+	db := c.DBName
+	if db == "" {
+		db = "postgres"
+	}
+	// Only non-secret fields go through the DSN parser; the password is set
+	// on the parsed config.
+	dsn := fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=%s connect_timeout=%d",
+		quoteDSN(c.Host), port, quoteDSN(db), quoteDSN(c.Username), e.o.SSLMode, int(e.o.ConnectTimeout.Seconds()+0.5))
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("connection settings for %s:%d: %w", c.Host, port, target.ErrInvalid)
+	}
+	cfg.Password = c.Password.Reveal()
+	cfg.ConnectTimeout = e.o.ConnectTimeout
+	cfg.RuntimeParams["application_name"] = "secretsaga"
+	ctx, cancel := context.WithTimeout(ctx, e.o.ConnectTimeout+time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return conn, nil
+}
+
+// quoteDSN quotes a keyword/value DSN value (libpq rules: single quotes,
+// backslash escapes) so a user name with spaces or quotes stays one value.
+func quoteDSN(s string) string {
+	out := []byte{'\''}
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\'' || s[i] == '\\' {
+			out = append(out, '\\')
+		}
+		out = append(out, s[i])
+	}
+	return string(append(out, '\''))
+}
+
+// classify maps a pgx error to the target's sentinel errors. The returned
+// error keeps the server's code and message (they never hold the password:
+// the server says "password authentication failed for user X").
+func classify(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "28P01", "28000": // invalid_password, invalid_authorization_specification
+			return fmt.Errorf("%s (SQLSTATE %s): %w", pgErr.Message, pgErr.Code, target.ErrAuthFailed)
+		case "57P03", "53300", "57P01", "57P02", "08006", "08001", "08004":
+			// cannot_connect_now, too_many_connections, admin/crash
+			// shutdown, connection failures: the server may come back.
+			return fmt.Errorf("%s (SQLSTATE %s): %w", pgErr.Message, pgErr.Code, target.ErrUnreachable)
+		case "3D000", "42501", "42704":
+			// invalid_catalog_name, insufficient_privilege, undefined_object
+			return fmt.Errorf("%s (SQLSTATE %s): %w", pgErr.Message, pgErr.Code, target.ErrInvalid)
+		default:
+			return fmt.Errorf("%s (SQLSTATE %s): %w", pgErr.Message, pgErr.Code, target.ErrInvalid)
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	// Everything else is the network or the server going away (refused,
+	// reset, DNS, timeout): worth a retry. Only the text is kept, not the
+	// chain: pgx's ConnectError holds the *pgconn.Config, password included,
+	// and nothing downstream should be able to dig it out.
+	var netErr net.Error
+	if errors.As(err, &netErr) || pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", err.Error(), target.ErrUnreachable)
+	}
+	return fmt.Errorf("%s: %w", err.Error(), target.ErrUnreachable)
+}
+
+// alterPassword sets the role's password to a SCRAM-SHA-256 verifier. The
+// role name is quoted as an identifier; the verifier is made of base64 and
+// '$', ':' and '@' characters only, so it is safe inside a string literal
+// (ALTER ROLE takes no bind parameters).
+func alterPassword(ctx context.Context, conn *pgx.Conn, role, password string) error {
+	verifier, err := scramVerifier(password, 4096)
+	if err != nil {
+		return err
+	}
+	_, err = conn.Exec(ctx, "ALTER ROLE "+pgx.Identifier{role}.Sanitize()+" WITH PASSWORD '"+verifier+"'", pgx.QueryExecModeSimpleProtocol)
+	return classify(err)
+}
+
+// scramVerifier computes the string PostgreSQL stores for a SCRAM-SHA-256
+// password (RFC 5803 format, as libpq's PQencryptPasswordConn makes it):
+// SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>.
+// Like PostgreSQL (and libpq), the password is normalised with SASLprep
+// first, falling back to the raw bytes when that fails, so that clients
+// which normalise and the server agree on non-ASCII passwords.
+func scramVerifier(password string, iterations int) (string, error) {
+	if prepped, err := stringprep.SASLprep.Prepare(password); err == nil {
+		password = prepped
+	}
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", err
+	}
+	salted, err := pbkdf2.Key(sha256.New, password, salt, iterations, sha256.Size)
+	if err != nil {
+		return "", err
+	}
+	clientKey := hmacSHA256(salted, "Client Key")
+	storedKey := sha256.Sum256(clientKey)
+	serverKey := hmacSHA256(salted, "Server Key")
+	b64 := base64.StdEncoding.EncodeToString
+	return "SCRAM-SHA-256$" + strconv.Itoa(iterations) + ":" + b64(salt) + "$" + b64(storedKey[:]) + ":" + b64(serverKey), nil
+}
+
+func hmacSHA256(key []byte, msg string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(msg))
+	return m.Sum(nil)
+}
