@@ -1,0 +1,1168 @@
+// Package smlocal is an in-process AWS Secrets Manager emulator that speaks
+// the real awsJson1.1 wire protocol, so the product's code paths run through
+// the unmodified aws-sdk-go-v2 client (serialisation, typed errors, retries)
+// instead of through a hand-written fake interface.
+//
+// It models the parts of Secrets Manager that rotation depends on: versions,
+// staging labels and their AWSCURRENT/AWSPREVIOUS bookkeeping, idempotent
+// ClientRequestTokens, scheduled deletion, and write throttling.
+package smlocal
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Staging labels Secrets Manager itself manages.
+const (
+	stageCurrent  = "AWSCURRENT"
+	stagePrevious = "AWSPREVIOUS"
+)
+
+const (
+	maxSecretSize = 65536
+	// AWS keeps at most about 100 versions and drops deprecated (unlabelled)
+	// ones beyond that; mirroring it keeps long-running demos bounded.
+	maxVersions = 100
+	maxBodySize = 4 << 20
+)
+
+// Options configures a Server.
+type Options struct {
+	Region, AccountID string // defaults "us-east-1", "000000000000"
+	// WriteRPS, when > 0, limits PutSecretValue, UpdateSecretVersionStage and
+	// UpdateSecret combined (like AWS's shared write quota) with a token
+	// bucket of burst max(1, WriteRPS); excess requests get
+	// ThrottlingException. 0 means unlimited.
+	WriteRPS float64
+	// OnCall, if set, is called for every request with the operation name.
+	OnCall func(op string)
+	// Now, if set, replaces time.Now for timestamps in responses.
+	Now func() time.Time
+}
+
+// Server is a running emulator. It is safe for concurrent use.
+type Server struct {
+	opts Options
+	srv  *http.Server
+
+	mu      sync.Mutex
+	secrets map[string]*secret // by name
+	seq     int
+	calls   map[string]int
+
+	// The limiter runs on the real clock even when Options.Now is injected:
+	// throttling is about how fast the client actually calls, and a frozen
+	// test clock would otherwise never refill the bucket.
+	tokens   float64
+	lastFill time.Time
+}
+
+type tag struct {
+	Key   string
+	Value string
+}
+
+type version struct {
+	id      string
+	str     *string
+	bin     []byte
+	stages  []string
+	created time.Time
+}
+
+type secret struct {
+	seq          int
+	arn, name    string
+	description  string
+	kmsKeyID     string
+	tags         []tag
+	versions     map[string]*version
+	order        []string // version ids, oldest first
+	created      time.Time
+	changed      time.Time
+	accessed     time.Time
+	deleted      time.Time // zero unless scheduled for deletion
+	deletionDate time.Time
+}
+
+// Start listens on a loopback port and serves until Close. It returns the
+// base URL to use as the SDK's BaseEndpoint.
+func Start(o Options) (*Server, string, error) {
+	s := newServer(o)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = s.srv.Serve(ln) }()
+	return s, "http://" + ln.Addr().String(), nil
+}
+
+func newServer(o Options) *Server {
+	if o.Region == "" {
+		o.Region = "us-east-1"
+	}
+	if o.AccountID == "" {
+		o.AccountID = "000000000000"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Server{opts: o, secrets: map[string]*secret{}, calls: map[string]int{}}
+	s.tokens = max(1, o.WriteRPS)
+	s.lastFill = time.Now()
+	return s
+}
+
+// Close stops the listener and drops open connections.
+func (s *Server) Close() error {
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.Close()
+}
+
+// Calls returns how many requests each operation has received, including
+// rejected and throttled ones, so tests can observe SDK retries.
+func (s *Server) Calls() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.calls))
+	for k, v := range s.calls {
+		out[k] = v
+	}
+	return out
+}
+
+// ResetCalls zeroes the call counters.
+func (s *Server) ResetCalls() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = map[string]int{}
+}
+
+// Handler returns the protocol handler, for use with httptest.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serve) }
+
+type apiError struct {
+	typ, msg string
+}
+
+func (e *apiError) Error() string { return e.typ + ": " + e.msg }
+
+func errf(typ, format string, args ...any) *apiError {
+	return &apiError{typ: typ, msg: fmt.Sprintf(format, args...)}
+}
+
+func invalidParam(format string, args ...any) *apiError {
+	return errf("InvalidParameterException", format, args...)
+}
+
+var (
+	errNotFound = &apiError{"ResourceNotFoundException", "Secrets Manager can't find the specified secret."}
+	errDeleted  = &apiError{"InvalidRequestException", "You can't perform this operation on the secret because it was marked for deletion."}
+	errThrottle = &apiError{"ThrottlingException", "Rate exceeded"}
+)
+
+type opFunc func(s *Server, body []byte) (any, *apiError)
+
+var ops = map[string]opFunc{
+	"CreateSecret":             (*Server).createSecret,
+	"DescribeSecret":           (*Server).describeSecret,
+	"GetSecretValue":           (*Server).getSecretValue,
+	"PutSecretValue":           (*Server).putSecretValue,
+	"UpdateSecret":             (*Server).updateSecret,
+	"UpdateSecretVersionStage": (*Server).updateSecretVersionStage,
+	"ListSecretVersionIds":     (*Server).listSecretVersionIDs,
+	"ListSecrets":              (*Server).listSecrets,
+	"TagResource":              (*Server).tagResource,
+	"UntagResource":            (*Server).untagResource,
+	"DeleteSecret":             (*Server).deleteSecret,
+	"RestoreSecret":            (*Server).restoreSecret,
+	"GetRandomPassword":        (*Server).getRandomPassword,
+}
+
+// throttled names the operations sharing AWS's combined write quota.
+var throttled = map[string]bool{
+	"PutSecretValue":           true,
+	"UpdateSecretVersionStage": true,
+	"UpdateSecret":             true,
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-RequestId", uuid.NewString())
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	w.Header().Set("X-Amzn-ErrorType", e.typ)
+	writeJSON(w, http.StatusBadRequest, map[string]string{"__type": e.typ, "message": e.msg})
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	op, ok := strings.CutPrefix(r.Header.Get("X-Amz-Target"), "secretsmanager.")
+	if !ok || op == "" {
+		writeError(w, errf("UnknownOperationException", "missing or foreign X-Amz-Target %q", r.Header.Get("X-Amz-Target")))
+		return
+	}
+	s.mu.Lock()
+	s.calls[op]++
+	s.mu.Unlock()
+	// Outside the lock so a callback may inspect the server.
+	if s.opts.OnCall != nil {
+		s.opts.OnCall(op)
+	}
+	fn, ok := ops[op]
+	if !ok || r.Method != http.MethodPost {
+		writeError(w, errf("UnknownOperationException", "operation %s is not supported", op))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodySize))
+	if err != nil {
+		writeError(w, errf("SerializationException", "could not read request body"))
+		return
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		body = []byte("{}")
+	}
+	if !json.Valid(body) {
+		writeError(w, errf("SerializationException", "request body is not valid JSON"))
+		return
+	}
+
+	s.mu.Lock()
+	if throttled[op] && !s.allowWrite() {
+		s.mu.Unlock()
+		writeError(w, errThrottle)
+		return
+	}
+	out, apiErr := fn(s, body)
+	s.mu.Unlock()
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// allowWrite takes one token from the write bucket. Callers hold s.mu.
+func (s *Server) allowWrite() bool {
+	rate := s.opts.WriteRPS
+	if rate <= 0 {
+		return true
+	}
+	now := time.Now()
+	s.tokens = min(max(1, rate), s.tokens+now.Sub(s.lastFill).Seconds()*rate)
+	s.lastFill = now
+	if s.tokens < 1 {
+		return false
+	}
+	s.tokens--
+	return true
+}
+
+func decode(body []byte, v any) *apiError {
+	if err := json.Unmarshal(body, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return errf("SerializationException", "unexpected type for field %s", te.Field)
+		}
+		return errf("SerializationException", "malformed request body")
+	}
+	return nil
+}
+
+// epoch marshals as fractional epoch seconds, the awsJson1.1 timestamp form.
+type epoch time.Time
+
+func (e epoch) MarshalJSON() ([]byte, error) {
+	return []byte(strconv.FormatFloat(float64(time.Time(e).UnixMilli())/1000, 'f', -1, 64)), nil
+}
+
+func ts(t time.Time) *epoch {
+	if t.IsZero() {
+		return nil
+	}
+	e := epoch(t)
+	return &e
+}
+
+func (s *Server) now() time.Time { return s.opts.Now() }
+
+// --- lookup ---------------------------------------------------------------
+
+// purgeExpired forgets secrets whose recovery window has passed, as AWS does.
+func (s *Server) purgeExpired() {
+	now := s.now()
+	for name, sec := range s.secrets {
+		if !sec.deleted.IsZero() && !now.Before(sec.deletionDate) {
+			delete(s.secrets, name)
+		}
+	}
+}
+
+// find resolves a SecretId given as name, full ARN, or partial ARN (the ARN
+// without its random six-character suffix).
+func (s *Server) find(id *string) (*secret, *apiError) {
+	if id == nil || *id == "" {
+		return nil, invalidParam("SecretId is required.")
+	}
+	s.purgeExpired()
+	if strings.HasPrefix(*id, "arn:") {
+		var partial *secret
+		for _, sec := range s.secrets {
+			if sec.arn == *id {
+				return sec, nil
+			}
+			if sec.arn[:len(sec.arn)-7] == *id {
+				partial = sec
+			}
+		}
+		if partial != nil {
+			return partial, nil
+		}
+		return nil, errNotFound
+	}
+	if sec, ok := s.secrets[*id]; ok {
+		return sec, nil
+	}
+	return nil, errNotFound
+}
+
+func (s *Server) findLive(id *string) (*secret, *apiError) {
+	sec, err := s.find(id)
+	if err != nil {
+		return nil, err
+	}
+	if !sec.deleted.IsZero() {
+		return nil, errDeleted
+	}
+	return sec, nil
+}
+
+func (sec *secret) holder(stage string) *version {
+	for _, id := range sec.order {
+		v := sec.versions[id]
+		if slices.Contains(v.stages, stage) {
+			return v
+		}
+	}
+	return nil
+}
+
+func (v *version) remove(stage string) {
+	v.stages = slices.DeleteFunc(v.stages, func(s string) bool { return s == stage })
+}
+
+func (v *version) add(stage string) {
+	if !slices.Contains(v.stages, stage) {
+		v.stages = append(v.stages, stage)
+	}
+}
+
+// attach gives stage to v, taking it from its previous holder. Moving
+// AWSCURRENT demotes the old current version to AWSPREVIOUS, the bookkeeping
+// rotation relies on for rollback.
+func (sec *secret) attach(v *version, stage string) {
+	old := sec.holder(stage)
+	if old == v {
+		return
+	}
+	if old != nil {
+		old.remove(stage)
+	}
+	if stage == stageCurrent && old != nil {
+		if p := sec.holder(stagePrevious); p != nil {
+			p.remove(stagePrevious)
+		}
+		old.add(stagePrevious)
+	}
+	v.add(stage)
+}
+
+func (sec *secret) stageMap() map[string][]string {
+	m := map[string][]string{}
+	for _, id := range sec.order {
+		v := sec.versions[id]
+		if len(v.stages) > 0 {
+			m[id] = slices.Clone(v.stages)
+		}
+	}
+	return m
+}
+
+// prune drops the oldest deprecated versions once over the AWS version cap.
+func (sec *secret) prune() {
+	for len(sec.order) > maxVersions {
+		i := slices.IndexFunc(sec.order, func(id string) bool { return len(sec.versions[id].stages) == 0 })
+		if i < 0 {
+			return
+		}
+		delete(sec.versions, sec.order[i])
+		sec.order = slices.Delete(sec.order, i, i+1)
+	}
+}
+
+// --- validation -----------------------------------------------------------
+
+func validName(n string) bool {
+	if n == "" || len(n) > 512 {
+		return false
+	}
+	for _, c := range n {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.ContainsRune("/_+=.@-", c):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func validToken(tok *string) *apiError {
+	if tok != nil && (len(*tok) < 32 || len(*tok) > 64) {
+		return invalidParam("ClientRequestToken must be between 32 and 64 characters long.")
+	}
+	return nil
+}
+
+// checkValue enforces AWS's one-of and size rules; required says whether a
+// value must be present at all.
+func checkValue(str *string, bin []byte, required bool) *apiError {
+	if str != nil && bin != nil {
+		return invalidParam("You can't specify both a binary secret value and a string secret value in the same secret.")
+	}
+	if str == nil && bin == nil {
+		if required {
+			return errf("InvalidRequestException", "You must provide either SecretString or SecretBinary.")
+		}
+		return nil
+	}
+	if str != nil && len(*str) > maxSecretSize {
+		return invalidParam("SecretString exceeds maximum size of %d bytes.", maxSecretSize)
+	}
+	if len(bin) > maxSecretSize {
+		return invalidParam("SecretBinary exceeds maximum size of %d bytes.", maxSecretSize)
+	}
+	return nil
+}
+
+func sameValue(v *version, str *string, bin []byte) bool {
+	if (v.str == nil) != (str == nil) {
+		return false
+	}
+	if str != nil {
+		return *v.str == *str
+	}
+	return bytes.Equal(v.bin, bin)
+}
+
+// putVersion stores a new version (or recognises an idempotent retry of one).
+// It returns the version and whether it was newly created.
+func (s *Server) putVersion(sec *secret, token *string, str *string, bin []byte, stages []string) (*version, *apiError) {
+	id := uuid.NewString()
+	if token != nil {
+		id = *token
+	}
+	if v, ok := sec.versions[id]; ok {
+		if sameValue(v, str, bin) {
+			return v, nil
+		}
+		return nil, errf("ResourceExistsException", "You can't modify an existing version, you can only create a new version.")
+	}
+	if len(stages) == 0 {
+		stages = []string{stageCurrent}
+	}
+	v := &version{id: id, created: s.now()}
+	if str != nil {
+		c := *str
+		v.str = &c
+	} else {
+		v.bin = slices.Clone(bin)
+	}
+	sec.versions[id] = v
+	sec.order = append(sec.order, id)
+	for _, st := range stages {
+		sec.attach(v, st)
+	}
+	sec.changed = s.now()
+	sec.prune()
+	return v, nil
+}
+
+// --- operations -----------------------------------------------------------
+
+func (s *Server) createSecret(body []byte) (any, *apiError) {
+	var in struct {
+		Name               *string
+		Description        *string
+		KmsKeyId           *string
+		SecretString       *string
+		SecretBinary       []byte
+		ClientRequestToken *string
+		Tags               []tag
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.Name == nil || *in.Name == "" {
+		return nil, invalidParam("Name is required.")
+	}
+	if !validName(*in.Name) {
+		return nil, invalidParam("Invalid name. Must be 1-512 characters from [A-Za-z0-9/_+=.@-].")
+	}
+	if err := validToken(in.ClientRequestToken); err != nil {
+		return nil, err
+	}
+	if err := checkValue(in.SecretString, in.SecretBinary, false); err != nil {
+		return nil, err
+	}
+	s.purgeExpired()
+	if old, ok := s.secrets[*in.Name]; ok {
+		if !old.deleted.IsZero() {
+			return nil, errf("InvalidRequestException", "You can't create this secret because a secret with this name is already scheduled for deletion.")
+		}
+		return nil, errf("ResourceExistsException", "The operation failed because the secret %s already exists.", *in.Name)
+	}
+	now := s.now()
+	s.seq++
+	sec := &secret{
+		seq:      s.seq,
+		name:     *in.Name,
+		arn:      fmt.Sprintf("arn:aws:secretsmanager:%s:%s:secret:%s-%s", s.opts.Region, s.opts.AccountID, *in.Name, randomSuffix()),
+		versions: map[string]*version{},
+		created:  now,
+		changed:  now,
+	}
+	if in.Description != nil {
+		sec.description = *in.Description
+	}
+	if in.KmsKeyId != nil {
+		sec.kmsKeyID = *in.KmsKeyId
+	}
+	sec.tags = mergeTags(nil, in.Tags)
+	out := struct {
+		ARN, Name string
+		VersionId string `json:",omitempty"`
+	}{ARN: sec.arn, Name: sec.name}
+	if in.SecretString != nil || in.SecretBinary != nil {
+		v, err := s.putVersion(sec, in.ClientRequestToken, in.SecretString, in.SecretBinary, nil)
+		if err != nil {
+			return nil, err
+		}
+		out.VersionId = v.id
+	}
+	s.secrets[sec.name] = sec
+	return out, nil
+}
+
+type secretOut struct {
+	ARN                    string
+	Name                   string
+	Description            string `json:",omitempty"`
+	KmsKeyId               string `json:",omitempty"`
+	RotationEnabled        bool
+	Tags                   []tag               `json:",omitempty"`
+	VersionIdsToStages     map[string][]string `json:",omitempty"`
+	SecretVersionsToStages map[string][]string `json:",omitempty"`
+	CreatedDate            *epoch              `json:",omitempty"`
+	LastChangedDate        *epoch              `json:",omitempty"`
+	LastAccessedDate       *epoch              `json:",omitempty"`
+	DeletedDate            *epoch              `json:",omitempty"`
+}
+
+func (sec *secret) out() secretOut {
+	return secretOut{
+		ARN:              sec.arn,
+		Name:             sec.name,
+		Description:      sec.description,
+		KmsKeyId:         sec.kmsKeyID,
+		Tags:             slices.Clone(sec.tags),
+		CreatedDate:      ts(sec.created),
+		LastChangedDate:  ts(sec.changed),
+		LastAccessedDate: ts(sec.accessed),
+		DeletedDate:      ts(sec.deleted),
+	}
+}
+
+type idIn struct {
+	SecretId *string
+}
+
+func (s *Server) describeSecret(body []byte) (any, *apiError) {
+	var in idIn
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	sec, err := s.find(in.SecretId)
+	if err != nil {
+		return nil, err
+	}
+	o := sec.out()
+	o.VersionIdsToStages = sec.stageMap()
+	return o, nil
+}
+
+func (s *Server) getSecretValue(body []byte) (any, *apiError) {
+	var in struct {
+		SecretId     *string
+		VersionId    *string
+		VersionStage *string
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	sec, err := s.findLive(in.SecretId)
+	if err != nil {
+		return nil, err
+	}
+	var v *version
+	switch {
+	case in.VersionId != nil:
+		v = sec.versions[*in.VersionId]
+		if v == nil {
+			return nil, errf("ResourceNotFoundException", "Secrets Manager can't find the specified secret value for VersionId: %s", *in.VersionId)
+		}
+		if in.VersionStage != nil && !slices.Contains(v.stages, *in.VersionStage) {
+			return nil, errf("ResourceNotFoundException", "You provided a VersionStage that is not associated to the provided VersionId.")
+		}
+	default:
+		stage := stageCurrent
+		if in.VersionStage != nil {
+			stage = *in.VersionStage
+		}
+		v = sec.holder(stage)
+		if v == nil {
+			return nil, errf("ResourceNotFoundException", "Secrets Manager can't find the specified secret value for staging label: %s", stage)
+		}
+	}
+	now := s.now()
+	sec.accessed = time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, now.Location())
+	return struct {
+		ARN           string
+		Name          string
+		VersionId     string
+		SecretString  *string `json:",omitempty"`
+		SecretBinary  []byte  `json:",omitempty"`
+		VersionStages []string
+		CreatedDate   *epoch
+	}{sec.arn, sec.name, v.id, v.str, v.bin, slices.Clone(v.stages), ts(v.created)}, nil
+}
+
+type versionOut struct {
+	ARN, Name     string
+	VersionId     string
+	VersionStages []string
+}
+
+func (s *Server) putSecretValue(body []byte) (any, *apiError) {
+	var in struct {
+		SecretId           *string
+		ClientRequestToken *string
+		SecretString       *string
+		SecretBinary       []byte
+		VersionStages      []string
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if err := validToken(in.ClientRequestToken); err != nil {
+		return nil, err
+	}
+	if err := checkValue(in.SecretString, in.SecretBinary, true); err != nil {
+		return nil, err
+	}
+	sec, err := s.findLive(in.SecretId)
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.putVersion(sec, in.ClientRequestToken, in.SecretString, in.SecretBinary, in.VersionStages)
+	if err != nil {
+		return nil, err
+	}
+	return versionOut{sec.arn, sec.name, v.id, slices.Clone(v.stages)}, nil
+}
+
+func (s *Server) updateSecret(body []byte) (any, *apiError) {
+	var in struct {
+		SecretId           *string
+		ClientRequestToken *string
+		Description        *string
+		KmsKeyId           *string
+		SecretString       *string
+		SecretBinary       []byte
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if err := validToken(in.ClientRequestToken); err != nil {
+		return nil, err
+	}
+	if err := checkValue(in.SecretString, in.SecretBinary, false); err != nil {
+		return nil, err
+	}
+	sec, err := s.findLive(in.SecretId)
+	if err != nil {
+		return nil, err
+	}
+	out := struct {
+		ARN, Name string
+		VersionId string `json:",omitempty"`
+	}{ARN: sec.arn, Name: sec.name}
+	if in.SecretString != nil || in.SecretBinary != nil {
+		v, err := s.putVersion(sec, in.ClientRequestToken, in.SecretString, in.SecretBinary, nil)
+		if err != nil {
+			return nil, err
+		}
+		out.VersionId = v.id
+	}
+	if in.Description != nil {
+		sec.description = *in.Description
+	}
+	if in.KmsKeyId != nil {
+		sec.kmsKeyID = *in.KmsKeyId
+	}
+	sec.changed = s.now()
+	return out, nil
+}
+
+func (s *Server) updateSecretVersionStage(body []byte) (any, *apiError) {
+	var in struct {
+		SecretId            *string
+		VersionStage        *string
+		MoveToVersionId     *string
+		RemoveFromVersionId *string
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.VersionStage == nil || *in.VersionStage == "" {
+		return nil, invalidParam("VersionStage is required.")
+	}
+	if in.MoveToVersionId == nil && in.RemoveFromVersionId == nil {
+		return nil, invalidParam("You must specify MoveToVersionId or RemoveFromVersionId.")
+	}
+	sec, err := s.findLive(in.SecretId)
+	if err != nil {
+		return nil, err
+	}
+	stage := *in.VersionStage
+	holder := sec.holder(stage)
+	var from *version
+	if in.RemoveFromVersionId != nil {
+		from = sec.versions[*in.RemoveFromVersionId]
+		if from == nil {
+			return nil, errf("ResourceNotFoundException", "Secrets Manager can't find the specified secret version: %s", *in.RemoveFromVersionId)
+		}
+	}
+	out := struct{ ARN, Name string }{sec.arn, sec.name}
+	if in.MoveToVersionId != nil {
+		to := sec.versions[*in.MoveToVersionId]
+		if to == nil {
+			return nil, errf("ResourceNotFoundException", "Secrets Manager can't find the specified secret version: %s", *in.MoveToVersionId)
+		}
+		if holder == to {
+			return out, nil
+		}
+		if holder != nil && from == nil {
+			return nil, invalidParam("The parameter RemoveFromVersionId can't be empty. Staging label %s is currently attached to version %s, so you must explicitly reference that version in RemoveFromVersionId.", stage, holder.id)
+		}
+		if holder != nil && from != holder {
+			return nil, invalidParam("The parameter RemoveFromVersionId doesn't match. Staging label %s is currently attached to version %s, so you must explicitly reference that version in RemoveFromVersionId.", stage, holder.id)
+		}
+		if holder == nil && from != nil {
+			return nil, invalidParam("Staging label %s is not attached to version %s.", stage, from.id)
+		}
+		sec.attach(to, stage)
+	} else {
+		if from != holder {
+			return nil, invalidParam("Staging label %s is not attached to version %s.", stage, from.id)
+		}
+		from.remove(stage)
+	}
+	sec.changed = s.now()
+	return out, nil
+}
+
+// page slices n items by an opaque offset token.
+func page(n int, maxResults *int32, token *string) (lo, hi int, next *string, err *apiError) {
+	limit := 100
+	if maxResults != nil {
+		if *maxResults < 1 || *maxResults > 100 {
+			return 0, 0, nil, invalidParam("MaxResults must be between 1 and 100.")
+		}
+		limit = int(*maxResults)
+	}
+	if token != nil && *token != "" {
+		raw, decErr := base64.RawURLEncoding.DecodeString(*token)
+		off, convErr := strconv.Atoi(strings.TrimPrefix(string(raw), "off:"))
+		if decErr != nil || convErr != nil || !strings.HasPrefix(string(raw), "off:") || off < 0 || off > n {
+			return 0, 0, nil, errf("InvalidNextTokenException", "The NextToken value is invalid.")
+		}
+		lo = off
+	}
+	hi = min(n, lo+limit)
+	if hi < n {
+		t := base64.RawURLEncoding.EncodeToString([]byte("off:" + strconv.Itoa(hi)))
+		next = &t
+	}
+	return lo, hi, next, nil
+}
+
+func (s *Server) listSecretVersionIDs(body []byte) (any, *apiError) {
+	var in struct {
+		SecretId          *string
+		IncludeDeprecated bool
+		MaxResults        *int32
+		NextToken         *string
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	sec, err := s.find(in.SecretId)
+	if err != nil {
+		return nil, err
+	}
+	type entry struct {
+		VersionId     string
+		VersionStages []string `json:",omitempty"`
+		CreatedDate   *epoch
+	}
+	all := []entry{}
+	for _, id := range sec.order {
+		v := sec.versions[id]
+		if len(v.stages) == 0 && !in.IncludeDeprecated {
+			continue
+		}
+		all = append(all, entry{v.id, slices.Clone(v.stages), ts(v.created)})
+	}
+	lo, hi, next, err := page(len(all), in.MaxResults, in.NextToken)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		ARN, Name string
+		Versions  []entry
+		NextToken *string `json:",omitempty"`
+	}{sec.arn, sec.name, all[lo:hi], next}, nil
+}
+
+type filter struct {
+	Key    string
+	Values []string
+}
+
+// matchOne applies AWS's filter semantics: prefix match per value, a leading
+// "!" negates, values within one filter are ORed.
+func matchOne(candidates []string, values []string) bool {
+	for _, val := range values {
+		neg := strings.HasPrefix(val, "!")
+		val = strings.TrimPrefix(val, "!")
+		hit := slices.ContainsFunc(candidates, func(c string) bool { return strings.HasPrefix(c, val) })
+		if hit != neg {
+			return true
+		}
+	}
+	return false
+}
+
+func (sec *secret) matches(filters []filter) bool {
+	for _, f := range filters {
+		var cand []string
+		switch f.Key {
+		case "name":
+			cand = []string{sec.name}
+		case "description":
+			cand = []string{sec.description}
+		case "tag-key":
+			for _, t := range sec.tags {
+				cand = append(cand, t.Key)
+			}
+		case "tag-value":
+			for _, t := range sec.tags {
+				cand = append(cand, t.Value)
+			}
+		case "all":
+			cand = []string{sec.name, sec.description}
+			for _, t := range sec.tags {
+				cand = append(cand, t.Key, t.Value)
+			}
+		}
+		if !matchOne(cand, f.Values) {
+			return false
+		}
+	}
+	return true
+}
+
+var filterKeys = []string{"name", "description", "tag-key", "tag-value", "all", "primary-region", "owning-service"}
+
+func (s *Server) listSecrets(body []byte) (any, *apiError) {
+	var in struct {
+		Filters                []filter
+		MaxResults             *int32
+		NextToken              *string
+		IncludePlannedDeletion bool
+		SortOrder              string
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	for _, f := range in.Filters {
+		if !slices.Contains(filterKeys, f.Key) {
+			return nil, errf("ValidationException", "Filters.Key %q is not valid.", f.Key)
+		}
+	}
+	s.purgeExpired()
+	var list []*secret
+	for _, sec := range s.secrets {
+		if !sec.deleted.IsZero() && !in.IncludePlannedDeletion {
+			continue
+		}
+		if sec.matches(in.Filters) {
+			list = append(list, sec)
+		}
+	}
+	// Creation order keeps paging stable across calls.
+	sort.Slice(list, func(i, j int) bool {
+		if in.SortOrder == "desc" {
+			return list[i].seq > list[j].seq
+		}
+		return list[i].seq < list[j].seq
+	})
+	lo, hi, next, err := page(len(list), in.MaxResults, in.NextToken)
+	if err != nil {
+		return nil, err
+	}
+	entries := []secretOut{}
+	for _, sec := range list[lo:hi] {
+		o := sec.out()
+		o.SecretVersionsToStages = sec.stageMap()
+		entries = append(entries, o)
+	}
+	return struct {
+		SecretList []secretOut
+		NextToken  *string `json:",omitempty"`
+	}{entries, next}, nil
+}
+
+func mergeTags(have, add []tag) []tag {
+	for _, t := range add {
+		if i := slices.IndexFunc(have, func(h tag) bool { return h.Key == t.Key }); i >= 0 {
+			have[i].Value = t.Value
+		} else {
+			have = append(have, t)
+		}
+	}
+	return have
+}
+
+func (s *Server) tagResource(body []byte) (any, *apiError) {
+	var in struct {
+		SecretId *string
+		Tags     []tag
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.Tags == nil {
+		return nil, invalidParam("Tags is required.")
+	}
+	sec, err := s.find(in.SecretId)
+	if err != nil {
+		return nil, err
+	}
+	sec.tags = mergeTags(sec.tags, in.Tags)
+	sec.changed = s.now()
+	return struct{}{}, nil
+}
+
+func (s *Server) untagResource(body []byte) (any, *apiError) {
+	var in struct {
+		SecretId *string
+		TagKeys  []string
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.TagKeys == nil {
+		return nil, invalidParam("TagKeys is required.")
+	}
+	sec, err := s.find(in.SecretId)
+	if err != nil {
+		return nil, err
+	}
+	sec.tags = slices.DeleteFunc(sec.tags, func(t tag) bool { return slices.Contains(in.TagKeys, t.Key) })
+	sec.changed = s.now()
+	return struct{}{}, nil
+}
+
+func (s *Server) deleteSecret(body []byte) (any, *apiError) {
+	var in struct {
+		SecretId                   *string
+		RecoveryWindowInDays       *int64
+		ForceDeleteWithoutRecovery *bool
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	force := in.ForceDeleteWithoutRecovery != nil && *in.ForceDeleteWithoutRecovery
+	if force && in.RecoveryWindowInDays != nil {
+		return nil, invalidParam("You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.")
+	}
+	days := int64(30)
+	if in.RecoveryWindowInDays != nil {
+		days = *in.RecoveryWindowInDays
+		if days < 7 || days > 30 {
+			return nil, invalidParam("RecoveryWindowInDays value must be between 7 and 30 days (inclusive).")
+		}
+	}
+	sec, err := s.find(in.SecretId)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	if force {
+		delete(s.secrets, sec.name)
+		return deleteOut{sec.arn, sec.name, ts(now)}, nil
+	}
+	if !sec.deleted.IsZero() {
+		return nil, errf("InvalidRequestException", "You can't perform this operation on the secret because it was already scheduled for deletion.")
+	}
+	sec.deleted = now
+	sec.deletionDate = now.Add(time.Duration(days) * 24 * time.Hour)
+	return deleteOut{sec.arn, sec.name, ts(sec.deletionDate)}, nil
+}
+
+type deleteOut struct {
+	ARN, Name    string
+	DeletionDate *epoch
+}
+
+func (s *Server) restoreSecret(body []byte) (any, *apiError) {
+	var in idIn
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	sec, err := s.find(in.SecretId)
+	if err != nil {
+		return nil, err
+	}
+	sec.deleted, sec.deletionDate = time.Time{}, time.Time{}
+	return struct{ ARN, Name string }{sec.arn, sec.name}, nil
+}
+
+const (
+	lowerChars  = "abcdefghijklmnopqrstuvwxyz"
+	upperChars  = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	digitChars  = "0123456789"
+	punctChars  = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+	alnumChars  = lowerChars + upperChars + digitChars
+	maxPassword = 4096
+)
+
+func (s *Server) getRandomPassword(body []byte) (any, *apiError) {
+	var in struct {
+		PasswordLength          *int64
+		ExcludeCharacters       string
+		ExcludeNumbers          bool
+		ExcludeLowercase        bool
+		ExcludeUppercase        bool
+		ExcludePunctuation      bool
+		IncludeSpace            bool
+		RequireEachIncludedType *bool
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	length := int64(32)
+	if in.PasswordLength != nil {
+		length = *in.PasswordLength
+	}
+	if length < 4 || length > maxPassword {
+		return nil, invalidParam("PasswordLength must be between 4 and %d.", maxPassword)
+	}
+	keep := func(set string) string {
+		return strings.Map(func(r rune) rune {
+			if strings.ContainsRune(in.ExcludeCharacters, r) {
+				return -1
+			}
+			return r
+		}, set)
+	}
+	var classes []string
+	for _, c := range []struct {
+		excluded bool
+		set      string
+	}{{in.ExcludeLowercase, lowerChars}, {in.ExcludeUppercase, upperChars}, {in.ExcludeNumbers, digitChars}, {in.ExcludePunctuation, punctChars}} {
+		if c.excluded {
+			continue
+		}
+		if k := keep(c.set); k != "" {
+			classes = append(classes, k)
+		}
+	}
+	all := strings.Join(classes, "")
+	if in.IncludeSpace && !strings.Contains(in.ExcludeCharacters, " ") {
+		all += " "
+	}
+	if all == "" {
+		return nil, invalidParam("The parameters exclude every character; no password can be generated.")
+	}
+	requireEach := in.RequireEachIncludedType == nil || *in.RequireEachIncludedType
+	pw := make([]byte, 0, length)
+	if requireEach {
+		if int64(len(classes)) > length {
+			return nil, invalidParam("PasswordLength is too short to include every required character type.")
+		}
+		for _, c := range classes {
+			pw = append(pw, c[randIntn(len(c))])
+		}
+	}
+	for int64(len(pw)) < length {
+		pw = append(pw, all[randIntn(len(all))])
+	}
+	// Shuffle so the per-class characters are not always at the front.
+	for i := len(pw) - 1; i > 0; i-- {
+		j := randIntn(i + 1)
+		pw[i], pw[j] = pw[j], pw[i]
+	}
+	return struct{ RandomPassword string }{string(pw)}, nil
+}
+
+func randIntn(n int) int {
+	v, err := rand.Int(rand.Reader, big.NewInt(int64(n)))
+	if err != nil {
+		// crypto/rand.Reader does not fail on supported platforms.
+		panic(err)
+	}
+	return int(v.Int64())
+}
+
+func randomSuffix() string {
+	b := make([]byte, 6)
+	for i := range b {
+		b[i] = alnumChars[randIntn(len(alnumChars))]
+	}
+	return string(b)
+}
