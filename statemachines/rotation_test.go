@@ -89,10 +89,15 @@ func TestEveryTaskRetriesAndCatches(t *testing.T) {
 		if len(s.Retry) == 0 || len(s.Catch) == 0 {
 			t.Errorf("task %s lacks Retry or Catch", name)
 		}
+		retriesOurs := false
 		for _, r := range s.Retry {
-			if !slices.Contains(r.ErrorEquals, faults.NameRetryable) || r.MaxAttempts < 1 || r.MaxAttempts > 10 || r.BackoffRate < 1 || r.JitterStrategy != "FULL" {
-				t.Errorf("task %s: retry %+v is not bounded exponential backoff with jitter on RetryableError", name, r)
+			retriesOurs = retriesOurs || slices.Contains(r.ErrorEquals, faults.NameRetryable)
+			if r.MaxAttempts < 1 || r.MaxAttempts > 10 || r.BackoffRate < 1 || r.JitterStrategy != "FULL" {
+				t.Errorf("task %s: retry %+v is not bounded exponential backoff with jitter", name, r)
 			}
+		}
+		if !retriesOurs {
+			t.Errorf("task %s does not retry %s", name, faults.NameRetryable)
 		}
 		if last := s.Catch[len(s.Catch)-1]; !slices.Equal(last.ErrorEquals, []string{"States.ALL"}) {
 			t.Errorf("task %s: the last Catch must be States.ALL so no error escapes the saga", name)
@@ -100,11 +105,36 @@ func TestEveryTaskRetriesAndCatches(t *testing.T) {
 	}
 }
 
+// lambdaPlatformErrors are the errors the Lambda service itself reports
+// (function timed out or crashed, service hiccup, throttled invoke). Every
+// step is idempotent, so each Task re-runs on them: that is the crash
+// recovery of a step.
+var lambdaPlatformErrors = []string{"Sandbox.Timedout", "Lambda.Unknown", "Lambda.ServiceException",
+	"Lambda.AWSLambdaException", "Lambda.SdkClientException", "Lambda.TooManyRequestsException"}
+
+func TestTasksRetryLambdaPlatformErrors(t *testing.T) {
+	m := load(t)
+	for n, s := range m.States {
+		if s.Type != "Task" {
+			continue
+		}
+		var covered []string
+		for _, r := range s.Retry {
+			covered = append(covered, r.ErrorEquals...)
+		}
+		for _, e := range lambdaPlatformErrors {
+			if !slices.Contains(covered, e) {
+				t.Errorf("task %s does not retry %s", n, e)
+			}
+		}
+	}
+}
+
 func TestErrorNamesExist(t *testing.T) {
 	m := load(t)
 	check := func(where, name string) {
-		if !strings.HasPrefix(name, "States.") && !slices.Contains(faults.Names, name) {
-			t.Errorf("%s names error %q, which is neither in shared/faults nor States.*", where, name)
+		if !strings.HasPrefix(name, "States.") && !slices.Contains(faults.Names, name) && !slices.Contains(lambdaPlatformErrors, name) {
+			t.Errorf("%s names error %q, which is neither in shared/faults, States.* nor a Lambda platform error", where, name)
 		}
 	}
 	for n, s := range m.States {

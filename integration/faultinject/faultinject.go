@@ -26,11 +26,19 @@ const (
 	// After: the call takes effect, then the caller sees an error (a
 	// timeout on the response, as after a network partition).
 	After
+	// Crash: the call takes effect, then the handler dies on the spot (a
+	// Lambda timeout or an out-of-memory kill): the process panics with a
+	// Crash value, which no product code recovers, so nothing the handler
+	// would have done next happens.
+	Crash
 )
 
 func (p Phase) String() string {
-	if p == After {
+	switch p {
+	case After:
 		return "after"
+	case Crash:
+		return "crash"
 	}
 	return "before"
 }
@@ -43,7 +51,21 @@ type Rule struct {
 	Phase    Phase
 	Err      error
 	Times    int // how many matching calls fail (default 1; with Nth 0 it is unbounded if 0)
+	// Hook, if set, runs when the rule fires, at its Phase, before Err is
+	// returned: a test uses it to act as a concurrent actor at an exact
+	// point of a rotation (move a label, hold a step in flight). If Err is
+	// nil the call then proceeds, or returns Hook's error.
+	Hook func(ctx context.Context) error
 }
+
+// CrashError is the panic value of a Crash: its Lambda error type is what
+// the Lambda service reports when a function times out.
+type CrashError struct{ Call string }
+
+func (c CrashError) Error() string { return "injected crash after " + c.Call }
+
+// ErrorType is the errorType the Lambda stand-in reports for this panic.
+func (CrashError) ErrorType() string { return "Sandbox.Timedout" }
 
 // Call is one recorded external call.
 type Call struct {
@@ -148,13 +170,36 @@ func (in *Injector) hit(fn, name string) *rule {
 func (in *Injector) Do(ctx context.Context, name string, effect func() error) error {
 	r := in.hit(function(ctx), name)
 	if r != nil && r.Phase == Before {
-		return fmt.Errorf("injected before %s: %w", name, r.Err)
+		if err := r.fire(ctx, name); err != nil {
+			return err
+		}
 	}
 	err := effect()
-	if r != nil && r.Phase == After && err == nil {
-		return fmt.Errorf("injected after %s: %w", name, r.Err)
+	if r != nil && err == nil {
+		switch r.Phase {
+		case After:
+			return r.fire(ctx, name)
+		case Crash:
+			if r.Hook != nil {
+				_ = r.Hook(ctx)
+			}
+			panic(CrashError{Call: name})
+		}
 	}
 	return err
+}
+
+// fire runs the rule's hook and returns the error the caller sees, or nil.
+func (r *rule) fire(ctx context.Context, name string) error {
+	if r.Hook != nil {
+		if err := r.Hook(ctx); err != nil {
+			return fmt.Errorf("injected %s %s: %w", r.Phase, name, err)
+		}
+	}
+	if r.Err == nil {
+		return nil
+	}
+	return fmt.Errorf("injected %s %s: %w", r.Phase, name, r.Err)
 }
 
 // APIOption is an aws-sdk-go-v2 stack option: add it to aws.Config.APIOptions.

@@ -40,3 +40,32 @@ func TestRules(t *testing.T) {
 		})
 	}
 }
+
+func TestCrashAndHook(t *testing.T) {
+	var in Injector
+	hooked := 0
+	in.Add(Rule{Call: "c", Nth: 1, Phase: Crash, Hook: func(context.Context) error { hooked++; return nil }})
+	in.Add(Rule{Call: "d", Nth: 1, Phase: Before, Hook: func(context.Context) error { hooked++; return nil }})
+	ctx := WithFunction(context.Background(), "f")
+	effect := false
+	func() {
+		defer func() {
+			c, ok := recover().(CrashError)
+			if !ok || c.ErrorType() != "Sandbox.Timedout" || c.Call != "c" {
+				t.Errorf("recovered %v, want a CrashError", c)
+			}
+		}()
+		_ = in.Do(ctx, "c", func() error { effect = true; return nil })
+		t.Error("Do returned after a crash")
+	}()
+	if !effect {
+		t.Error("a crash must strike after the effect")
+	}
+	// A hook without an error lets the call proceed.
+	if err := in.Do(ctx, "d", func() error { return nil }); err != nil {
+		t.Errorf("hook-only rule: %v", err)
+	}
+	if hooked != 2 || in.Fired() != 2 {
+		t.Errorf("hooked %d, fired %d; want 2, 2", hooked, in.Fired())
+	}
+}
