@@ -1,0 +1,250 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/secretsaga/secretsaga/integration/sfnlocal"
+	"github.com/secretsaga/secretsaga/shared/config"
+	"github.com/secretsaga/secretsaga/shared/events"
+	"github.com/secretsaga/secretsaga/shared/ledger"
+	"github.com/secretsaga/secretsaga/shared/secret"
+	"github.com/secretsaga/secretsaga/shared/target"
+)
+
+func (e *Env) value(ctx context.Context, secretARN, versionID, stage string) (*secret.Value, error) {
+	in := &secretsmanager.GetSecretValueInput{SecretId: &secretARN}
+	if versionID != "" {
+		in.VersionId = &versionID
+	}
+	if stage != "" {
+		in.VersionStage = &stage
+	}
+	out, err := e.SMClient.GetSecretValue(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return secret.Parse(aws.ToString(out.SecretString))
+}
+
+func (e *Env) verify(ctx context.Context, v *secret.Value) error {
+	eng, err := config.Engines(nil).Lookup(v.Engine)
+	if err != nil {
+		return err
+	}
+	return eng.Verify(ctx, target.VerifyRequest{Credential: target.FromValue(v)})
+}
+
+// Stages returns version id → stages, including versions with no stage.
+func (e *Env) Stages(ctx context.Context, secretARN string) (map[string][]string, error) {
+	out := map[string][]string{}
+	p := secretsmanager.NewListSecretVersionIdsPaginator(e.SMClient, &secretsmanager.ListSecretVersionIdsInput{
+		SecretId: &secretARN, IncludeDeprecated: aws.Bool(true),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range page.Versions {
+			out[aws.ToString(v.VersionId)] = v.VersionStages
+		}
+	}
+	return out, nil
+}
+
+func holders(stages map[string][]string, stage string) []string {
+	var ids []string
+	for id, ss := range stages {
+		for _, s := range ss {
+			if s == stage {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
+}
+
+// CheckInvariants asserts DESIGN.md's five invariants for a secret after
+// executions have ended, and returns every violation (none: safe).
+//
+//  1. Exactly one version carries AWSCURRENT.
+//  2. The AWSCURRENT value authenticates against the target.
+//  3. No version carries AWSPENDING.
+//  4. The ledger's last record agrees with the secret (FINISHED ⇔ AWSCURRENT
+//     is the token; ROLLED_BACK ⇔ AWSCURRENT is the recorded previous) and
+//     the lease is released, except COMPENSATION_FAILED, which holds it and
+//     must have raised the alert event.
+//  5. No password of any version appears in a log line, event, ledger item,
+//     execution output, error or cause.
+//
+// A COMPENSATION_FAILED end state is exempt from 2 and 3 (it is the alerted
+// "unknown state"), never from 1, 4 or 5.
+func (e *Env) CheckInvariants(ctx context.Context, secretARN string, execs ...*sfnlocal.Execution) []string {
+	var bad []string
+	fail := func(format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) }
+
+	stages, err := e.Stages(ctx, secretARN)
+	if err != nil {
+		return []string{"list versions: " + err.Error()}
+	}
+	lease, leased, err := e.Ledger.Get(ctx, secretARN)
+	if err != nil {
+		return []string{"read lease: " + err.Error()}
+	}
+	compFailed := leased && lease.State == ledger.CompensationFailed
+
+	// 1
+	current := holders(stages, "AWSCURRENT")
+	if len(current) != 1 {
+		fail("invariant 1: %d versions carry AWSCURRENT", len(current))
+	}
+	// 2
+	if len(current) == 1 && !compFailed {
+		if err := e.CanLogin(ctx, secretARN, current[0], ""); err != nil {
+			fail("invariant 2: AWSCURRENT (%s) does not authenticate: %v", current[0], err)
+		}
+	}
+	// 3
+	if p := holders(stages, "AWSPENDING"); len(p) > 0 && !compFailed {
+		fail("invariant 3: AWSPENDING is on %v after the executions ended", p)
+	}
+	// 4
+	if leased {
+		hist, err := e.Ledger.History(ctx, secretARN)
+		if err != nil {
+			fail("invariant 4: read journal: %v", err)
+		} else if len(hist) == 0 || hist[len(hist)-1].State != lease.State || hist[len(hist)-1].Fencing != lease.Fencing {
+			fail("invariant 4: the journal's last record does not match the lease (state %s)", lease.State)
+		}
+		cur := ""
+		if len(current) == 1 {
+			cur = current[0]
+		}
+		switch lease.State {
+		case ledger.Finished:
+			if cur != lease.Token {
+				fail("invariant 4: ledger says FINISHED but AWSCURRENT is %s, not the token %s", cur, lease.Token)
+			}
+		case ledger.RolledBack:
+			if cur != lease.PreviousVersion {
+				fail("invariant 4: ledger says ROLLED_BACK but AWSCURRENT is %s, not the recorded previous %s", cur, lease.PreviousVersion)
+			}
+		case ledger.Abandoned:
+			if cur == lease.Token {
+				fail("invariant 4: ledger says ABANDONED but AWSCURRENT is this rotation's token")
+			}
+		case ledger.CompensationFailed:
+			if lease.Holder == "" {
+				fail("invariant 4: COMPENSATION_FAILED released the lease")
+			}
+			if !e.alerted(secretARN, lease.Token) {
+				fail("invariant 4: COMPENSATION_FAILED without a %q event", events.CompensationFailed)
+			}
+		default:
+			fail("invariant 4: the ledger's last record is %s, not a terminal state", lease.State)
+		}
+		if lease.State != ledger.CompensationFailed && lease.Holder != "" {
+			fail("invariant 4: lease still held by %s in state %s", lease.Holder, lease.State)
+		}
+	}
+	// 5
+	if leaks := e.leaks(ctx, secretARN, stages, execs); len(leaks) > 0 {
+		fail("invariant 5: passwords found in %s", strings.Join(leaks, ", "))
+	}
+	return bad
+}
+
+func (e *Env) alerted(secretARN, token string) bool {
+	for _, ev := range e.Events.Entries() {
+		var d events.Detail
+		if ev.DetailType == events.CompensationFailed && json.Unmarshal(ev.Detail, &d) == nil && d.SecretARN == secretARN && d.VersionID == token {
+			return true
+		}
+	}
+	return false
+}
+
+// leaks searches every output the product produced for every password any
+// version of the secret holds.
+func (e *Env) leaks(ctx context.Context, secretARN string, stages map[string][]string, execs []*sfnlocal.Execution) []string {
+	var pws []string
+	for id := range stages {
+		if v, err := e.value(ctx, secretARN, id, ""); err == nil && len(v.Password.Reveal()) >= 8 {
+			pws = append(pws, v.Password.Reveal())
+		}
+	}
+	haystacks := e.outputs(ctx)
+	for _, x := range execs {
+		if x == nil {
+			continue
+		}
+		raw, _ := json.Marshal(x)
+		haystacks["execution "+x.Arn] = string(raw) + x.Error + x.Cause
+	}
+	var found []string
+	for where, text := range haystacks {
+		for _, pw := range pws {
+			if strings.Contains(text, pw) {
+				found = append(found, where)
+				break
+			}
+		}
+	}
+	sort.Strings(found)
+	return found
+}
+
+// outputs is everything the product wrote that a person or system can read:
+// log lines, events, ledger items, and every execution the runner ran.
+func (e *Env) outputs(ctx context.Context) map[string]string {
+	haystacks := map[string]string{"logs": e.Logs.String()}
+	evs, _ := json.Marshal(e.Events.Entries())
+	haystacks["events"] = string(evs)
+	var items []map[string]ddbtypes.AttributeValue
+	p := dynamodb.NewScanPaginator(e.DDB, &dynamodb.ScanInput{TableName: aws.String(Table)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			haystacks["ledger items"] = "scan failed: " + err.Error()
+			break
+		}
+		items = append(items, page.Items...)
+	}
+	raw, _ := json.Marshal(items)
+	haystacks["ledger items"] += string(raw)
+	e.mu.Lock()
+	for _, x := range e.executions {
+		raw, _ := json.Marshal(x)
+		haystacks["executions"] += string(raw) + x.Error + x.Cause
+	}
+	e.mu.Unlock()
+	return haystacks
+}
+
+// LeakScan searches every output of the whole run (logs, events, the ledger
+// table, every execution's events, errors and output) for the password of
+// every version the secret ever had. It returns how many passwords it
+// searched for and where any was found.
+func (e *Env) LeakScan(ctx context.Context, secretARN string) (int, []string) {
+	stages, err := e.Stages(ctx, secretARN)
+	if err != nil {
+		return 0, []string{"list versions: " + err.Error()}
+	}
+	n := 0
+	for id := range stages {
+		if v, err := e.value(ctx, secretARN, id, ""); err == nil && len(v.Password.Reveal()) >= 8 {
+			n++
+		}
+	}
+	return n, e.leaks(ctx, secretARN, stages, nil)
+}

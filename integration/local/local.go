@@ -1,0 +1,314 @@
+// Package local runs secretsaga end to end on this machine: the real SDK
+// clients against local stand-ins (DynamoDB Local, a throwaway PostgreSQL,
+// the Secrets Manager and EventBridge endpoints of this repo), the Lambda
+// handlers behind a local Lambda Invoke endpoint, and statemachines/
+// rotation.asl.json executed by an ASL interpreter. Tests and the demo both
+// use it, so the demo shows exactly what the tests check.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/secretsaga/secretsaga/integration/eventslocal"
+	"github.com/secretsaga/secretsaga/integration/faultinject"
+	"github.com/secretsaga/secretsaga/integration/lambdalocal"
+	"github.com/secretsaga/secretsaga/integration/sfnlocal"
+	"github.com/secretsaga/secretsaga/integration/smlocal"
+	"github.com/secretsaga/secretsaga/integration/standin"
+	"github.com/secretsaga/secretsaga/shared/config"
+	"github.com/secretsaga/secretsaga/shared/ledger"
+	"github.com/secretsaga/secretsaga/shared/rotation"
+	"github.com/secretsaga/secretsaga/statemachines"
+)
+
+const (
+	region  = "us-east-1"
+	account = "000000000000"
+	// Table is the ledger table's name in the local stack.
+	Table = "secretsaga-ledger"
+)
+
+// Functions are the Lambda functions the state machine calls, by the
+// placeholder that carries each one's ARN.
+var Functions = map[string]string{
+	"AcquireLeaseFunctionArn": "acquirelease",
+	"CreateSecretFunctionArn": "createsecret",
+	"SetSecretFunctionArn":    "setsecret",
+	"TestSecretFunctionArn":   "testsecret",
+	"FinishSecretFunctionArn": "finishsecret",
+	"VerifyFunctionArn":       "verify",
+	"ReleaseLeaseFunctionArn": "releaselease",
+	"CompensateFunctionArn":   "compensate",
+}
+
+// FunctionARN is the ARN a function has in the local stack.
+func FunctionARN(name string) string {
+	return fmt.Sprintf("arn:aws:lambda:%s:%s:function:secretsaga-%s", region, account, name)
+}
+
+// Options configure Start.
+type Options struct {
+	// Stderr receives the stand-ins' start-up failures and the runner's stderr.
+	Stderr io.Writer
+	// RetryIntervalScale shrinks the ASL's Retry intervals (tests use 0.01).
+	RetryIntervalScale float64
+	// SecretsManagerWriteRPS limits Secrets Manager writes (0: no limit).
+	SecretsManagerWriteRPS float64
+	// LeaseDuration for the ledger (default 15 minutes).
+	LeaseDuration time.Duration
+}
+
+// Env is a running local stack.
+type Env struct {
+	opts Options
+
+	DynamoDB *standin.DynamoDB
+	Postgres *standin.Postgres
+	SM       *smlocal.Server
+	Events   *eventslocal.Server
+	Lambda   *lambdalocal.Server
+	Runner   *sfnlocal.Runner
+	Faults   *faultinject.Injector
+
+	SMURL, EventsURL, LambdaURL string
+	AWS                         aws.Config
+	SMClient                    *secretsmanager.Client
+	DDB                         *dynamodb.Client
+	Ledger                      *ledger.Ledger
+	// Service is a rotation.Service wired like the functions' (no faults),
+	// for direct calls from tests.
+	Service *rotation.Service
+
+	// Definition is rotation.asl.json with the local ARNs substituted.
+	Definition []byte
+	// Logs holds every log line the handlers wrote (JSON).
+	Logs *SyncBuffer
+	// Startup records how long each stand-in took to become ready.
+	Startup map[string]time.Duration
+
+	mu         sync.Mutex
+	executions []*sfnlocal.Execution // every execution run, for the leak scan
+
+	closers []func() error
+}
+
+// SyncBuffer is a goroutine-safe log sink.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+	tee io.Writer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.tee != nil {
+		_, _ = b.tee.Write(p)
+	}
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Start brings the whole stack up. Close it when done.
+func Start(ctx context.Context, o Options) (_ *Env, err error) {
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	e := &Env{opts: o, Faults: &faultinject.Injector{}, Logs: &SyncBuffer{}, Startup: map[string]time.Duration{}}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+	// The slow stand-ins start concurrently.
+	var wg sync.WaitGroup
+	var ddbErr, pgErr, runErr error
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		t := time.Now()
+		e.DynamoDB, ddbErr = standin.StartDynamoDB(ctx, "")
+		e.Startup["DynamoDB Local"] = time.Since(t)
+	}()
+	go func() {
+		defer wg.Done()
+		t := time.Now()
+		e.Postgres, pgErr = standin.StartPostgres(ctx, "")
+		e.Startup["PostgreSQL"] = time.Since(t)
+	}()
+	go func() {
+		defer wg.Done()
+		t := time.Now()
+		e.Runner, runErr = sfnlocal.Start(ctx, sfnlocal.Options{Stderr: o.Stderr})
+		e.Startup["ASL runner (node)"] = time.Since(t)
+	}()
+	wg.Wait()
+	for _, c := range []io.Closer{e.DynamoDB, e.Postgres, e.Runner} {
+		if c != nil && !isNil(c) {
+			e.closers = append(e.closers, c.Close)
+		}
+	}
+	if err := errors.Join(ddbErr, pgErr, runErr); err != nil {
+		return nil, err
+	}
+
+	t := time.Now()
+	if e.SM, e.SMURL, err = smlocal.Start(smlocal.Options{Region: region, AccountID: account, WriteRPS: o.SecretsManagerWriteRPS}); err != nil {
+		return nil, err
+	}
+	e.Startup["Secrets Manager (in-process)"] = time.Since(t)
+	e.closers = append(e.closers, e.SM.Close)
+	if e.Events, e.EventsURL, err = eventslocal.Start(); err != nil {
+		return nil, err
+	}
+	e.closers = append(e.closers, e.Events.Close)
+
+	if e.AWS, err = standin.AWSConfig(ctx); err != nil {
+		return nil, err
+	}
+	e.SMClient = secretsmanager.NewFromConfig(e.AWS, func(so *secretsmanager.Options) { so.BaseEndpoint = &e.SMURL })
+	e.DDB = dynamodb.NewFromConfig(e.AWS, standin.LocalDynamoDBOptions(e.DynamoDB.Endpoint))
+	if err := CreateLedgerTable(ctx, e.DDB, Table); err != nil {
+		return nil, err
+	}
+	e.Ledger = ledger.New(e.DDB, Table, ledger.Options{LeaseDuration: o.LeaseDuration})
+	if e.Service, err = e.service("direct", false); err != nil {
+		return nil, err
+	}
+
+	e.Lambda = lambdalocal.New()
+	if err := e.registerFunctions(); err != nil {
+		return nil, err
+	}
+	if e.LambdaURL, err = e.Lambda.Start(); err != nil {
+		return nil, err
+	}
+	e.closers = append(e.closers, e.Lambda.Close)
+
+	subs := map[string]string{"LedgerTableName": Table}
+	for placeholder, fn := range Functions {
+		subs[placeholder] = FunctionARN(fn)
+	}
+	if e.Definition, err = sfnlocal.Substitute(statemachines.Rotation, subs); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func isNil(c io.Closer) bool {
+	switch v := c.(type) {
+	case *standin.DynamoDB:
+		return v == nil
+	case *standin.Postgres:
+		return v == nil
+	case *sfnlocal.Runner:
+		return v == nil
+	}
+	return false
+}
+
+// service wires a rotation.Service exactly as config.FromEnv does in Lambda,
+// with local endpoints and, if faults is set, the fault injector.
+func (e *Env) service(actor string, faults bool) (*rotation.Service, error) {
+	o := config.Options{
+		AWS: e.AWS, LedgerTable: Table, Actor: actor,
+		SecretsManagerEndpoint: e.SMURL, DynamoDBEndpoint: e.DynamoDB.Endpoint, EventBridgeEndpoint: e.EventsURL,
+		Ledger: ledger.Options{LeaseDuration: e.opts.LeaseDuration},
+		Log:    slog.New(slog.NewJSONHandler(e.Logs, nil)).With("function", actor),
+	}
+	if faults {
+		o.APIOptions = append(o.APIOptions, e.Faults.APIOption)
+		o.WrapEngine = e.Faults.WrapEngine
+	}
+	return config.New(o)
+}
+
+// withFunction marks the handler's context so fault rules can name it.
+func withFunction[In, Out any](name string, h func(context.Context, In) (Out, error)) func(context.Context, In) (Out, error) {
+	return func(ctx context.Context, in In) (Out, error) {
+		return h(faultinject.WithFunction(ctx, name), in)
+	}
+}
+
+func (e *Env) registerFunctions() error {
+	handlers := map[string]func(*rotation.Service) any{
+		"acquirelease": func(s *rotation.Service) any { return withFunction("acquirelease", s.Acquire) },
+		"createsecret": func(s *rotation.Service) any { return withFunction("createsecret", s.Create) },
+		"setsecret":    func(s *rotation.Service) any { return withFunction("setsecret", s.Set) },
+		"testsecret":   func(s *rotation.Service) any { return withFunction("testsecret", s.Test) },
+		"finishsecret": func(s *rotation.Service) any { return withFunction("finishsecret", s.Finish) },
+		"verify":       func(s *rotation.Service) any { return withFunction("verify", s.Verify) },
+		"releaselease": func(s *rotation.Service) any { return withFunction("releaselease", s.Release) },
+		"compensate":   func(s *rotation.Service) any { return withFunction("compensate", s.Compensate) },
+	}
+	for name, h := range handlers {
+		svc, err := e.service(name, true)
+		if err != nil {
+			return err
+		}
+		e.Lambda.Register("secretsaga-"+name, h(svc), 60*time.Second)
+	}
+	return nil
+}
+
+// Execute runs one execution of the rotation state machine to its end.
+func (e *Env) Execute(ctx context.Context, name string, input any) (*sfnlocal.Execution, error) {
+	x, err := e.Runner.Execute(ctx, sfnlocal.Request{
+		Definition: e.Definition, Name: name, Input: input,
+		LambdaEndpoint: e.LambdaURL, RetryIntervalScale: e.opts.RetryIntervalScale,
+	})
+	if x != nil {
+		e.mu.Lock()
+		e.executions = append(e.executions, x)
+		e.mu.Unlock()
+	}
+	return x, err
+}
+
+// Close tears everything down, newest first.
+func (e *Env) Close() {
+	for i := len(e.closers) - 1; i >= 0; i-- {
+		_ = e.closers[i]()
+	}
+	e.closers = nil
+}
+
+// CreateLedgerTable creates the ledger table as the CDK app defines it (pk,
+// sk; on demand) and waits until it is active.
+func CreateLedgerTable(ctx context.Context, db *dynamodb.Client, name string) error {
+	_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName: &name, BillingMode: ddbtypes.BillingModePayPerRequest,
+		AttributeDefinitions: []ddbtypes.AttributeDefinition{
+			{AttributeName: aws.String("pk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String("sk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
+		},
+		KeySchema: []ddbtypes.KeySchemaElement{
+			{AttributeName: aws.String("pk"), KeyType: ddbtypes.KeyTypeHash},
+			{AttributeName: aws.String("sk"), KeyType: ddbtypes.KeyTypeRange},
+		},
+	})
+	var inUse *ddbtypes.ResourceInUseException
+	if err != nil && !errors.As(err, &inUse) {
+		return fmt.Errorf("create ledger table: %w", err)
+	}
+	return dynamodb.NewTableExistsWaiter(db).Wait(ctx, &dynamodb.DescribeTableInput{TableName: &name}, 30*time.Second)
+}

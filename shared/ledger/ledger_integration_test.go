@@ -1,0 +1,134 @@
+//go:build integration
+
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/secretsaga/secretsaga/integration/local"
+	"github.com/secretsaga/secretsaga/integration/standin"
+	"github.com/secretsaga/secretsaga/shared/ledger"
+)
+
+func startTable(t *testing.T) *dynamodb.Client {
+	t.Helper()
+	ctx := context.Background()
+	d, err := standin.StartDynamoDB(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	cfg, err := standin.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := dynamodb.NewFromConfig(cfg, standin.LocalDynamoDBOptions(d.Endpoint))
+	if err := local.CreateLedgerTable(ctx, db, "ledger"); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func TestLedgerAgainstDynamoDBLocal(t *testing.T) {
+	db := startTable(t)
+	ctx := context.Background()
+	clock := time.Unix(1_800_000_000, 0)
+	var mu sync.Mutex
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	l := ledger.New(db, "ledger", ledger.Options{LeaseDuration: time.Minute, Now: now})
+
+	t.Run("50 concurrent acquires, exactly one wins", func(t *testing.T) {
+		var wg sync.WaitGroup
+		var won, held sync.Map
+		for i := range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				exec := fmt.Sprintf("exec-%d", i)
+				_, err := l.Acquire(ctx, ledger.AcquireRequest{Secret: "s1", Execution: exec, Token: "tok-" + exec, PreviousVersion: "v1"})
+				var he *ledger.HeldError
+				switch {
+				case err == nil:
+					won.Store(exec, true)
+				case errors.As(err, &he):
+					held.Store(exec, true)
+				default:
+					t.Errorf("%s: %v", exec, err)
+				}
+			}()
+		}
+		wg.Wait()
+		n := 0
+		won.Range(func(any, any) bool { n++; return true })
+		if n != 1 {
+			t.Fatalf("%d executions took the lease", n)
+		}
+		lease, _, _ := l.Get(ctx, "s1")
+		if lease.Fencing != 1 {
+			t.Fatalf("fencing = %d", lease.Fencing)
+		}
+	})
+
+	t.Run("journal, zombie, expiry, hold", func(t *testing.T) {
+		a, err := l.Acquire(ctx, ledger.AcquireRequest{Secret: "s2", Execution: "A", Token: "ta", PreviousVersion: "v1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := l.Acquire(ctx, ledger.AcquireRequest{Secret: "s2", Execution: "A", Token: "ta"})
+		if err != nil || again.Fencing != a.Fencing {
+			t.Fatalf("idempotent acquire: %v %+v", err, again)
+		}
+		if err := l.Append(ctx, &a, ledger.Record{State: ledger.Created}, ledger.Change{}); err != nil {
+			t.Fatal(err)
+		}
+		stale := a // a copy with an old seq: the append retries after re-reading
+		if err := l.Append(ctx, &stale, ledger.Record{State: ledger.SetStarted}, ledger.Change{SetMayHaveRun: true}); err != nil {
+			t.Fatal(err)
+		}
+		// The lease expires; B takes over with a larger fencing token.
+		mu.Lock()
+		clock = clock.Add(2 * time.Minute)
+		mu.Unlock()
+		b, err := l.Acquire(ctx, ledger.AcquireRequest{Secret: "s2", Execution: "B", Token: "tb", PreviousVersion: "v1"})
+		if err != nil || b.Fencing != a.Fencing+1 {
+			t.Fatalf("takeover: %v fencing %d", err, b.Fencing)
+		}
+		// A is a zombie now: it cannot write.
+		if err := l.Append(ctx, &stale, ledger.Record{State: ledger.SetDone}, ledger.Change{}); !errors.Is(err, ledger.ErrFenced) {
+			t.Fatalf("zombie append = %v, want ErrFenced", err)
+		}
+		if _, err := l.Check(ctx, "s2", a.Fencing, "A"); !errors.Is(err, ledger.ErrFenced) {
+			t.Fatalf("zombie check = %v", err)
+		}
+		// B fails to compensate: the lease is held with no expiry.
+		if err := l.Append(ctx, &b, ledger.Record{State: ledger.CompensationFailed}, ledger.Change{Hold: true}); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		clock = clock.Add(24 * time.Hour)
+		mu.Unlock()
+		var he *ledger.HeldError
+		if _, err := l.Acquire(ctx, ledger.AcquireRequest{Secret: "s2", Execution: "C", Token: "tc"}); !errors.As(err, &he) || he.State != ledger.CompensationFailed {
+			t.Fatalf("acquire over COMPENSATION_FAILED = %v", err)
+		}
+		hist, err := l.History(ctx, "s2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range hist {
+			got = append(got, fmt.Sprintf("%d/%d/%s/%s", r.Fencing, r.Seq, r.Execution, r.State))
+		}
+		want := fmt.Sprint([]string{"1/1/A/STARTED", "1/2/A/CREATED", "1/3/A/SET_STARTED", "2/1/B/STARTED", "2/2/B/COMPENSATION_FAILED"})
+		if fmt.Sprint(got) != want {
+			t.Fatalf("history = %v\nwant      %v", got, want)
+		}
+	})
+}
