@@ -31,7 +31,7 @@ demo: deps
 	$(GO) run ./integration/demo
 
 ## test: everything CI runs
-test: deps lint asl unit fuzz-short integration
+test: deps lint asl unit fuzz-short integration infra-lint infra-test synth
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './integration/node_modules/*')); \
@@ -49,7 +49,10 @@ unit:
 	$(GO) test -race -shuffle=on -count=1 ./...
 
 integration: build
-	$(GO) test -race -shuffle=on -count=1 -tags integration -timeout 20m ./...
+	@mkdir -p results
+	SECRETSAGA_REPORT=$(CURDIR)/results/integration-report.txt \
+	  $(GO) test -race -shuffle=on -count=1 -tags integration -timeout 20m ./...
+	@echo; echo "== reliability harness summary (results/integration-report.txt) =="; cat results/integration-report.txt
 
 FUZZTIME ?= 10s
 fuzz-short:
@@ -62,3 +65,6 @@ fuzz:
 
 clean:
 	rm -rf build cdk.out
+
+# The CDK app (its own Go module under infra/): infra-deps, infra-test, infra-lint, synth.
+include infra/infra.mk

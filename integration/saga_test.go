@@ -8,6 +8,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -39,8 +40,17 @@ func TestMain(m *testing.M) {
 		fmt.Printf("stand-in %-30s ready in %v\n", name, d.Round(time.Millisecond))
 	}
 	code := m.Run()
-	printReport(os.Stdout)
-	if finalLeakScan(os.Stdout) > 0 && code == 0 {
+	// go test shows a passing package's output only with -v, so the
+	// summary can also go to a file (make integration prints it).
+	var out io.Writer = os.Stdout
+	if path := os.Getenv("SECRETSAGA_REPORT"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			out = io.MultiWriter(os.Stdout, f)
+			defer f.Close() // os.Exit below skips it; writes to an *os.File are not buffered
+		}
+	}
+	printReport(out)
+	if finalLeakScan(out) > 0 && code == 0 {
 		code = 1
 	}
 	env.Close()

@@ -237,6 +237,11 @@ func (e *fakeEngine) SetPassword(_ context.Context, r target.SetPasswordRequest)
 	}
 	for i, c := range r.Logins {
 		if c.Password.Reveal() == e.password {
+			if r.BeforeChange != nil {
+				if err := r.BeforeChange(context.Background()); err != nil {
+					return target.SetPasswordResponse{}, err
+				}
+			}
 			e.password = r.New.Reveal()
 			e.sets++
 			return target.SetPasswordResponse{LoggedInWith: i}, nil

@@ -204,6 +204,11 @@ func (s *Service) parse(ctx context.Context, o op, versionID string) (*secret.Va
 	if err := v.Validate(eng.DefaultPort()); err != nil {
 		return nil, nil, o.input("version "+versionID+" is malformed", err)
 	}
+	if v.MasterARN != "" && !eng.Capabilities().Alternating {
+		// A masterarn asks for the alternating-users strategy; rotating the
+		// user's own password instead would silently do something else.
+		return nil, nil, o.input("version "+versionID+" names a master secret (masterarn), which asks for the alternating-users strategy; engine "+eng.Name()+" supports only single-user rotation here: remove masterarn to rotate the user's own password", nil)
+	}
 	return v, eng, nil
 }
 
@@ -248,8 +253,15 @@ func (s *Service) create(ctx context.Context, o op) (bool, error) {
 		return true, errors.Join(s.Secrets.MoveStage(ctx, o.rc.SecretArn, secretstore.Pending, token, ""),
 			o.journal(ctx, &l, ledger.Created, ledger.Change{}))
 	}
-	cur, _, err := s.parse(ctx, o, o.rc.PreviousVersionId)
+	cur, eng, err := s.parse(ctx, o, o.rc.PreviousVersionId)
 	if err != nil {
+		return false, err
+	}
+	// Pre-flight: a rotation needs a working current credential, both to
+	// log in for the change and to revert to. If it does not work (or the
+	// target cannot be reached), stop before anything is created.
+	err = eng.Verify(ctx, target.VerifyRequest{Credential: target.FromValue(cur)})
+	if err = o.targetErr(err, "AWSCURRENT (version "+o.rc.PreviousVersionId+") does not log in as "+cur.Username+"; put the working password into AWSCURRENT before rotating", o.input); err != nil {
 		return false, err
 	}
 	policy, err := secretstore.PolicyFromTags(d.Tags)
@@ -335,12 +347,14 @@ func (s *Service) set(ctx context.Context, o op) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	// Write-ahead: from here on compensation must assume the target changed.
-	if err := o.journal(ctx, &l, ledger.SetStarted, ledger.Change{SetMayHaveRun: true}); err != nil {
-		return false, err
-	}
 	res, err := v.engine.SetPassword(ctx, target.SetPasswordRequest{
 		Username: v.current.Username, New: v.pending.Password, Logins: v.logins(),
+		// Write-ahead, at the last moment: from here on compensation must
+		// assume the target changed. A target that cannot be reached, or
+		// refuses every login, leaves nothing to revert.
+		BeforeChange: func(ctx context.Context) error {
+			return o.journal(ctx, &l, ledger.SetStarted, ledger.Change{SetMayHaveRun: true})
+		},
 	})
 	if err = o.targetErr(err, "none of AWSPENDING, AWSCURRENT or AWSPREVIOUS can log in as "+v.current.Username+"; put a working password into AWSCURRENT", o.input); err != nil {
 		return false, err

@@ -52,6 +52,13 @@ type SetPasswordRequest struct {
 	// the first that works is used). If a login with New already works the
 	// engine does nothing: that is what makes the step idempotent.
 	Logins []Credential
+	// BeforeChange, if set, is called once the engine has logged in and
+	// immediately before it changes anything; if it returns an error the
+	// engine changes nothing and returns it. The rotation writes its
+	// write-ahead ledger record here, so that a target it could not even
+	// reach leaves nothing for compensation to undo, while anything that
+	// may have reached the target is journaled before it did.
+	BeforeChange func(ctx context.Context) error
 }
 
 // SetPasswordResponse says what happened.

@@ -97,6 +97,12 @@ func (e *Engine) SetPassword(ctx context.Context, req target.SetPasswordRequest)
 			// server and would fail the same way.
 			return target.SetPasswordResponse{}, errors.Join(errs...)
 		}
+		if req.BeforeChange != nil {
+			if err := req.BeforeChange(ctx); err != nil {
+				_ = conn.Close(context.WithoutCancel(ctx))
+				return target.SetPasswordResponse{}, err
+			}
+		}
 		err = alterPassword(ctx, conn, req.Username, req.New.Reveal())
 		_ = conn.Close(context.WithoutCancel(ctx))
 		if err != nil {

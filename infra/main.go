@@ -1,0 +1,154 @@
+// Command secretsaga-infra is the CDK app (see cdk.json at the repository
+// root): it synthesizes the stack "SecretSaga" from context values.
+//
+//	npx --prefix infra cdk synth -c rotationGroup=payments -c alarmEmail=ops@example.com
+//
+// Context keys (cdk.json "context" or -c key=value; lists as JSON):
+//
+//	stackName         stack name (default SecretSaga)
+//	rotationGroup     value of the secretsaga:rotation-group tag (default "default")
+//	alarmEmail        e-mail subscribed to the alert topic
+//	secretKmsKeyArns  customer managed KMS keys of the secrets: JSON list or comma-separated
+//	schedules         JSON list of {"name","secretArn"|"secretId","expression","timezone","verify"}
+//	verify            true: scheduled rotations run the bake (Verify) step
+//	lambdaAssetDir    directory holding <function>/bootstrap (default build/lambda; relative to the repository root)
+//	eventBusName      name of the custom event bus
+//	reservedConcurrency  reserved concurrency of the database-facing functions; 0 disables
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/secretsaga/secretsaga/infra/rotation"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "secretsaga-infra:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	defer jsii.Close()
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: outdir()})
+	props, name, err := propsFromContext(app)
+	if err != nil {
+		return err
+	}
+	dir, err := rotation.FindLambdaAssetDir(fromRoot(props.Rotation.LambdaAssetDir))
+	if err != nil {
+		return err
+	}
+	props.Rotation.LambdaAssetDir = dir
+	rotation.NewRotationStack(app, name, props)
+	app.Synth(nil)
+	return nil
+}
+
+// The CDK CLI runs in the repository root (cdk.json is there) and passes
+// paths as given, but cdk.json's app runs `cd infra` first. fromRoot
+// resolves a relative path against the root again, so that the cloud
+// assembly lands in <root>/cdk.out, where the CLI looks for it, and
+// -c lambdaAssetDir=build/lambda means <root>/build/lambda.
+func fromRoot(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	if _, err := os.Stat(filepath.Join("..", "cdk.json")); err != nil {
+		return p // not started through cdk.json: relative to here
+	}
+	if abs, err := filepath.Abs(filepath.Join("..", p)); err == nil {
+		return abs
+	}
+	return p
+}
+
+func outdir() *string {
+	if dir := os.Getenv("CDK_OUTDIR"); dir != "" {
+		return jsii.String(fromRoot(dir))
+	}
+	return nil
+}
+
+// contextString returns a context value as a string ("" if absent); JSON
+// values from cdk.json are re-encoded.
+func contextString(app awscdk.App, key string) (string, error) {
+	v := app.Node().TryGetContext(jsii.String(key))
+	switch v := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return v, nil
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return "", fmt.Errorf("context %s: %w", key, err)
+		}
+		return string(b), nil
+	}
+}
+
+func propsFromContext(app awscdk.App) (*rotation.RotationStackProps, string, error) {
+	get := func(key string) string {
+		s, _ := contextString(app, key)
+		return strings.TrimSpace(s)
+	}
+	name := get("stackName")
+	if name == "" {
+		name = "SecretSaga"
+	}
+	p := &rotation.RotationStackProps{}
+	if acct, region := os.Getenv("CDK_DEFAULT_ACCOUNT"), os.Getenv("CDK_DEFAULT_REGION"); acct != "" && region != "" {
+		p.Env = &awscdk.Environment{Account: jsii.String(acct), Region: jsii.String(region)}
+	}
+	r := &p.Rotation
+	r.RotationGroup = get("rotationGroup")
+	r.AlarmEmail = get("alarmEmail")
+	r.LambdaAssetDir = get("lambdaAssetDir")
+	r.EventBusName = get("eventBusName")
+	if v := get("verify"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, "", fmt.Errorf("context verify: %w", err)
+		}
+		r.VerifyEnabled = b
+	}
+	if v := get("reservedConcurrency"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, "", fmt.Errorf("context reservedConcurrency: want a number ≥ 0, got %q", v)
+		}
+		r.ReservedConcurrency = n
+		r.DisableReservedConcurrency = n == 0
+	}
+	if v := get("secretKmsKeyArns"); v != "" {
+		if strings.HasPrefix(v, "[") {
+			if err := json.Unmarshal([]byte(v), &r.SecretKmsKeyArns); err != nil {
+				return nil, "", fmt.Errorf("context secretKmsKeyArns: %w", err)
+			}
+		} else {
+			for _, a := range strings.Split(v, ",") {
+				if a = strings.TrimSpace(a); a != "" {
+					r.SecretKmsKeyArns = append(r.SecretKmsKeyArns, a)
+				}
+			}
+		}
+	}
+	if v := get("schedules"); v != "" {
+		dec := json.NewDecoder(strings.NewReader(v))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&r.Schedules); err != nil {
+			return nil, "", fmt.Errorf("context schedules: want a JSON list of {name, secretArn|secretId, expression}: %w", err)
+		}
+	}
+	return p, name, nil
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/secretsaga/secretsaga/infra/rotation"
+)
+
+func TestPropsFromContext(t *testing.T) {
+	t.Setenv("CDK_DEFAULT_ACCOUNT", "")
+	for _, tc := range []struct {
+		name    string
+		context map[string]any
+		want    rotation.RotationProps
+		stack   string
+		wantErr bool
+	}{
+		{name: "empty", stack: "SecretSaga"},
+		{
+			name: "strings, as given with -c",
+			context: map[string]any{
+				"stackName":           "Payments",
+				"rotationGroup":       "payments",
+				"alarmEmail":          "ops@example.com",
+				"secretKmsKeyArns":    "arn:aws:kms:eu-west-1:111122223333:key/a, arn:aws:kms:eu-west-1:111122223333:key/b",
+				"schedules":           `[{"name":"orders","secretId":"orders/db","expression":"rate(30 days)"}]`,
+				"verify":              "true",
+				"reservedConcurrency": "0",
+			},
+			stack: "Payments",
+			want: rotation.RotationProps{
+				RotationGroup:              "payments",
+				AlarmEmail:                 "ops@example.com",
+				SecretKmsKeyArns:           []string{"arn:aws:kms:eu-west-1:111122223333:key/a", "arn:aws:kms:eu-west-1:111122223333:key/b"},
+				Schedules:                  []rotation.ScheduleProps{{Name: "orders", SecretId: "orders/db", Expression: "rate(30 days)"}},
+				VerifyEnabled:              true,
+				DisableReservedConcurrency: true,
+			},
+		},
+		{
+			name: "JSON values, as in cdk.json",
+			context: map[string]any{
+				"secretKmsKeyArns": []any{"arn:aws:kms:eu-west-1:111122223333:key/a"},
+				"schedules":        []any{map[string]any{"name": "orders", "secretArn": "arn:x", "expression": "rate(7 days)", "verify": true}},
+				"verify":           false,
+			},
+			stack: "SecretSaga",
+			want: rotation.RotationProps{
+				SecretKmsKeyArns: []string{"arn:aws:kms:eu-west-1:111122223333:key/a"},
+				Schedules:        []rotation.ScheduleProps{{Name: "orders", SecretArn: "arn:x", Expression: "rate(7 days)", Verify: jsii.Bool(true)}},
+			},
+		},
+		{name: "misspelt schedule field", context: map[string]any{"schedules": `[{"name":"x","secret":"y","expression":"rate(1 day)"}]`}, wantErr: true},
+		{name: "bad verify", context: map[string]any{"verify": "sometimes"}, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := map[string]any{}
+			for k, v := range tc.context {
+				ctx[k] = v
+			}
+			app := awscdk.NewApp(&awscdk.AppProps{Context: &ctx})
+			p, stack, err := propsFromContext(app)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatal("no error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stack != tc.stack {
+				t.Errorf("stack %q, want %q", stack, tc.stack)
+			}
+			if !reflect.DeepEqual(p.Rotation, tc.want) {
+				t.Errorf("props\n got %+v\nwant %+v", p.Rotation, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,569 @@
+// Package rotation is the AWS CDK construct that deploys secretsaga: the eight
+// Lambda functions, the rotation saga (Step Functions), the DynamoDB ledger,
+// an EventBridge bus with alert rules, Scheduler schedules and CloudWatch
+// alarms. NewRotation drops it into any stack; NewRotationStack wraps it in a
+// stack of its own with CloudFormation outputs.
+package rotation
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsscheduler"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/secretsaga/secretsaga/statemachines"
+)
+
+// Names shared with the functions (shared/config, shared/events) and the
+// secrets users attach. They are repeated here rather than imported so that
+// this module does not pull the AWS SDK.
+const (
+	// RotationGroupTag is the secret tag whose value must equal the
+	// construct's RotationGroup for its functions to touch the secret.
+	RotationGroupTag = "secretsaga:rotation-group"
+	// DefaultRotationGroup is RotationGroup's default.
+	DefaultRotationGroup = "default"
+	// EventSource is the EventBridge source of the functions' events.
+	EventSource = "secretsaga"
+	// EnvLedgerTable and EnvEventBus are the functions' environment variables.
+	EnvLedgerTable = "LEDGER_TABLE"
+	EnvEventBus    = "EVENT_BUS_NAME"
+	// EnvLambdaAssetDir overrides where the built bootstraps are looked for.
+	EnvLambdaAssetDir = "SECRETSAGA_LAMBDA_ASSET_DIR"
+	// DefaultReservedConcurrency caps the functions that talk to databases.
+	DefaultReservedConcurrency = 10
+)
+
+// AlertDetailTypes are the secretsaga events that page someone.
+var AlertDetailTypes = []string{"Rotation Rolled Back", "Rotation Abandoned", "Compensation Failed"}
+
+// Secrets Manager actions, by name.
+const (
+	smDescribe    = "secretsmanager:DescribeSecret"
+	smGetValue    = "secretsmanager:GetSecretValue"
+	smPutValue    = "secretsmanager:PutSecretValue"
+	smUpdateStage = "secretsmanager:UpdateSecretVersionStage"
+	smRandom      = "secretsmanager:GetRandomPassword"
+)
+
+// LedgerActions are the DynamoDB actions every function gets on the ledger
+// table (GetItem, Query and TransactWriteItems; a transaction is authorized
+// by the per-item actions it contains).
+var LedgerActions = []string{
+	"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem",
+	"dynamodb:UpdateItem", "dynamodb:ConditionCheckItem",
+}
+
+// Handler describes one Lambda function of the saga.
+type Handler struct {
+	Name        string // directory under functions/ and under the asset dir
+	Placeholder string // the ${Name} it fills in the state machine definition
+	Timeout     float64
+	Database    bool     // talks to the target: reserved concurrency
+	Secrets     []string // Secrets Manager actions on the rotation group's secrets
+	Random      bool     // secretsmanager:GetRandomPassword (Resource "*")
+	PutEvents   bool
+	Description string
+}
+
+// Handlers lists the functions in saga order.
+var Handlers = []Handler{
+	{Name: "acquirelease", Placeholder: "AcquireLeaseFunctionArn", Timeout: 30,
+		Secrets:     []string{smDescribe, smGetValue},
+		Description: "secretsaga acquirelease: takes the secret's lease and records its versions"},
+	{Name: "createsecret", Placeholder: "CreateSecretFunctionArn", Timeout: 30,
+		Secrets: []string{smDescribe, smGetValue, smPutValue}, Random: true,
+		Description: "secretsaga createsecret: generates the new password as AWSPENDING"},
+	{Name: "setsecret", Placeholder: "SetSecretFunctionArn", Timeout: 60, Database: true,
+		Secrets:     []string{smDescribe, smGetValue},
+		Description: "secretsaga setsecret: changes the credential on the target"},
+	{Name: "testsecret", Placeholder: "TestSecretFunctionArn", Timeout: 60, Database: true,
+		Secrets:     []string{smDescribe, smGetValue},
+		Description: "secretsaga testsecret: logs in to the target with AWSPENDING"},
+	{Name: "finishsecret", Placeholder: "FinishSecretFunctionArn", Timeout: 30,
+		Secrets: []string{smDescribe, smUpdateStage}, PutEvents: true,
+		Description: "secretsaga finishsecret: moves AWSCURRENT to the new version"},
+	{Name: "verify", Placeholder: "VerifyFunctionArn", Timeout: 60, Database: true,
+		Secrets:     []string{smDescribe, smGetValue},
+		Description: "secretsaga verify: bakes the new AWSCURRENT against the target"},
+	{Name: "releaselease", Placeholder: "ReleaseLeaseFunctionArn", Timeout: 30,
+		Secrets: []string{smDescribe}, PutEvents: true,
+		Description: "secretsaga releaselease: journals the outcome and releases the lease"},
+	{Name: "compensate", Placeholder: "CompensateFunctionArn", Timeout: 30, Database: true,
+		Secrets: []string{smDescribe, smGetValue, smUpdateStage}, PutEvents: true,
+		Description: "secretsaga compensate: undoes a failed rotation"},
+}
+
+// LedgerTablePlaceholder is the definition's placeholder for the table name.
+const LedgerTablePlaceholder = "LedgerTableName"
+
+// ScheduleProps is one EventBridge Scheduler schedule that rotates a secret.
+type ScheduleProps struct {
+	// Name identifies the schedule (construct id and description).
+	Name string `json:"name"`
+	// SecretArn or SecretId: the secret to rotate (one is required).
+	SecretArn string `json:"secretArn,omitempty"`
+	SecretId  string `json:"secretId,omitempty"`
+	// Expression is a Scheduler expression: "rate(30 days)", "cron(0 3 ? * SUN *)".
+	Expression string `json:"expression"`
+	// Timezone of a cron expression (IANA name); UTC if empty.
+	Timezone string `json:"timezone,omitempty"`
+	// Verify overrides RotationProps.VerifyEnabled for this schedule.
+	Verify *bool `json:"verify,omitempty"`
+}
+
+// RotationProps configures the construct. The zero value is valid.
+type RotationProps struct {
+	// RotationGroup is the value of the secretsaga:rotation-group tag a
+	// secret must carry for these functions to read or change it. "default"
+	// if empty.
+	RotationGroup string
+	// SecretKmsKeyArns are the customer managed KMS keys the secrets are
+	// encrypted with. Empty means the AWS managed key aws/secretsmanager,
+	// which needs no grant.
+	SecretKmsKeyArns []string
+	// Schedules start rotations on a timetable.
+	Schedules []ScheduleProps
+	// AlarmEmail, if set, is subscribed to the alarm topic.
+	AlarmEmail string
+	// LambdaAssetDir holds <name>/bootstrap for every handler (`make
+	// build`). Default: $SECRETSAGA_LAMBDA_ASSET_DIR, else build/lambda at
+	// the repository root.
+	LambdaAssetDir string
+	// VerifyEnabled adds "Verify": true to scheduled executions' input, so
+	// the saga runs the bake step.
+	VerifyEnabled bool
+	// EventBusName is the custom bus's name: "secretsaga" for the default
+	// group, "secretsaga-<group>" otherwise.
+	EventBusName string
+	// ReservedConcurrency of the functions that talk to databases; 0 means
+	// DefaultReservedConcurrency. DisableReservedConcurrency turns it off
+	// (accounts whose concurrency quota is still 10 cannot reserve any).
+	ReservedConcurrency        int
+	DisableReservedConcurrency bool
+	// Vpc, if set, places the functions in it (targets in private subnets).
+	Vpc            awsec2.IVpc
+	VpcSubnets     *awsec2.SubnetSelection
+	SecurityGroups []awsec2.ISecurityGroup
+}
+
+// Rotation is the construct; its fields are the resources other code may
+// want to wire to.
+type Rotation struct {
+	constructs.Construct
+	RotationGroup string
+	Functions     map[string]awslambda.Function // by handler name
+	Roles         map[string]awsiam.Role        // by handler name
+	StateMachine  awsstepfunctions.StateMachine
+	Table         awsdynamodb.Table
+	EventBus      awsevents.EventBus
+	AlarmTopic    awssns.Topic
+	Alarms        []awscloudwatch.Alarm
+	Schedules     []awsscheduler.CfnSchedule
+}
+
+// NewRotation adds secretsaga to scope.
+func NewRotation(scope constructs.Construct, id string, props *RotationProps) *Rotation {
+	if props == nil {
+		props = &RotationProps{}
+	}
+	c := constructs.NewConstruct(scope, jsii.String(id))
+	stack := awscdk.Stack_Of(c)
+	r := &Rotation{
+		Construct:     c,
+		RotationGroup: props.RotationGroup,
+		Functions:     map[string]awslambda.Function{},
+		Roles:         map[string]awsiam.Role{},
+	}
+	if r.RotationGroup == "" {
+		r.RotationGroup = DefaultRotationGroup
+	}
+	assets := ResolveLambdaAssetDir(props.LambdaAssetDir)
+
+	// Ledger.
+	r.Table = awsdynamodb.NewTable(c, jsii.String("Ledger"), &awsdynamodb.TableProps{
+		PartitionKey: &awsdynamodb.Attribute{Name: jsii.String("pk"), Type: awsdynamodb.AttributeType_STRING},
+		SortKey:      &awsdynamodb.Attribute{Name: jsii.String("sk"), Type: awsdynamodb.AttributeType_STRING},
+		BillingMode:  awsdynamodb.BillingMode_PAY_PER_REQUEST,
+		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{
+			PointInTimeRecoveryEnabled: jsii.Bool(true),
+		},
+		DeletionProtection:  jsii.Bool(true),
+		TimeToLiveAttribute: jsii.String("expiresAt"),
+		RemovalPolicy:       awscdk.RemovalPolicy_RETAIN,
+	})
+
+	// Events.
+	busName := props.EventBusName
+	if busName == "" {
+		busName = "secretsaga"
+		if r.RotationGroup != DefaultRotationGroup {
+			busName += "-" + r.RotationGroup
+		}
+	}
+	r.EventBus = awsevents.NewEventBus(c, jsii.String("Bus"), &awsevents.EventBusProps{
+		EventBusName: jsii.String(busName),
+	})
+
+	// Functions.
+	secretArns := stack.FormatArn(&awscdk.ArnComponents{
+		Service:      jsii.String("secretsmanager"),
+		Resource:     jsii.String("secret"),
+		ResourceName: jsii.String("*"),
+		ArnFormat:    awscdk.ArnFormat_COLON_RESOURCE_NAME,
+	})
+	tagCondition := &map[string]interface{}{
+		"StringEquals": map[string]interface{}{
+			"secretsmanager:ResourceTag/" + RotationGroupTag: r.RotationGroup,
+		},
+	}
+	viaSecretsManager := &map[string]interface{}{
+		"StringEquals": map[string]interface{}{
+			"kms:ViaService": "secretsmanager." + *stack.Region() + ".amazonaws.com",
+		},
+	}
+	reserved := props.ReservedConcurrency
+	if reserved == 0 {
+		reserved = DefaultReservedConcurrency
+	}
+	env := &map[string]*string{
+		EnvLedgerTable: r.Table.TableName(),
+		EnvEventBus:    r.EventBus.EventBusName(),
+	}
+	for _, h := range Handlers {
+		role := awsiam.NewRole(c, jsii.String(h.Name+"Role"), &awsiam.RoleProps{
+			AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+			Description: jsii.String("secretsaga " + h.Name + " (rotation group " + r.RotationGroup + ")"),
+		})
+		logs := awslogs.NewLogGroup(c, jsii.String(h.Name+"Logs"), &awslogs.LogGroupProps{
+			Retention:     awslogs.RetentionDays_ONE_MONTH,
+			RemovalPolicy: awscdk.RemovalPolicy_RETAIN, // expire by retention, survive stack deletion
+		})
+		logs.GrantWrite(role)
+		role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:        jsii.String("SecretsInRotationGroup"),
+			Actions:    jsii.Strings(h.Secrets...),
+			Resources:  jsii.Strings(*secretArns),
+			Conditions: tagCondition,
+		}))
+		if h.Random {
+			role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("RandomPassword"),
+				Actions:   jsii.Strings(smRandom),
+				Resources: jsii.Strings("*"),
+			}))
+		}
+		if kms := kmsActions(h); len(props.SecretKmsKeyArns) > 0 && len(kms) > 0 {
+			role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:        jsii.String("SecretKeys"),
+				Actions:    jsii.Strings(kms...),
+				Resources:  jsii.Strings(props.SecretKmsKeyArns...),
+				Conditions: viaSecretsManager,
+			}))
+		}
+		role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("Ledger"),
+			Actions:   jsii.Strings(LedgerActions...),
+			Resources: jsii.Strings(*r.Table.TableArn()),
+		}))
+		if h.PutEvents {
+			role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("Events"),
+				Actions:   jsii.Strings("events:PutEvents"),
+				Resources: jsii.Strings(*r.EventBus.EventBusArn()),
+			}))
+		}
+		fp := &awslambda.FunctionProps{
+			Description:  jsii.String(h.Description),
+			Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
+			Architecture: awslambda.Architecture_ARM_64(),
+			Handler:      jsii.String("bootstrap"),
+			Code:         awslambda.Code_FromAsset(jsii.String(filepath.Join(assets, h.Name)), nil),
+			MemorySize:   jsii.Number(256),
+			Timeout:      awscdk.Duration_Seconds(jsii.Number(h.Timeout)),
+			Environment:  env,
+			Role:         role,
+			LogGroup:     logs,
+			Tracing:      awslambda.Tracing_ACTIVE,
+		}
+		if h.Database && !props.DisableReservedConcurrency {
+			fp.ReservedConcurrentExecutions = jsii.Number(reserved)
+		}
+		if props.Vpc != nil {
+			fp.Vpc = props.Vpc
+			fp.VpcSubnets = props.VpcSubnets
+			if len(props.SecurityGroups) > 0 {
+				fp.SecurityGroups = &props.SecurityGroups
+			}
+		}
+		r.Roles[h.Name] = role
+		r.Functions[h.Name] = awslambda.NewFunction(c, jsii.String(h.Name), fp)
+	}
+
+	// State machine.
+	subs := map[string]*string{LedgerTablePlaceholder: r.Table.TableName()}
+	for _, h := range Handlers {
+		subs[h.Placeholder] = r.Functions[h.Name].FunctionArn()
+	}
+	smLogs := awslogs.NewLogGroup(c, jsii.String("StateMachineLogs"), &awslogs.LogGroupProps{
+		Retention:     awslogs.RetentionDays_ONE_MONTH,
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN, // expire by retention, survive stack deletion
+	})
+	r.StateMachine = awsstepfunctions.NewStateMachine(c, jsii.String("StateMachine"), &awsstepfunctions.StateMachineProps{
+		Comment:                 jsii.String("secretsaga rotation saga (rotation group " + r.RotationGroup + ")"),
+		StateMachineType:        awsstepfunctions.StateMachineType_STANDARD,
+		DefinitionBody:          awsstepfunctions.DefinitionBody_FromString(jsii.String(string(statemachines.Rotation))),
+		DefinitionSubstitutions: &subs,
+		Logs: &awsstepfunctions.LogOptions{
+			Destination:          smLogs,
+			Level:                awsstepfunctions.LogLevel_ALL,
+			IncludeExecutionData: jsii.Bool(false),
+		},
+		TracingEnabled: jsii.Bool(true),
+	})
+	for _, h := range Handlers {
+		r.Functions[h.Name].GrantInvoke(r.StateMachine)
+	}
+
+	// Alerts: one topic for events and alarms.
+	r.AlarmTopic = awssns.NewTopic(c, jsii.String("Alerts"), &awssns.TopicProps{
+		DisplayName: jsii.String("secretsaga alerts (" + r.RotationGroup + ")"),
+		EnforceSSL:  jsii.Bool(true),
+	})
+	if props.AlarmEmail != "" {
+		r.AlarmTopic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(props.AlarmEmail), nil))
+	}
+	target := awseventstargets.NewSnsTopic(r.AlarmTopic, nil)
+	awsevents.NewRule(c, jsii.String("RotationAlerts"), &awsevents.RuleProps{
+		Description: jsii.String("secretsaga rotations that rolled back, were abandoned or could not be compensated"),
+		EventBus:    r.EventBus,
+		EventPattern: &awsevents.EventPattern{
+			Source:     jsii.Strings(EventSource),
+			DetailType: jsii.Strings(AlertDetailTypes...),
+		},
+		Targets: &[]awsevents.IRuleTarget{target},
+	})
+	awsevents.NewRule(c, jsii.String("ExecutionAlerts"), &awsevents.RuleProps{
+		Description: jsii.String("secretsaga saga executions that failed, timed out or were aborted"),
+		EventPattern: &awsevents.EventPattern{
+			Source:     jsii.Strings("aws.states"),
+			DetailType: jsii.Strings("Step Functions Execution Status Change"),
+			Detail: &map[string]interface{}{
+				"status":          []string{"FAILED", "TIMED_OUT", "ABORTED"},
+				"stateMachineArn": []string{*r.StateMachine.StateMachineArn()},
+			},
+		},
+		Targets: &[]awsevents.IRuleTarget{target},
+	})
+	alarm := awscloudwatchactions.NewSnsAction(r.AlarmTopic)
+	for _, m := range []struct {
+		id, what string
+		metric   awscloudwatch.Metric
+	}{
+		{"ExecutionsFailed", "failed", r.StateMachine.MetricFailed(nil)},
+		{"ExecutionsTimedOut", "timed out", r.StateMachine.MetricTimedOut(nil)},
+		{"ExecutionsAborted", "was aborted", r.StateMachine.MetricAborted(nil)},
+	} {
+		a := m.metric.With(&awscloudwatch.MetricOptions{
+			Period:    awscdk.Duration_Minutes(jsii.Number(5)),
+			Statistic: jsii.String("Sum"),
+		}).CreateAlarm(c, jsii.String(m.id+"Alarm"), &awscloudwatch.CreateAlarmOptions{
+			AlarmDescription:   jsii.String("secretsaga (" + r.RotationGroup + "): a rotation execution " + m.what + " in the last 5 minutes; see the AlertTopic e-mail and the state machine's executions"),
+			Threshold:          jsii.Number(1),
+			EvaluationPeriods:  jsii.Number(1),
+			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+		})
+		a.AddAlarmAction(alarm)
+		r.Alarms = append(r.Alarms, a)
+	}
+
+	// Schedules.
+	if len(props.Schedules) > 0 {
+		role := awsiam.NewRole(c, jsii.String("SchedulerRole"), &awsiam.RoleProps{
+			AssumedBy: awsiam.NewServicePrincipal(jsii.String("scheduler.amazonaws.com"), &awsiam.ServicePrincipalOpts{
+				Conditions: &map[string]interface{}{
+					"StringEquals": map[string]interface{}{"aws:SourceAccount": *stack.Account()},
+				},
+			}),
+			Description: jsii.String("secretsaga schedules: start rotations (" + r.RotationGroup + ")"),
+		})
+		r.StateMachine.GrantStartExecution(role)
+		for _, s := range props.Schedules {
+			r.Schedules = append(r.Schedules, r.addSchedule(s, props.VerifyEnabled, role))
+		}
+	}
+	return r
+}
+
+func (r *Rotation) addSchedule(s ScheduleProps, verify bool, role awsiam.Role) awsscheduler.CfnSchedule {
+	secret := s.SecretArn
+	if secret == "" {
+		secret = s.SecretId
+	}
+	if s.Name == "" || secret == "" || s.Expression == "" {
+		panic(fmt.Sprintf("secretsaga: schedule %+v needs a name, a secretArn or secretId, and an expression", s))
+	}
+	if s.Verify != nil {
+		verify = *s.Verify
+	}
+	in := map[string]any{"SecretId": secret}
+	if verify {
+		in["Verify"] = true
+	}
+	input, _ := json.Marshal(in)
+	sp := &awsscheduler.CfnScheduleProps{
+		Description:        jsii.String("secretsaga: rotate " + s.Name),
+		ScheduleExpression: jsii.String(s.Expression),
+		FlexibleTimeWindow: &awsscheduler.CfnSchedule_FlexibleTimeWindowProperty{Mode: jsii.String("OFF")},
+		Target: &awsscheduler.CfnSchedule_TargetProperty{
+			Arn:     r.StateMachine.StateMachineArn(),
+			RoleArn: role.RoleArn(),
+			Input:   jsii.String(string(input)),
+			RetryPolicy: &awsscheduler.CfnSchedule_RetryPolicyProperty{
+				MaximumRetryAttempts:     jsii.Number(3),
+				MaximumEventAgeInSeconds: jsii.Number(3600),
+			},
+		},
+	}
+	if s.Timezone != "" {
+		sp.ScheduleExpressionTimezone = jsii.String(s.Timezone)
+	}
+	return awsscheduler.NewCfnSchedule(r.Construct, jsii.String("Schedule-"+s.Name), sp)
+}
+
+// kmsActions are the KMS actions a handler needs on a customer managed key.
+func kmsActions(h Handler) []string {
+	var out []string
+	for _, a := range h.Secrets {
+		switch a {
+		case smGetValue:
+			out = append(out, "kms:Decrypt")
+		case smPutValue:
+			out = append(out, "kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt")
+		}
+	}
+	sort.Strings(out)
+	j := 0
+	for i, a := range out {
+		if i == 0 || a != out[i-1] {
+			out[j] = a
+			j++
+		}
+	}
+	return out[:j]
+}
+
+// FindLambdaAssetDir returns an absolute directory holding
+// <name>/bootstrap for every handler: dir if given, else
+// $SECRETSAGA_LAMBDA_ASSET_DIR, else build/lambda at the repository root
+// (found from this source file, or upwards from the working directory). The
+// error says how to build the missing bootstraps.
+func FindLambdaAssetDir(dir string) (string, error) {
+	if dir == "" {
+		dir = os.Getenv(EnvLambdaAssetDir)
+	}
+	if dir == "" {
+		dir = findBuildDir()
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	for _, h := range Handlers {
+		if _, err := os.Stat(filepath.Join(abs, h.Name, "bootstrap")); err != nil {
+			return "", fmt.Errorf("%s/bootstrap not found in %s: run `make build` at the repository root first, or set %s or the lambdaAssetDir context", h.Name, abs, EnvLambdaAssetDir)
+		}
+	}
+	return abs, nil
+}
+
+// ResolveLambdaAssetDir is FindLambdaAssetDir that panics on error.
+func ResolveLambdaAssetDir(dir string) string {
+	abs, err := FindLambdaAssetDir(dir)
+	if err != nil {
+		panic("secretsaga: " + err.Error())
+	}
+	return abs
+}
+
+func findBuildDir() string {
+	const rel = "build/lambda"
+	var candidates []string
+	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
+		// file is <repo>/infra/rotation/rotation.go.
+		candidates = append(candidates, filepath.Join(filepath.Dir(file), "..", "..", rel))
+	}
+	if wd, err := os.Getwd(); err == nil {
+		for d := wd; ; d = filepath.Dir(d) {
+			candidates = append(candidates, filepath.Join(d, rel))
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
+	}
+	for _, c := range candidates {
+		if st, err := os.Stat(c); err == nil && st.IsDir() {
+			return c
+		}
+	}
+	if len(candidates) > 0 {
+		return candidates[0]
+	}
+	return rel
+}
+
+// RotationStackProps configures NewRotationStack.
+type RotationStackProps struct {
+	awscdk.StackProps
+	Rotation RotationProps
+}
+
+// NewRotationStack is a stack holding one Rotation ("Rotation") and outputs
+// for its state machine, ledger table, event bus and alert topic.
+func NewRotationStack(scope constructs.Construct, id string, props *RotationStackProps) awscdk.Stack {
+	if props == nil {
+		props = &RotationStackProps{}
+	}
+	sp := props.StackProps
+	if sp.Description == nil {
+		sp.Description = jsii.String("secretsaga: credential rotation as a saga (Step Functions, Lambda, DynamoDB ledger)")
+	}
+	stack := awscdk.NewStack(scope, jsii.String(id), &sp)
+	r := NewRotation(stack, "Rotation", &props.Rotation)
+	for _, o := range []struct {
+		id, desc string
+		value    *string
+	}{
+		{"StateMachineArn", "the rotation saga; start an execution with {\"SecretId\": \"...\"}", r.StateMachine.StateMachineArn()},
+		{"LedgerTableName", "the DynamoDB ledger (leases and audit journal)", r.Table.TableName()},
+		{"EventBusName", "the bus the functions publish rotation events to", r.EventBus.EventBusName()},
+		{"AlertTopicArn", "SNS topic for alarms and failed rotations", r.AlarmTopic.TopicArn()},
+	} {
+		awscdk.NewCfnOutput(stack, jsii.String(o.id), &awscdk.CfnOutputProps{Value: o.value, Description: jsii.String(o.desc)})
+	}
+	awscdk.NewCfnOutput(stack, jsii.String("RotationGroup"), &awscdk.CfnOutputProps{
+		Value:       jsii.String(r.RotationGroup),
+		Description: jsii.String("tag secrets " + RotationGroupTag + "=<this> to let secretsaga rotate them"),
+	})
+	return stack
+}

@@ -1,0 +1,745 @@
+package rotation_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/secretsaga/secretsaga/infra/rotation"
+	"github.com/secretsaga/secretsaga/statemachines"
+)
+
+// assetDir holds a dummy <name>/bootstrap per handler, so that the tests do
+// not depend on `make build`.
+var assetDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "secretsaga-infra-test-")
+	if err != nil {
+		panic(err)
+	}
+	for _, h := range rotation.Handlers {
+		if err := os.MkdirAll(filepath.Join(dir, h.Name), 0o755); err != nil {
+			panic(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, h.Name, "bootstrap"), []byte("#!/bin/sh\necho "+h.Name+"\n"), 0o755); err != nil {
+			panic(err)
+		}
+	}
+	assetDir = dir
+	code := m.Run()
+	jsii.Close()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// synth builds a stack once per props and returns its template (as the
+// assertions object and as JSON).
+type synthesized struct {
+	tmpl assertions.Template
+	doc  template
+}
+
+var (
+	cacheMu sync.Mutex
+	cache   = map[string]*synthesized{}
+)
+
+// featureFlags is the context of the repository's cdk.json: the tests
+// synthesize with the same feature flags as `cdk synth`.
+func featureFlags(t *testing.T) *map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "cdk.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Context map[string]any `json:"context"`
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	return &c.Context
+}
+
+// synth synthesizes a stack once per name. Names starting with "legacy"
+// use no feature flags (an app that drops the construct into an old project).
+func synth(t *testing.T, name string, props rotation.RotationProps) *synthesized {
+	t.Helper()
+	cacheMu.Lock()
+	defer cacheMu.Unlock()
+	if s, ok := cache[name]; ok {
+		return s
+	}
+	props.LambdaAssetDir = assetDir
+	var ap *awscdk.AppProps
+	if !strings.HasPrefix(name, "legacy") {
+		ap = &awscdk.AppProps{Context: featureFlags(t)}
+	}
+	app := awscdk.NewApp(ap)
+	stack := rotation.NewRotationStack(app, "Test", &rotation.RotationStackProps{Rotation: props})
+	tmpl := assertions.Template_FromStack(stack, nil)
+	b, err := json.Marshal(tmpl.ToJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc template
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	s := &synthesized{tmpl: tmpl, doc: doc}
+	cache[name] = s
+	return s
+}
+
+func defaults(t *testing.T) *synthesized { return synth(t, "defaults", rotation.RotationProps{}) }
+
+func configured(t *testing.T) *synthesized { return synth(t, "configured", configuredProps) }
+
+func legacy(t *testing.T) *synthesized { return synth(t, "legacy-configured", configuredProps) }
+
+var configuredProps = rotation.RotationProps{
+	RotationGroup:    "payments",
+	SecretKmsKeyArns: []string{"arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+	AlarmEmail:       "ops@example.com",
+	VerifyEnabled:    true,
+	Schedules: []rotation.ScheduleProps{
+		{Name: "orders-db", SecretArn: "arn:aws:secretsmanager:eu-west-1:111122223333:secret:orders-db-AbCdEf", Expression: "rate(30 days)"},
+		{Name: "billing-db", SecretId: "billing/db", Expression: "cron(0 3 ? * SUN *)", Timezone: "Europe/Paris", Verify: jsii.Bool(false)},
+	},
+}
+
+// --- template JSON helpers ---------------------------------------------------
+
+type template struct {
+	Resources map[string]resource `json:"Resources"`
+	Outputs   map[string]any      `json:"Outputs"`
+}
+
+type resource struct {
+	Type           string         `json:"Type"`
+	Properties     map[string]any `json:"Properties"`
+	DeletionPolicy string         `json:"DeletionPolicy"`
+}
+
+type statement struct {
+	Sid       string `json:"Sid"`
+	Effect    string `json:"Effect"`
+	Action    any    `json:"Action"`
+	Resource  any    `json:"Resource"`
+	Condition any    `json:"Condition"`
+}
+
+func (s statement) actions() []string {
+	var out []string
+	for _, a := range list(s.Action) {
+		out = append(out, a.(string))
+	}
+	return out
+}
+
+func (s statement) resources() []any { return list(s.Resource) }
+
+func list(v any) []any {
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case []any:
+		return v
+	default:
+		return []any{v}
+	}
+}
+
+// ref returns the logical id behind {"Ref": id} or {"Fn::GetAtt": [id, ...]}.
+func ref(v any) string {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return ""
+	}
+	if r, ok := m["Ref"].(string); ok {
+		return r
+	}
+	if g, ok := m["Fn::GetAtt"].([]any); ok && len(g) > 0 {
+		s, _ := g[0].(string)
+		return s
+	}
+	return ""
+}
+
+func (d template) ofType(typ string) map[string]resource {
+	out := map[string]resource{}
+	for id, r := range d.Resources {
+		if r.Type == typ {
+			out[id] = r
+		}
+	}
+	return out
+}
+
+func (d template) one(t *testing.T, typ string) (string, resource) {
+	t.Helper()
+	rs := d.ofType(typ)
+	if len(rs) != 1 {
+		t.Fatalf("want one %s, got %d", typ, len(rs))
+	}
+	for id, r := range rs {
+		return id, r
+	}
+	panic("unreachable")
+}
+
+// functions maps handler name → logical id of its AWS::Lambda::Function,
+// found by the "secretsaga <name>:" description.
+func (d template) functions(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for id, r := range d.ofType("AWS::Lambda::Function") {
+		desc, _ := r.Properties["Description"].(string)
+		name, _, ok := strings.Cut(strings.TrimPrefix(desc, "secretsaga "), ":")
+		if !ok {
+			t.Fatalf("function %s: description %q does not name the handler", id, desc)
+		}
+		out[name] = id
+	}
+	return out
+}
+
+// statements returns every statement of the identity policies attached to a
+// role: AWS::IAM::Policy resources and inline Policies. Managed policies are
+// not allowed on our roles at all.
+func (d template) statements(t *testing.T, roleID string) []statement {
+	t.Helper()
+	role, ok := d.Resources[roleID]
+	if !ok || role.Type != "AWS::IAM::Role" {
+		t.Fatalf("%s is not a role", roleID)
+	}
+	if m := role.Properties["ManagedPolicyArns"]; m != nil {
+		t.Errorf("role %s has managed policies %v", roleID, m)
+	}
+	var docs []any
+	for _, p := range list(role.Properties["Policies"]) {
+		docs = append(docs, p.(map[string]any)["PolicyDocument"])
+	}
+	for _, p := range d.ofType("AWS::IAM::Policy") {
+		for _, r := range list(p.Properties["Roles"]) {
+			if ref(r) == roleID {
+				docs = append(docs, p.Properties["PolicyDocument"])
+			}
+		}
+	}
+	var out []statement
+	for _, doc := range docs {
+		b, _ := json.Marshal(doc.(map[string]any)["Statement"])
+		var ss []statement
+		if err := json.Unmarshal(b, &ss); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ss...)
+	}
+	return out
+}
+
+func allStatements(t *testing.T, d template) map[string][]statement {
+	out := map[string][]statement{}
+	for id := range d.ofType("AWS::IAM::Role") {
+		out[id] = d.statements(t, id)
+	}
+	return out
+}
+
+func jsonString(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// --- tests -------------------------------------------------------------------
+
+func TestResourceCounts(t *testing.T) {
+	d := defaults(t)
+	for typ, n := range map[string]int{
+		"AWS::Lambda::Function":            8,
+		"AWS::StepFunctions::StateMachine": 1,
+		"AWS::DynamoDB::Table":             1,
+		"AWS::Events::EventBus":            1,
+		"AWS::Events::Rule":                2,
+		"AWS::SNS::Topic":                  1,
+		"AWS::SNS::Subscription":           0,
+		"AWS::CloudWatch::Alarm":           3,
+		"AWS::Scheduler::Schedule":         0,
+		"AWS::Logs::LogGroup":              9,
+		"AWS::IAM::Role":                   9, // 8 functions + the state machine
+	} {
+		d.tmpl.ResourceCountIs(jsii.String(typ), jsii.Number(n))
+	}
+	c := configured(t)
+	c.tmpl.ResourceCountIs(jsii.String("AWS::Scheduler::Schedule"), jsii.Number(2))
+	c.tmpl.ResourceCountIs(jsii.String("AWS::SNS::Subscription"), jsii.Number(1))
+	c.tmpl.ResourceCountIs(jsii.String("AWS::IAM::Role"), jsii.Number(10))
+	c.tmpl.HasResourceProperties(jsii.String("AWS::SNS::Subscription"), map[string]any{
+		"Protocol": "email", "Endpoint": "ops@example.com",
+	})
+	for id, r := range d.doc.ofType("AWS::Logs::LogGroup") {
+		if r.DeletionPolicy != "Retain" || r.Properties["RetentionInDays"] != 30.0 {
+			t.Errorf("log group %s: DeletionPolicy %q, retention %v", id, r.DeletionPolicy, r.Properties["RetentionInDays"])
+		}
+	}
+	for _, o := range []string{"StateMachineArn", "LedgerTableName", "EventBusName", "AlertTopicArn"} {
+		d.tmpl.HasOutput(jsii.String(o), map[string]any{})
+	}
+}
+
+func TestFunctions(t *testing.T) {
+	d := defaults(t)
+	fns := d.doc.functions(t)
+	if len(fns) != len(rotation.Handlers) {
+		t.Fatalf("functions %v, want %d", fns, len(rotation.Handlers))
+	}
+	timeouts := map[string]float64{"setsecret": 60, "testsecret": 60, "verify": 60}
+	reserved := []string{"setsecret", "testsecret", "verify", "compensate"}
+	for _, h := range rotation.Handlers {
+		id, ok := fns[h.Name]
+		if !ok {
+			t.Errorf("no function for %s", h.Name)
+			continue
+		}
+		p := d.doc.Resources[id].Properties
+		want := map[string]any{
+			"Runtime":       "provided.al2023",
+			"Architectures": []any{"arm64"},
+			"Handler":       "bootstrap",
+			"MemorySize":    256.0,
+			"TracingConfig": map[string]any{"Mode": "Active"},
+		}
+		for k, v := range want {
+			if jsonString(p[k]) != jsonString(v) {
+				t.Errorf("%s: %s = %s, want %s", h.Name, k, jsonString(p[k]), jsonString(v))
+			}
+		}
+		wantTimeout := 30.0
+		if v, ok := timeouts[h.Name]; ok {
+			wantTimeout = v
+		}
+		if p["Timeout"] != wantTimeout {
+			t.Errorf("%s: Timeout = %v, want %v", h.Name, p["Timeout"], wantTimeout)
+		}
+		rc, hasRC := p["ReservedConcurrentExecutions"]
+		if slices.Contains(reserved, h.Name) {
+			if rc != float64(rotation.DefaultReservedConcurrency) {
+				t.Errorf("%s: ReservedConcurrentExecutions = %v", h.Name, rc)
+			}
+		} else if hasRC {
+			t.Errorf("%s: unexpected ReservedConcurrentExecutions %v", h.Name, rc)
+		}
+		vars := p["Environment"].(map[string]any)["Variables"].(map[string]any)
+		tableID, _ := d.doc.one(t, "AWS::DynamoDB::Table")
+		busID, _ := d.doc.one(t, "AWS::Events::EventBus")
+		if ref(vars["LEDGER_TABLE"]) != tableID || ref(vars["EVENT_BUS_NAME"]) != busID {
+			t.Errorf("%s: environment %v", h.Name, vars)
+		}
+		lg := ref(p["LoggingConfig"].(map[string]any)["LogGroup"])
+		if r := d.doc.Resources[lg]; r.Type != "AWS::Logs::LogGroup" || r.Properties["RetentionInDays"] != 30.0 {
+			t.Errorf("%s: log group %s %v", h.Name, lg, r.Properties)
+		}
+	}
+}
+
+func TestTable(t *testing.T) {
+	d := defaults(t)
+	d.tmpl.HasResource(jsii.String("AWS::DynamoDB::Table"), map[string]any{
+		"DeletionPolicy":      "Retain",
+		"UpdateReplacePolicy": "Retain",
+		"Properties": map[string]any{
+			"BillingMode": "PAY_PER_REQUEST",
+			"KeySchema": []any{
+				map[string]any{"AttributeName": "pk", "KeyType": "HASH"},
+				map[string]any{"AttributeName": "sk", "KeyType": "RANGE"},
+			},
+			"AttributeDefinitions": []any{
+				map[string]any{"AttributeName": "pk", "AttributeType": "S"},
+				map[string]any{"AttributeName": "sk", "AttributeType": "S"},
+			},
+			"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
+			"DeletionProtectionEnabled":        true,
+			"TimeToLiveSpecification":          map[string]any{"AttributeName": "expiresAt", "Enabled": true},
+		},
+	})
+}
+
+func TestStateMachine(t *testing.T) {
+	d := defaults(t)
+	id, sm := d.doc.one(t, "AWS::StepFunctions::StateMachine")
+	p := sm.Properties
+	if p["StateMachineType"] != "STANDARD" {
+		t.Errorf("StateMachineType = %v", p["StateMachineType"])
+	}
+	lc := p["LoggingConfiguration"].(map[string]any)
+	if lc["Level"] != "ALL" || lc["IncludeExecutionData"] != false {
+		t.Errorf("LoggingConfiguration = %s", jsonString(lc))
+	}
+	dest := list(lc["Destinations"])
+	if len(dest) != 1 || d.doc.Resources[ref(dest[0].(map[string]any)["CloudWatchLogsLogGroup"].(map[string]any)["LogGroupArn"])].Type != "AWS::Logs::LogGroup" {
+		t.Errorf("log destinations = %s", jsonString(dest))
+	}
+	if jsonString(p["TracingConfiguration"]) != `{"Enabled":true}` {
+		t.Errorf("TracingConfiguration = %s", jsonString(p["TracingConfiguration"]))
+	}
+
+	// The definition is the embedded file, untouched; CloudFormation fills
+	// every placeholder from DefinitionSubstitutions.
+	def, ok := p["DefinitionString"].(string)
+	if !ok {
+		t.Fatalf("DefinitionString is not a plain string: %s", jsonString(p["DefinitionString"]))
+	}
+	if def != string(statemachines.Rotation) {
+		t.Error("DefinitionString differs from statemachines/rotation.asl.json")
+	}
+	subs := p["DefinitionSubstitutions"].(map[string]any)
+	var keys []string
+	for k := range subs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if got, want := keys, statemachines.Placeholders([]byte(def)); !slices.Equal(got, want) {
+		t.Errorf("DefinitionSubstitutions keys %v, placeholders %v", got, want)
+	}
+	fns := d.doc.functions(t)
+	for _, h := range rotation.Handlers {
+		if got := ref(subs[h.Placeholder]); got != fns[h.Name] {
+			t.Errorf("%s = %s, want function %s (%s)", h.Placeholder, jsonString(subs[h.Placeholder]), h.Name, fns[h.Name])
+		}
+	}
+	tableID, _ := d.doc.one(t, "AWS::DynamoDB::Table")
+	if jsonString(subs[rotation.LedgerTablePlaceholder]) != jsonString(map[string]any{"Ref": tableID}) {
+		t.Errorf("LedgerTableName = %s", jsonString(subs[rotation.LedgerTablePlaceholder]))
+	}
+	_ = id
+}
+
+func TestAlertsAndAlarms(t *testing.T) {
+	d := defaults(t)
+	smID, _ := d.doc.one(t, "AWS::StepFunctions::StateMachine")
+	topicID, _ := d.doc.one(t, "AWS::SNS::Topic")
+	busID, bus := d.doc.one(t, "AWS::Events::EventBus")
+	if bus.Properties["Name"] != "secretsaga" {
+		t.Errorf("bus name %v", bus.Properties["Name"])
+	}
+	if got := configured(t).doc.Resources; true {
+		for _, r := range got {
+			if r.Type == "AWS::Events::EventBus" && r.Properties["Name"] != "secretsaga-payments" {
+				t.Errorf("payments bus name %v", r.Properties["Name"])
+			}
+		}
+	}
+	var sawSaga, sawStates bool
+	for id, r := range d.doc.ofType("AWS::Events::Rule") {
+		targets := list(r.Properties["Targets"])
+		if len(targets) != 1 || ref(targets[0].(map[string]any)["Arn"]) != topicID {
+			t.Errorf("rule %s targets %s", id, jsonString(targets))
+		}
+		pat := r.Properties["EventPattern"].(map[string]any)
+		switch jsonString(pat["source"]) {
+		case `["secretsaga"]`:
+			sawSaga = true
+			if ref(r.Properties["EventBusName"]) != busID {
+				t.Errorf("secretsaga rule is not on our bus: %v", r.Properties["EventBusName"])
+			}
+			if jsonString(pat["detail-type"]) != jsonString(rotation.AlertDetailTypes) {
+				t.Errorf("detail-type %s", jsonString(pat["detail-type"]))
+			}
+		case `["aws.states"]`:
+			sawStates = true
+			if r.Properties["EventBusName"] != nil {
+				t.Errorf("aws.states rule must be on the default bus")
+			}
+			detail := pat["detail"].(map[string]any)
+			if jsonString(detail["status"]) != `["FAILED","TIMED_OUT","ABORTED"]` ||
+				jsonString(detail["stateMachineArn"]) != jsonString([]any{map[string]any{"Ref": smID}}) {
+				t.Errorf("aws.states detail %s", jsonString(detail))
+			}
+		default:
+			t.Errorf("unexpected rule %s: %s", id, jsonString(pat))
+		}
+	}
+	if !sawSaga || !sawStates {
+		t.Errorf("rules: secretsaga %v, aws.states %v", sawSaga, sawStates)
+	}
+	// EventBridge may publish to the topic.
+	d.tmpl.HasResourceProperties(jsii.String("AWS::SNS::TopicPolicy"), map[string]any{
+		"PolicyDocument": assertions.Match_ObjectLike(&map[string]any{
+			"Statement": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
+				"Action":    "sns:Publish",
+				"Principal": map[string]any{"Service": "events.amazonaws.com"},
+			})}),
+		}),
+	})
+
+	metrics := map[string]bool{}
+	for id, r := range d.doc.ofType("AWS::CloudWatch::Alarm") {
+		p := r.Properties
+		metrics[p["MetricName"].(string)] = true
+		if p["Namespace"] != "AWS/States" || p["Threshold"] != 1.0 || p["Period"] != 300.0 ||
+			p["Statistic"] != "Sum" || p["ComparisonOperator"] != "GreaterThanOrEqualToThreshold" ||
+			p["EvaluationPeriods"] != 1.0 {
+			t.Errorf("alarm %s: %s", id, jsonString(p))
+		}
+		if jsonString(p["AlarmActions"]) != jsonString([]any{map[string]any{"Ref": topicID}}) {
+			t.Errorf("alarm %s actions %s", id, jsonString(p["AlarmActions"]))
+		}
+		dims := list(p["Dimensions"])
+		if len(dims) != 1 || ref(dims[0].(map[string]any)["Value"]) != smID {
+			t.Errorf("alarm %s dimensions %s", id, jsonString(dims))
+		}
+	}
+	for _, m := range []string{"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"} {
+		if !metrics[m] {
+			t.Errorf("no alarm on %s", m)
+		}
+	}
+}
+
+func TestSchedules(t *testing.T) {
+	c := configured(t)
+	smID, _ := c.doc.one(t, "AWS::StepFunctions::StateMachine")
+	inputs := map[string]string{}
+	var roleID string
+	for id, r := range c.doc.ofType("AWS::Scheduler::Schedule") {
+		p := r.Properties
+		tg := p["Target"].(map[string]any)
+		if ref(tg["Arn"]) != smID {
+			t.Errorf("schedule %s targets %s", id, jsonString(tg["Arn"]))
+		}
+		if roleID == "" {
+			roleID = ref(tg["RoleArn"])
+		} else if ref(tg["RoleArn"]) != roleID {
+			t.Errorf("schedules use different roles")
+		}
+		if jsonString(p["FlexibleTimeWindow"]) != `{"Mode":"OFF"}` {
+			t.Errorf("schedule %s window %s", id, jsonString(p["FlexibleTimeWindow"]))
+		}
+		inputs[p["ScheduleExpression"].(string)] = tg["Input"].(string)
+	}
+	want := map[string]string{
+		"rate(30 days)":       `{"SecretId":"arn:aws:secretsmanager:eu-west-1:111122223333:secret:orders-db-AbCdEf","Verify":true}`,
+		"cron(0 3 ? * SUN *)": `{"SecretId":"billing/db"}`,
+	}
+	if jsonString(inputs) != jsonString(want) {
+		t.Errorf("schedule inputs %v, want %v", inputs, want)
+	}
+	c.tmpl.HasResourceProperties(jsii.String("AWS::Scheduler::Schedule"), map[string]any{
+		"ScheduleExpressionTimezone": "Europe/Paris",
+	})
+	// The scheduler role may only start this state machine.
+	role := c.doc.Resources[roleID]
+	if !strings.Contains(jsonString(role.Properties["AssumeRolePolicyDocument"]), `"scheduler.amazonaws.com"`) {
+		t.Errorf("scheduler role trust %s", jsonString(role.Properties["AssumeRolePolicyDocument"]))
+	}
+	for _, s := range c.doc.statements(t, roleID) {
+		if jsonString(s.actions()) != `["states:StartExecution"]` || jsonString(s.resources()) != jsonString([]any{map[string]any{"Ref": smID}}) {
+			t.Errorf("scheduler role statement %s", jsonString(s))
+		}
+	}
+}
+
+// expectedSecretActions is the least privilege of each handler on the
+// rotation group's secrets, written out independently of rotation.Handlers.
+var expectedSecretActions = map[string][]string{
+	"acquirelease": {"DescribeSecret", "GetSecretValue"},
+	"createsecret": {"DescribeSecret", "GetSecretValue", "PutSecretValue"},
+	"setsecret":    {"DescribeSecret", "GetSecretValue"},
+	"testsecret":   {"DescribeSecret", "GetSecretValue"},
+	"finishsecret": {"DescribeSecret", "UpdateSecretVersionStage"},
+	"verify":       {"DescribeSecret", "GetSecretValue"},
+	"releaselease": {"DescribeSecret"},
+	"compensate":   {"DescribeSecret", "GetSecretValue", "UpdateSecretVersionStage"},
+}
+
+var expectedPutEvents = []string{"finishsecret", "releaselease", "compensate"}
+
+func TestIAM(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		s     *synthesized
+		group string
+		kms   bool
+	}{
+		{"defaults", defaults(t), "default", false},
+		{"configured", configured(t), "payments", true},
+		{"without feature flags", legacy(t), "payments", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkIAM(t, tc.s.doc, tc.group, tc.kms) })
+	}
+}
+
+func checkIAM(t *testing.T, d template, group string, kms bool) {
+	tableID, _ := d.one(t, "AWS::DynamoDB::Table")
+	busID, _ := d.one(t, "AWS::Events::EventBus")
+	smID, sm := d.one(t, "AWS::StepFunctions::StateMachine")
+	fns := d.functions(t)
+	roleOf := map[string]string{} // role id → handler name
+	for name, id := range fns {
+		roleOf[ref(d.Resources[id].Properties["Role"])] = name
+	}
+	wantCondition := jsonString(map[string]any{"StringEquals": map[string]any{"secretsmanager:ResourceTag/secretsaga:rotation-group": group}})
+
+	// Rules for every statement of every role in the stack.
+	for roleID, stmts := range allStatements(t, d) {
+		for _, s := range stmts {
+			if s.Effect != "Allow" {
+				t.Errorf("%s: %s", roleID, jsonString(s))
+			}
+			star := slices.Contains(s.resources(), any("*"))
+			for _, a := range s.actions() {
+				svc, name, _ := strings.Cut(a, ":")
+				if strings.Contains(name, "*") {
+					t.Errorf("%s: wildcard action %s", roleID, a)
+				}
+				switch {
+				case svc == "dynamodb" && star:
+					t.Errorf("%s: %s on Resource *", roleID, a)
+				case svc == "secretsmanager" && star && a != "secretsmanager:GetRandomPassword":
+					t.Errorf("%s: %s on Resource *", roleID, a)
+				case svc == "kms" && star:
+					t.Errorf("%s: %s on Resource *", roleID, a)
+				}
+				if svc == "secretsmanager" && a != "secretsmanager:GetRandomPassword" {
+					if jsonString(s.Condition) != wantCondition {
+						t.Errorf("%s: %s without the rotation-group condition: %s", roleID, a, jsonString(s.Condition))
+					}
+					if r := jsonString(s.resources()); !strings.Contains(r, `":secretsmanager:"`) || !strings.Contains(r, `":secret:*"`) {
+						t.Errorf("%s: %s on %s", roleID, a, r)
+					}
+				}
+				if svc == "dynamodb" && jsonString(s.resources()) != jsonString([]any{map[string]any{"Fn::GetAtt": []any{tableID, "Arn"}}}) {
+					t.Errorf("%s: %s on %s", roleID, a, jsonString(s.resources()))
+				}
+				if a == "events:PutEvents" && jsonString(s.resources()) != jsonString([]any{map[string]any{"Fn::GetAtt": []any{busID, "Arn"}}}) {
+					t.Errorf("%s: %s on %s", roleID, a, jsonString(s.resources()))
+				}
+			}
+		}
+	}
+
+	// Per function role: exactly the expected actions.
+	for roleID, name := range roleOf {
+		var secrets, other []string
+		ledger, putEvents, random := false, false, false
+		for _, s := range d.statements(t, roleID) {
+			for _, a := range s.actions() {
+				svc, act, _ := strings.Cut(a, ":")
+				switch {
+				case a == "secretsmanager:GetRandomPassword":
+					random = true
+				case svc == "secretsmanager":
+					secrets = append(secrets, act)
+				case svc == "dynamodb":
+					ledger = true
+				case a == "events:PutEvents":
+					putEvents = true
+				case svc == "kms":
+					if !kms {
+						t.Errorf("%s: %s without customer managed keys", name, a)
+					}
+					if jsonString(s.resources()) != `["arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"]` {
+						t.Errorf("%s: %s on %s", name, a, jsonString(s.resources()))
+					}
+					if !strings.Contains(jsonString(s.Condition), "kms:ViaService") {
+						t.Errorf("%s: %s without kms:ViaService", name, a)
+					}
+					if a != "kms:Decrypt" && name != "createsecret" {
+						t.Errorf("%s: %s (only createsecret encrypts)", name, a)
+					}
+				default:
+					other = append(other, a)
+				}
+			}
+		}
+		sort.Strings(secrets)
+		want := slices.Clone(expectedSecretActions[name])
+		sort.Strings(want)
+		if !slices.Equal(secrets, want) {
+			t.Errorf("%s: secretsmanager actions %v, want %v", name, secrets, want)
+		}
+		if random != (name == "createsecret") {
+			t.Errorf("%s: GetRandomPassword = %v", name, random)
+		}
+		if !ledger {
+			t.Errorf("%s: no ledger access", name)
+		}
+		if putEvents != slices.Contains(expectedPutEvents, name) {
+			t.Errorf("%s: events:PutEvents = %v", name, putEvents)
+		}
+		sort.Strings(other)
+		other = slices.Compact(other)
+		if got := strings.Join(other, " "); got != "logs:CreateLogStream logs:PutLogEvents xray:PutTelemetryRecords xray:PutTraceSegments" {
+			t.Errorf("%s: other actions %s", name, got)
+		}
+	}
+
+	// The state machine role: invoke our eight functions, deliver its logs
+	// and traces, nothing else.
+	smRole := ref(sm.Properties["RoleArn"])
+	invoked := map[string]bool{}
+	for _, s := range d.statements(t, smRole) {
+		for _, a := range s.actions() {
+			svc, _, _ := strings.Cut(a, ":")
+			switch svc {
+			case "lambda":
+				if a != "lambda:InvokeFunction" {
+					t.Errorf("state machine role: %s", a)
+				}
+				for _, r := range s.resources() {
+					id := ref(r)
+					if id == "" { // {"Fn::Join": ["", [{"Fn::GetAtt": [fn, "Arn"]}, ":*"]]}
+						parts := r.(map[string]any)["Fn::Join"].([]any)[1].([]any)
+						id = ref(parts[0])
+						if len(parts) != 2 || parts[1] != ":*" {
+							t.Errorf("state machine role: invoke on %s", jsonString(r))
+						}
+					}
+					if _, ok := roleOf[ref(d.Resources[id].Properties["Role"])]; !ok || d.Resources[id].Type != "AWS::Lambda::Function" {
+						t.Errorf("state machine role: invoke on %s", jsonString(r))
+					}
+					invoked[id] = true
+				}
+			case "logs", "xray":
+				if !slices.Contains(s.resources(), any("*")) && svc == "xray" {
+					t.Errorf("state machine role: %s", jsonString(s))
+				}
+				if !strings.Contains(a, "LogDeliver") && !strings.Contains(a, "ResourcePolic") && a != "logs:DescribeLogGroups" && svc == "logs" {
+					t.Errorf("state machine role: %s", a)
+				}
+			default:
+				t.Errorf("state machine role: unexpected %s", a)
+			}
+		}
+	}
+	if len(invoked) != len(fns) {
+		t.Errorf("state machine invokes %d functions, want %d", len(invoked), len(fns))
+	}
+	_ = smID
+}
+
+func TestMissingBootstrapPanicsWithHint(t *testing.T) {
+	defer func() {
+		r := recover()
+		if r == nil || !strings.Contains(fmt.Sprint(r), "make build") {
+			t.Errorf("recover() = %v, want a hint to run make build", r)
+		}
+	}()
+	rotation.ResolveLambdaAssetDir(t.TempDir())
+}
+
+func TestResolveLambdaAssetDirFromEnv(t *testing.T) {
+	t.Setenv(rotation.EnvLambdaAssetDir, assetDir)
+	if got := rotation.ResolveLambdaAssetDir(""); got != assetDir {
+		t.Errorf("ResolveLambdaAssetDir = %s, want %s", got, assetDir)
+	}
+}
