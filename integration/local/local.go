@@ -52,6 +52,8 @@ var Functions = map[string]string{
 	"VerifyFunctionArn":       "verify",
 	"ReleaseLeaseFunctionArn": "releaselease",
 	"CompensateFunctionArn":   "compensate",
+	"ListSecretsFunctionArn":  "listsecrets",
+	"FleetSummaryFunctionArn": "fleetsummary",
 }
 
 // FunctionARN is the ARN a function has in the local stack.
@@ -94,6 +96,8 @@ type Env struct {
 
 	// Definition is rotation.asl.json with the local ARNs substituted.
 	Definition []byte
+	// FleetDefinition is fleet.asl.json, substituted the same way.
+	FleetDefinition []byte
 	// Logs holds every log line the handlers wrote (JSON).
 	Logs *SyncBuffer
 	// Startup records how long each stand-in took to become ready.
@@ -211,6 +215,9 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 	if e.Definition, err = sfnlocal.Substitute(statemachines.Rotation, subs); err != nil {
 		return nil, err
 	}
+	if e.FleetDefinition, err = sfnlocal.Substitute(statemachines.Fleet, subs); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -229,6 +236,10 @@ func isNil(c io.Closer) bool {
 // service wires a rotation.Service exactly as config.FromEnv does in Lambda,
 // with local endpoints and, if faults is set, the fault injector.
 func (e *Env) service(actor string, faults bool) (*rotation.Service, error) {
+	return config.New(e.configOptions(actor, faults))
+}
+
+func (e *Env) configOptions(actor string, faults bool) config.Options {
 	o := config.Options{
 		AWS: e.AWS, LedgerTable: Table, Actor: actor,
 		SecretsManagerEndpoint: e.SMURL, DynamoDBEndpoint: e.DynamoDB.Endpoint, EventBridgeEndpoint: e.EventsURL,
@@ -239,7 +250,7 @@ func (e *Env) service(actor string, faults bool) (*rotation.Service, error) {
 		o.APIOptions = append(o.APIOptions, e.Faults.APIOption)
 		o.WrapEngine = e.Faults.WrapEngine
 	}
-	return config.New(o)
+	return o
 }
 
 // withFunction marks the handler's context so fault rules can name it.
@@ -267,13 +278,20 @@ func (e *Env) registerFunctions() error {
 		}
 		e.Lambda.Register("secretsaga-"+name, h(svc), 60*time.Second)
 	}
+	fleet := config.NewFleet(e.configOptions("fleet", true))
+	e.Lambda.Register("secretsaga-listsecrets", withFunction("listsecrets", fleet.List), 300*time.Second)
+	e.Lambda.Register("secretsaga-fleetsummary", withFunction("fleetsummary", fleet.Summarize), 60*time.Second)
 	return nil
 }
 
 // Execute runs one execution of the rotation state machine to its end.
 func (e *Env) Execute(ctx context.Context, name string, input any) (*sfnlocal.Execution, error) {
+	return e.execute(ctx, e.Definition, name, input)
+}
+
+func (e *Env) execute(ctx context.Context, def []byte, name string, input any) (*sfnlocal.Execution, error) {
 	x, err := e.Runner.Execute(ctx, sfnlocal.Request{
-		Definition: e.Definition, Name: name, Input: input,
+		Definition: def, Name: name, Input: input,
 		LambdaEndpoint: e.LambdaURL, RetryIntervalScale: e.opts.RetryIntervalScale,
 	})
 	if x != nil {
@@ -282,6 +300,11 @@ func (e *Env) Execute(ctx context.Context, name string, input any) (*sfnlocal.Ex
 		e.mu.Unlock()
 	}
 	return x, err
+}
+
+// ExecuteFleet runs one execution of the fleet state machine to its end.
+func (e *Env) ExecuteFleet(ctx context.Context, name string, input any) (*sfnlocal.Execution, error) {
+	return e.execute(ctx, e.FleetDefinition, name, input)
 }
 
 // Close tears everything down, newest first.

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/secretsaga/secretsaga/shared/events"
+	"github.com/secretsaga/secretsaga/shared/fleet"
 	"github.com/secretsaga/secretsaga/shared/ledger"
 	"github.com/secretsaga/secretsaga/shared/rotation"
 	"github.com/secretsaga/secretsaga/shared/secretstore"
@@ -64,11 +65,7 @@ func New(o Options) (*rotation.Service, error) {
 	}
 	cfg := o.AWS.Copy()
 	cfg.APIOptions = append(cfg.APIOptions, o.APIOptions...)
-	sm := secretsmanager.NewFromConfig(cfg, func(so *secretsmanager.Options) {
-		if o.SecretsManagerEndpoint != "" {
-			so.BaseEndpoint = &o.SecretsManagerEndpoint
-		}
-	})
+	sm := secretsManager(cfg, o)
 	db := dynamodb.NewFromConfig(cfg, func(do *dynamodb.Options) {
 		if o.DynamoDBEndpoint != "" {
 			do.BaseEndpoint = &o.DynamoDBEndpoint
@@ -81,10 +78,7 @@ func New(o Options) (*rotation.Service, error) {
 			eo.BaseEndpoint = &o.EventBridgeEndpoint
 		}
 	})
-	log := o.Log
-	if log == nil {
-		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	}
+	log := logger(o)
 	return &rotation.Service{
 		Secrets: secretstore.New(sm),
 		Ledger:  ledger.New(db, o.LedgerTable, o.Ledger),
@@ -93,6 +87,38 @@ func New(o Options) (*rotation.Service, error) {
 		Actor:   o.Actor,
 		Log:     log,
 	}, nil
+}
+
+func secretsManager(cfg aws.Config, o Options) *secretsmanager.Client {
+	return secretsmanager.NewFromConfig(cfg, func(so *secretsmanager.Options) {
+		if o.SecretsManagerEndpoint != "" {
+			so.BaseEndpoint = &o.SecretsManagerEndpoint
+		}
+	})
+}
+
+func logger(o Options) *slog.Logger {
+	if o.Log != nil {
+		return o.Log
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, nil))
+}
+
+// NewFleet builds the fleet rotation's steps (list and summarize); it needs
+// only Secrets Manager.
+func NewFleet(o Options) *fleet.Service {
+	cfg := o.AWS.Copy()
+	cfg.APIOptions = append(cfg.APIOptions, o.APIOptions...)
+	return &fleet.Service{Secrets: secretsManager(cfg, o), Log: logger(o)}
+}
+
+// FleetFromEnv builds the fleet steps a Lambda function runs.
+func FleetFromEnv(ctx context.Context) (*fleet.Service, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return NewFleet(Options{AWS: cfg}), nil
 }
 
 // FromEnv builds the Service a Lambda function runs: the default AWS

@@ -1,0 +1,21 @@
+// Command fleetsummary is the fleet rotation's fleetsummary Lambda function: a thin adapter
+// over fleet.Service.Summarize. Errors it returns are the named types of
+// shared/faults, whose type names the state machine's Retry and Catch match.
+package main
+
+import (
+	"context"
+	"log"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/secretsaga/secretsaga/shared/config"
+)
+
+func main() {
+	svc, err := config.FleetFromEnv(context.Background())
+	if err != nil {
+		log.Fatalf("fleetsummary: %v", err)
+	}
+	lambda.Start(svc.Summarize)
+}

@@ -1,0 +1,193 @@
+// Package fleet is the fleet rotation's own steps: list the secrets a tag
+// filter selects, and summarize how each one's rotation ended. The
+// rotations themselves are the ordinary saga, run once per secret inside
+// the fleet state machine's Map state (statemachines/fleet.asl.json).
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/secretsaga/secretsaga/shared/faults"
+)
+
+// Secrets is the part of the Secrets Manager API the fleet uses.
+type Secrets interface {
+	ListSecrets(context.Context, *sm.ListSecretsInput, ...func(*sm.Options)) (*sm.ListSecretsOutput, error)
+}
+
+// Service runs the fleet steps.
+type Service struct {
+	Secrets Secrets
+	Log     *slog.Logger
+}
+
+// ListInput selects secrets by one tag.
+type ListInput struct {
+	TagKey   string
+	TagValue string
+	// Limit caps how many secrets one fleet run takes (0: no cap), so a
+	// mistyped filter cannot start a rotation of the whole account.
+	Limit int `json:",omitempty"`
+}
+
+// ListOutput is the Map state's items.
+type ListOutput struct {
+	SecretIds []string
+	Count     int
+}
+
+const step = "listsecrets"
+
+// List returns the ARNs of the secrets carrying TagKey=TagValue, sorted,
+// leaving out secrets scheduled for deletion.
+func (s *Service) List(ctx context.Context, in ListInput) (ListOutput, error) {
+	if in.TagKey == "" || in.TagValue == "" {
+		return ListOutput{}, &faults.InputError{Detail: faults.Detail{Step: step,
+			Reason: "TagKey and TagValue are required: the fleet rotates the secrets that carry this tag (e.g. secretsaga:rotation-group=default)"}}
+	}
+	if in.Limit < 0 {
+		return ListOutput{}, &faults.InputError{Detail: faults.Detail{Step: step, Reason: "Limit must be 0 (no cap) or positive"}}
+	}
+	p := sm.NewListSecretsPaginator(s.Secrets, &sm.ListSecretsInput{
+		Filters: []smtypes.Filter{
+			{Key: smtypes.FilterNameStringTypeTagKey, Values: []string{in.TagKey}},
+			{Key: smtypes.FilterNameStringTypeTagValue, Values: []string{in.TagValue}},
+		},
+		MaxResults: aws.Int32(100),
+	})
+	var ids []string
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return ListOutput{}, faults.Classify(fmt.Errorf("list secrets tagged %s=%s: %w", in.TagKey, in.TagValue, err), "", step)
+		}
+		for _, e := range page.SecretList {
+			// The two filters match the key and the value separately (AWS
+			// semantics); keep only secrets with this exact pair.
+			if e.DeletedDate == nil && hasTag(e.Tags, in.TagKey, in.TagValue) {
+				ids = append(ids, aws.ToString(e.ARN))
+			}
+		}
+	}
+	sort.Strings(ids)
+	if in.Limit > 0 && len(ids) > in.Limit {
+		return ListOutput{}, &faults.InputError{Detail: faults.Detail{Step: step,
+			Reason: fmt.Sprintf("%d secrets carry %s=%s, more than the Limit of %d; raise Limit or narrow the tag", len(ids), in.TagKey, in.TagValue, in.Limit)}}
+	}
+	if s.Log != nil {
+		s.Log.InfoContext(ctx, "fleet selection", "tagKey", in.TagKey, "tagValue", in.TagValue, "count", len(ids))
+	}
+	return ListOutput{SecretIds: ids, Count: len(ids)}, nil
+}
+
+func hasTag(tags []smtypes.Tag, k, v string) bool {
+	for _, t := range tags {
+		if aws.ToString(t.Key) == k && aws.ToString(t.Value) == v {
+			return true
+		}
+	}
+	return false
+}
+
+// ItemResult is how one secret's rotation ended, as the fleet machine's Map
+// state reports it: State on success, Error (a shared/faults name) and Cause
+// on failure.
+type ItemResult struct {
+	SecretId  string `json:",omitempty"`
+	SecretArn string `json:",omitempty"`
+	VersionId string `json:",omitempty"`
+	State     string `json:",omitempty"`
+	Error     string `json:",omitempty"`
+	Cause     string `json:",omitempty"`
+}
+
+// SummaryInput is the Map state's output.
+type SummaryInput struct {
+	Results []ItemResult
+}
+
+// Failure names a secret whose rotation did not succeed.
+type Failure struct {
+	SecretId string
+	Outcome  string
+	Error    string
+}
+
+// Summary counts the outcomes. Every secret is in exactly one count.
+type Summary struct {
+	Total              int
+	Succeeded          int
+	RolledBack         int       // failed, and compensation restored the secret and target
+	Abandoned          int       // ConflictError: another actor held or changed the secret
+	CompensationFailed int       // alerted; the lease is held for an operator
+	Failures           []Failure `json:",omitempty"`
+}
+
+// Outcome names.
+const (
+	OutcomeSucceeded          = "succeeded"
+	OutcomeRolledBack         = "rolled back"
+	OutcomeAbandoned          = "abandoned"
+	OutcomeCompensationFailed = "compensation failed"
+)
+
+// Outcome classifies one item.
+func Outcome(r ItemResult) string {
+	switch {
+	case r.Error == "":
+		return OutcomeSucceeded
+	case r.Error == faults.NameConflict:
+		return OutcomeAbandoned
+	case r.Error == faults.NameCompensationFailed:
+		return OutcomeCompensationFailed
+	}
+	return OutcomeRolledBack
+}
+
+// Summarize counts how the fleet's rotations ended.
+func (s *Service) Summarize(ctx context.Context, in SummaryInput) (Summary, error) {
+	sum := Summary{Total: len(in.Results)}
+	for _, r := range in.Results {
+		o := Outcome(r)
+		switch o {
+		case OutcomeSucceeded:
+			sum.Succeeded++
+			continue
+		case OutcomeAbandoned:
+			sum.Abandoned++
+		case OutcomeCompensationFailed:
+			sum.CompensationFailed++
+		default:
+			sum.RolledBack++
+		}
+		sum.Failures = append(sum.Failures, Failure{SecretId: firstNonEmpty(r.SecretArn, r.SecretId), Outcome: o, Error: r.Error})
+	}
+	if s.Log != nil {
+		s.Log.InfoContext(ctx, "fleet summary", "total", sum.Total, "succeeded", sum.Succeeded, "rolledBack", sum.RolledBack,
+			"abandoned", sum.Abandoned, "compensationFailed", sum.CompensationFailed)
+	}
+	return sum, nil
+}
+
+// String is the one-line summary a person reads.
+func (s Summary) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d secrets: %d succeeded, %d rolled back, %d abandoned, %d compensation failed",
+		s.Total, s.Succeeded, s.RolledBack, s.Abandoned, s.CompensationFailed)
+	return b.String()
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

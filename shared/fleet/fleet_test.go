@@ -1,0 +1,132 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/secretsaga/secretsaga/shared/faults"
+)
+
+// fakeSecrets pages through a fixed list, two entries a page, and applies
+// the tag-key and tag-value filters separately, as AWS does.
+type fakeSecrets struct {
+	list []smtypes.SecretListEntry
+	err  error
+}
+
+func (f *fakeSecrets) ListSecrets(_ context.Context, in *sm.ListSecretsInput, _ ...func(*sm.Options)) (*sm.ListSecretsOutput, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	var match []smtypes.SecretListEntry
+	for _, e := range f.list {
+		ok := true
+		for _, flt := range in.Filters {
+			found := false
+			for _, t := range e.Tags {
+				if (flt.Key == smtypes.FilterNameStringTypeTagKey && aws.ToString(t.Key) == flt.Values[0]) ||
+					(flt.Key == smtypes.FilterNameStringTypeTagValue && aws.ToString(t.Value) == flt.Values[0]) {
+					found = true
+				}
+			}
+			ok = ok && found
+		}
+		if ok {
+			match = append(match, e)
+		}
+	}
+	start := 0
+	if in.NextToken != nil {
+		fmt.Sscan(*in.NextToken, &start)
+	}
+	end := min(start+2, len(match))
+	out := &sm.ListSecretsOutput{SecretList: match[start:end]}
+	if end < len(match) {
+		out.NextToken = aws.String(fmt.Sprint(end))
+	}
+	return out, nil
+}
+
+func entry(arn string, deleted bool, tags ...string) smtypes.SecretListEntry {
+	e := smtypes.SecretListEntry{ARN: aws.String(arn)}
+	for i := 0; i+1 < len(tags); i += 2 {
+		e.Tags = append(e.Tags, smtypes.Tag{Key: aws.String(tags[i]), Value: aws.String(tags[i+1])})
+	}
+	if deleted {
+		e.DeletedDate = aws.Time(time.Unix(0, 0))
+	}
+	return e
+}
+
+func TestList(t *testing.T) {
+	secrets := &fakeSecrets{list: []smtypes.SecretListEntry{
+		entry("arn:c", false, "group", "a"),
+		entry("arn:a", false, "group", "a"),
+		entry("arn:b", false, "group", "b"),
+		entry("arn:x", false, "group", "b", "other", "a"), // key and value match, but not as one pair
+		entry("arn:d", true, "group", "a"),                // scheduled for deletion
+		entry("arn:e", false, "group", "a"),
+	}}
+	tests := []struct {
+		name    string
+		in      ListInput
+		want    []string
+		wantErr string
+	}{
+		{"tag pair, sorted, across pages", ListInput{TagKey: "group", TagValue: "a"}, []string{"arn:a", "arn:c", "arn:e"}, ""},
+		{"other value", ListInput{TagKey: "group", TagValue: "b"}, []string{"arn:b", "arn:x"}, ""},
+		{"nothing matches", ListInput{TagKey: "group", TagValue: "z"}, nil, ""},
+		{"missing key", ListInput{TagValue: "a"}, nil, faults.NameInput},
+		{"over the limit", ListInput{TagKey: "group", TagValue: "a", Limit: 2}, nil, faults.NameInput},
+		{"negative limit", ListInput{TagKey: "group", TagValue: "a", Limit: -1}, nil, faults.NameInput},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := (&Service{Secrets: secrets}).List(context.Background(), tt.in)
+			if got := faults.Name(err); got != tt.wantErr && !(tt.wantErr == "" && err == nil) {
+				t.Fatalf("err = %v, want %s", err, tt.wantErr)
+			}
+			if tt.wantErr == "" && (!slices.Equal(out.SecretIds, tt.want) || out.Count != len(tt.want)) {
+				t.Fatalf("got %v (%d), want %v", out.SecretIds, out.Count, tt.want)
+			}
+		})
+	}
+}
+
+func TestListClassifiesAPIErrors(t *testing.T) {
+	_, err := (&Service{Secrets: &fakeSecrets{err: errors.New("connection reset")}}).List(context.Background(), ListInput{TagKey: "k", TagValue: "v"})
+	if faults.Name(err) != faults.NameRetryable {
+		t.Fatalf("err = %v, want RetryableError", err)
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	in := SummaryInput{Results: []ItemResult{
+		{SecretArn: "a", State: "FINISHED"},
+		{SecretArn: "b", State: "FINISHED"},
+		{SecretId: "c", Error: faults.NameTestFailed},
+		{SecretId: "d", Error: faults.NameRetryable},
+		{SecretId: "e", Error: faults.NameConflict},
+		{SecretId: "f", Error: faults.NameCompensationFailed},
+	}}
+	sum, err := (&Service{}).Summarize(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Summary{Total: 6, Succeeded: 2, RolledBack: 2, Abandoned: 1, CompensationFailed: 1}
+	if sum.Total != want.Total || sum.Succeeded != want.Succeeded || sum.RolledBack != want.RolledBack ||
+		sum.Abandoned != want.Abandoned || sum.CompensationFailed != want.CompensationFailed || len(sum.Failures) != 4 {
+		t.Fatalf("summary %+v, want %+v and 4 failures", sum, want)
+	}
+	if s := sum.String(); s != "6 secrets: 2 succeeded, 2 rolled back, 1 abandoned, 1 compensation failed" {
+		t.Errorf("String() = %q", s)
+	}
+}

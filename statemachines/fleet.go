@@ -1,0 +1,156 @@
+package statemachines
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+)
+
+// Fleet is statemachines/fleet.asl.json: rotate every secret a tag selects,
+// each through the rotation saga, a bounded number at a time. It is
+// generated from rotation.asl.json by FleetDefinition (a test keeps the
+// file in step), so the fleet runs the very same saga, not a copy that
+// could drift.
+//
+//go:embed fleet.asl.json
+var Fleet []byte
+
+// The fleet's frame. The rotation saga goes, unchanged, into the one branch
+// of the Parallel state "Rotate": a Parallel state's Catch turns any failure
+// of that secret's saga (its Fail states included) into a result, so one
+// secret's failure never stops or rolls back the others. MaxConcurrency
+// bounds how many rotations run at once: that is what keeps the Secrets
+// Manager write rate (a quota shared by the account and region) in bounds.
+const fleetFrame = `{
+  "Comment": "secretsaga fleet: rotate every secret that carries a tag, each through the rotation saga (generated from rotation.asl.json; do not edit by hand: run go test ./statemachines -update).",
+  "StartAt": "Defaults",
+  "TimeoutSeconds": 86400,
+  "States": {
+    "Defaults": {
+      "Type": "Pass",
+      "Comment": "Input: TagKey, TagValue; optional MaxConcurrency (default 10), Verify (default false), Limit (default 0: no cap).",
+      "Parameters": {
+        "merged.$": "States.JsonMerge(States.StringToJson('{\"MaxConcurrency\": 10, \"Verify\": false, \"Limit\": 0}'), $$.Execution.Input, false)"
+      },
+      "OutputPath": "$.merged",
+      "Next": "ListSecrets"
+    },
+    "ListSecrets": {
+      "Type": "Task",
+      "Resource": "${ListSecretsFunctionArn}",
+      "Parameters": {
+        "TagKey.$": "$.TagKey",
+        "TagValue.$": "$.TagValue",
+        "Limit.$": "$.Limit"
+      },
+      "ResultPath": "$.selection",
+      "TimeoutSeconds": 300,
+      "Retry": [RETRY],
+      "Catch": [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "SelectionFailed"}
+      ],
+      "Next": "RotateEach"
+    },
+    "RotateEach": {
+      "Type": "Map",
+      "ItemsPath": "$.selection.SecretIds",
+      "MaxConcurrencyPath": "$.MaxConcurrency",
+      "ItemSelector": {
+        "SecretId.$": "$$.Map.Item.Value",
+        "Verify.$": "$.Verify"
+      },
+      "ItemProcessor": {
+        "ProcessorConfig": {"Mode": "INLINE"},
+        "StartAt": "Rotate",
+        "States": {
+          "Rotate": {
+            "Type": "Parallel",
+            "Branches": [ROTATION],
+            "ResultSelector": {
+              "SecretArn.$": "$[0].SecretArn",
+              "VersionId.$": "$[0].VersionId",
+              "State.$": "$[0].State"
+            },
+            "Catch": [
+              {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RotationFailed"}
+            ],
+            "End": true
+          },
+          "RotationFailed": {
+            "Type": "Pass",
+            "Parameters": {
+              "SecretId.$": "$.SecretId",
+              "Error.$": "$.error.Error",
+              "Cause.$": "$.error.Cause"
+            },
+            "End": true
+          }
+        }
+      },
+      "ResultPath": "$.Results",
+      "Next": "Summarize"
+    },
+    "Summarize": {
+      "Type": "Task",
+      "Resource": "${FleetSummaryFunctionArn}",
+      "Parameters": {"Results.$": "$.Results"},
+      "TimeoutSeconds": 60,
+      "Retry": [RETRY],
+      "Catch": [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "SummaryFailed"}
+      ],
+      "End": true
+    },
+    "SelectionFailed": {
+      "Type": "Fail",
+      "Comment": "Nothing was rotated.",
+      "ErrorPath": "$.error.Error",
+      "CausePath": "$.error.Cause"
+    },
+    "SummaryFailed": {
+      "Type": "Fail",
+      "Comment": "Every rotation has ended; only the count failed. Each secret's outcome is in its ledger journal.",
+      "ErrorPath": "$.error.Error",
+      "CausePath": "$.error.Cause"
+    }
+  }
+}`
+
+// FleetDefinition generates fleet.asl.json from the rotation saga.
+func FleetDefinition() ([]byte, error) {
+	var rot struct {
+		StartAt string                     `json:"StartAt"`
+		States  map[string]json.RawMessage `json:"States"`
+	}
+	if err := json.Unmarshal(Rotation, &rot); err != nil {
+		return nil, fmt.Errorf("rotation.asl.json: %w", err)
+	}
+	var task struct {
+		Retry json.RawMessage `json:"Retry"`
+	}
+	if err := json.Unmarshal(rot.States["AcquireLease"], &task); err != nil || len(task.Retry) == 0 {
+		return nil, fmt.Errorf("rotation.asl.json: AcquireLease has no Retry to reuse")
+	}
+	branch, err := json.Marshal(map[string]any{"StartAt": rot.StartAt, "States": rot.States})
+	if err != nil {
+		return nil, err
+	}
+	retry := bytes.TrimSuffix(bytes.TrimPrefix(bytes.TrimSpace(task.Retry), []byte("[")), []byte("]"))
+	frame := bytes.ReplaceAll([]byte(fleetFrame), []byte("[RETRY]"), append(append([]byte("["), retry...), ']'))
+	frame = bytes.ReplaceAll(frame, []byte("[ROTATION]"), append(append([]byte("["), branch...), ']'))
+	var out bytes.Buffer
+	if err := json.Indent(&out, compact(frame), "", "  "); err != nil {
+		return nil, fmt.Errorf("fleet frame: %w", err)
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
+}
+
+func compact(b []byte) []byte {
+	var c bytes.Buffer
+	if err := json.Compact(&c, b); err != nil {
+		return b // Indent reports the error
+	}
+	return c.Bytes()
+}
