@@ -10,7 +10,7 @@ LAMBDA    := build/lambda
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: all deps build demo test unit integration lint asl fuzz-short fuzz infra-test synth clean
+.PHONY: all deps build demo bench test unit integration lint asl fuzz-short fuzz infra-test synth clean
 
 all: build
 
@@ -29,6 +29,11 @@ build:
 ## demo: start the stand-ins and run two rotations through the state machine (one rolls back)
 demo: deps
 	$(GO) run ./integration/demo
+
+## bench: latency, API calls, cost, artifact sizes, a 1,000-secret fleet under the write quota, Go benchmarks
+## (prints the report; JSON in results/bench.json)
+bench: deps build
+	$(GO) run ./integration/bench $(BENCH_FLAGS)
 
 ## test: everything CI runs
 test: deps lint asl unit fuzz-short integration infra-lint infra-test synth

@@ -1,0 +1,510 @@
+// Command bench is `make bench`: one report of what a rotation costs and
+// how fast a fleet goes, measured on the local stand-ins with the real SDK
+// clients, the real handlers and the real state machines:
+//
+//   - wall time of a rotation through the state machine (p50, p99) and per step;
+//   - external calls per successful rotation, per service and operation;
+//   - state transitions per rotation and the Step Functions Standard cost;
+//   - each function's arm64 bootstrap size, and a handler's start-to-ready time;
+//   - a fleet of secrets rotated under the Secrets Manager write quota;
+//   - Go benchmarks of the in-process hot paths.
+//
+// The report is printed and written as JSON to results/bench.json.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/secretsaga/secretsaga/integration/local"
+	"github.com/secretsaga/secretsaga/integration/sfnlocal"
+	"github.com/secretsaga/secretsaga/integration/standin"
+	"github.com/secretsaga/secretsaga/shared/fleet"
+)
+
+// Step Functions Standard: $0.025 per 1,000 state transitions (us-east-1).
+const dollarsPerTransition = 0.025 / 1000
+
+type stat struct {
+	P50Ms float64 `json:"p50Ms"`
+	P99Ms float64 `json:"p99Ms"`
+	MinMs float64 `json:"minMs"`
+	MaxMs float64 `json:"maxMs"`
+}
+
+type report struct {
+	Machine   string `json:"machine"`
+	StartedAt string `json:"startedAt"`
+	Rotation  struct {
+		Count        int                      `json:"count"`
+		Wall         stat                     `json:"wall"`
+		Steps        map[string]stat          `json:"steps"`
+		Calls        map[string]float64       `json:"callsPerRotation"`
+		ByService    map[string]float64       `json:"callsPerRotationByService"`
+		SMWrites     float64                  `json:"secretsManagerWritesPerRotation"`
+		Transitions  float64                  `json:"transitionsPerRotation"`
+		CostPerK     float64                  `json:"stepFunctionsDollarsPer1000Rotations"`
+		StandinReady map[string]time.Duration `json:"standinStartup"`
+		Failed       int                      `json:"failed"`
+	} `json:"rotation"`
+	Bootstraps   map[string]int64 `json:"bootstrapBytes"`
+	StartToReady stat             `json:"handlerStartToReady"`
+	Fleet        struct {
+		Secrets        int           `json:"secrets"`
+		MaxConcurrency int           `json:"maxConcurrency"`
+		QuotaRPS       float64       `json:"quotaWritesPerSecond"`
+		WallSeconds    float64       `json:"wallSeconds"`
+		Writes         int           `json:"successfulWrites"`
+		WriteAttempts  int           `json:"writeRequests"`
+		Throttled      int           `json:"throttledRequests"`
+		BoundSeconds   float64       `json:"quotaBoundSeconds"`
+		PercentOfBound float64       `json:"percentOfQuotaBound"`
+		Summary        fleet.Summary `json:"summary"`
+		ThrottleEnded  int           `json:"rotationsEndedByThrottling"`
+		Transitions    int           `json:"transitions"`
+		Dollars        float64       `json:"stepFunctionsDollars"`
+	} `json:"fleet"`
+	GoBench []goBench `json:"goBenchmarks"`
+}
+
+type goBench struct {
+	Name        string  `json:"name"`
+	NsPerOp     float64 `json:"nsPerOp"`
+	BytesPerOp  float64 `json:"bytesPerOp"`
+	AllocsPerOp float64 `json:"allocsPerOp"`
+}
+
+func main() {
+	rotations := flag.Int("rotations", 30, "rotations through the state machine for the latency figures")
+	fleetSize := flag.Int("fleet", 1000, "secrets in the fleet run (0 skips it)")
+	concurrency := flag.Int("concurrency", 16, "the fleet's MaxConcurrency")
+	quota := flag.Float64("quota", 50, "Secrets Manager write quota, requests per second")
+	out := flag.String("out", "results/bench.json", "where the JSON report goes")
+	flag.Parse()
+	if err := run(*rotations, *fleetSize, *concurrency, *quota, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(rotations, fleetSize, concurrency int, quota float64, outPath string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	var r report
+	r.Machine = fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
+	r.StartedAt = time.Now().UTC().Format(time.RFC3339)
+
+	fmt.Println("starting the local stand-ins ...")
+	env, err := local.Start(ctx, local.Options{RetryIntervalScale: 1, SecretsManagerWriteRPS: quota})
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	r.Rotation.StandinReady = env.Startup
+
+	if err := rotationFigures(ctx, env, rotations, &r); err != nil {
+		return err
+	}
+	r.Bootstraps = bootstraps()
+	if r.StartToReady, err = startToReady(ctx, 10); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: start-to-ready:", err)
+	}
+	if fleetSize > 0 {
+		if err := fleetFigures(ctx, env, fleetSize, concurrency, quota, &r); err != nil {
+			return err
+		}
+	}
+	if r.GoBench, err = goBenchmarks(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: go benchmarks:", err)
+	}
+
+	printReport(os.Stdout, &r)
+	if err := os.MkdirAll(filepath.Dir(outPath), 0o755); err != nil {
+		return err
+	}
+	raw, _ := json.MarshalIndent(r, "", "  ")
+	if err := os.WriteFile(outPath, append(raw, '\n'), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("\nJSON report: %s\n", outPath)
+	if r.Rotation.Failed > 0 || r.Fleet.Summary.Total != r.Fleet.Summary.Succeeded {
+		return errors.New("some rotations did not succeed; see the report")
+	}
+	return nil
+}
+
+func rotationFigures(ctx context.Context, env *local.Env, n int, r *report) error {
+	fmt.Printf("%d rotations through the state machine ...\n", n)
+	arn, err := env.PostgresSecret(ctx, "bench/latency", "bench_latency")
+	if err != nil {
+		return err
+	}
+	var walls []time.Duration
+	steps := map[string][]time.Duration{}
+	calls := map[string]int{}
+	transitions := 0
+	for i := range n {
+		env.Faults.Reset()
+		x, err := env.Execute(ctx, fmt.Sprintf("bench-%d", i), map[string]any{"SecretId": arn})
+		if err != nil {
+			return err
+		}
+		if x.Status != "SUCCEEDED" {
+			r.Rotation.Failed++
+			fmt.Fprintf(os.Stderr, "rotation %d: %s %s %s\n", i, x.Status, x.Error, x.Cause)
+			continue
+		}
+		walls = append(walls, x.Duration)
+		transitions += x.Transitions()
+		for name, d := range taskDurations(x) {
+			steps[name] = append(steps[name], d)
+		}
+		for _, c := range env.Faults.Calls() {
+			calls[c.Name]++
+		}
+	}
+	ok := len(walls)
+	if ok == 0 {
+		return errors.New("no rotation succeeded")
+	}
+	r.Rotation.Count = ok
+	r.Rotation.Wall = stats(walls)
+	r.Rotation.Steps = map[string]stat{}
+	for name, ds := range steps {
+		r.Rotation.Steps[name] = stats(ds)
+	}
+	r.Rotation.Calls = map[string]float64{}
+	r.Rotation.ByService = map[string]float64{}
+	for name, c := range calls {
+		per := float64(c) / float64(ok)
+		r.Rotation.Calls[name] = per
+		svc, _, _ := strings.Cut(name, ".")
+		r.Rotation.ByService[svc] += per
+	}
+	for _, op := range []string{"PutSecretValue", "UpdateSecretVersionStage", "UpdateSecret"} {
+		r.Rotation.SMWrites += r.Rotation.Calls["Secrets Manager."+op]
+	}
+	r.Rotation.Transitions = float64(transitions) / float64(ok)
+	r.Rotation.CostPerK = r.Rotation.Transitions * dollarsPerTransition * 1000
+	return nil
+}
+
+// taskDurations pairs each state's StateEntered with its StateExited.
+func taskDurations(x *sfnlocal.Execution) map[string]time.Duration {
+	entered := map[string]time.Time{}
+	out := map[string]time.Duration{}
+	for _, ev := range x.Events {
+		switch ev.Type {
+		case "StateEntered":
+			entered[ev.State] = ev.Time
+		case "StateExited":
+			if t, ok := entered[ev.State]; ok && isTask(ev.State) {
+				out[ev.State] += ev.Time.Sub(t)
+			}
+		}
+	}
+	return out
+}
+
+func isTask(state string) bool {
+	switch state {
+	case "AcquireLease", "CreateSecret", "SetSecret", "TestSecret", "FinishSecret", "Verify", "ReleaseLease", "Compensate":
+		return true
+	}
+	return false
+}
+
+func stats(ds []time.Duration) stat {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	pct := func(p float64) time.Duration {
+		i := int(p*float64(len(s))+0.999999) - 1
+		return s[max(0, min(i, len(s)-1))]
+	}
+	return stat{P50Ms: ms(pct(0.50)), P99Ms: ms(pct(0.99)), MinMs: ms(s[0]), MaxMs: ms(s[len(s)-1])}
+}
+
+func bootstraps() map[string]int64 {
+	out := map[string]int64{}
+	root, err := standin.RepoRoot()
+	if err != nil {
+		return out
+	}
+	files, _ := filepath.Glob(filepath.Join(root, "build", "lambda", "*", "bootstrap"))
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil {
+			out[filepath.Base(filepath.Dir(f))] = st.Size()
+		}
+	}
+	return out
+}
+
+// startToReady builds one handler for this machine and times, over n runs,
+// how long the process takes from exec to asking the Lambda Runtime API
+// for its first event: the cold-start share that is ours (config, clients).
+func startToReady(ctx context.Context, n int) (stat, error) {
+	root, err := standin.RepoRoot()
+	if err != nil {
+		return stat{}, err
+	}
+	dir, err := os.MkdirTemp("", "secretsaga-bench-")
+	if err != nil {
+		return stat{}, err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "bootstrap")
+	build := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags=-s -w", "-o", bin, "./functions/createsecret")
+	build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return stat{}, fmt.Errorf("build: %v: %s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return stat{}, err
+	}
+	ready := make(chan struct{}, 1)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if strings.HasSuffix(req.URL.Path, "/runtime/invocation/next") {
+			select {
+			case ready <- struct{}{}:
+			default:
+			}
+			<-req.Context().Done() // hold the long poll until the process is killed
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	var ds []time.Duration
+	for range n {
+		cmd := exec.CommandContext(ctx, bin)
+		cmd.Env = append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+ln.Addr().String(), "AWS_REGION=us-east-1",
+			"LEDGER_TABLE=bench", "AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench", "AWS_EC2_METADATA_DISABLED=true")
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			return stat{}, err
+		}
+		select {
+		case <-ready:
+			ds = append(ds, time.Since(start))
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return stat{}, errors.New("the handler never asked for an event")
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+	return stats(ds), nil
+}
+
+func fleetFigures(ctx context.Context, env *local.Env, size, concurrency int, quota float64, r *report) error {
+	group := "bench-fleet"
+	fmt.Printf("creating %d secrets and PostgreSQL roles for the fleet ...\n", size)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= size {
+					return
+				}
+				arn, err := env.PostgresSecret(ctx, fmt.Sprintf("bench/fleet/%04d", i), fmt.Sprintf("bench_fleet_%04d", i))
+				if err == nil {
+					_, err = env.SMClient.TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: &arn,
+						Tags: []smtypes.Tag{{Key: aws.String("secretsaga:rotation-group"), Value: aws.String(group)}}})
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	fmt.Printf("fleet rotation: %d secrets, MaxConcurrency %d, quota %.0f writes/s ...\n", size, concurrency, quota)
+	env.Faults.Reset()
+	env.SM.ResetCalls()
+	x, err := env.ExecuteFleet(ctx, "bench-fleet", map[string]any{
+		"TagKey": "secretsaga:rotation-group", "TagValue": group, "MaxConcurrency": concurrency,
+	})
+	if err != nil {
+		return err
+	}
+	if x.Status != "SUCCEEDED" {
+		return fmt.Errorf("fleet ended %s %s: %s", x.Status, x.Error, x.Cause)
+	}
+	f := &r.Fleet
+	if err := json.Unmarshal(x.Output, &f.Summary); err != nil {
+		return err
+	}
+	f.Secrets, f.MaxConcurrency, f.QuotaRPS = size, concurrency, quota
+	f.WallSeconds = x.Duration.Seconds()
+	calls := env.SM.Calls()
+	f.WriteAttempts = calls["PutSecretValue"] + calls["UpdateSecretVersionStage"] + calls["UpdateSecret"]
+	// The SDK middleware sees each operation once, after the SDK's own
+	// retries: those are the writes that took effect (or failed for good).
+	for _, c := range env.Faults.Calls() {
+		switch c.Name {
+		case "Secrets Manager.PutSecretValue", "Secrets Manager.UpdateSecretVersionStage", "Secrets Manager.UpdateSecret":
+			f.Writes++
+		}
+	}
+	f.Throttled = f.WriteAttempts - f.Writes
+	f.BoundSeconds = float64(f.Writes) / quota
+	f.PercentOfBound = 100 * f.BoundSeconds / f.WallSeconds
+	for _, fl := range f.Summary.Failures {
+		if strings.Contains(fl.Error, "Throttl") || fl.Error == "RetryableError" {
+			f.ThrottleEnded++
+		}
+	}
+	f.Transitions = x.Transitions()
+	f.Dollars = float64(f.Transitions) * dollarsPerTransition
+	return nil
+}
+
+func goBenchmarks(ctx context.Context) ([]goBench, error) {
+	root, err := standin.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	fmt.Println("Go benchmarks of the in-process hot paths ...")
+	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", ".", "-benchmem", "-benchtime", "1s",
+		"./shared/secret", "./shared/ledger", "./shared/target/postgres")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%v: %s", err, out)
+	}
+	var res []goBench
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		b := goBench{Name: strings.TrimSuffix(f[0], "-"+strconv.Itoa(runtime.GOMAXPROCS(0)))}
+		for i := 2; i+1 < len(f); i += 2 {
+			v, _ := strconv.ParseFloat(f[i], 64)
+			switch f[i+1] {
+			case "ns/op":
+				b.NsPerOp = v
+			case "B/op":
+				b.BytesPerOp = v
+			case "allocs/op":
+				b.AllocsPerOp = v
+			}
+		}
+		res = append(res, b)
+	}
+	return res, nil
+}
+
+func cpuModel() string {
+	raw, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func printReport(w io.Writer, r *report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	defer tw.Flush()
+	fmt.Fprintf(tw, "\n== secretsaga bench (%s) ==\nmachine: %s\n", r.StartedAt, r.Machine)
+
+	fmt.Fprintf(tw, "\n-- one rotation through the state machine (%d runs) --\n", r.Rotation.Count)
+	fmt.Fprintf(tw, "wall\tp50 %.1f ms\tp99 %.1f ms\tmin %.1f ms\tmax %.1f ms\n", r.Rotation.Wall.P50Ms, r.Rotation.Wall.P99Ms, r.Rotation.Wall.MinMs, r.Rotation.Wall.MaxMs)
+	for _, name := range []string{"AcquireLease", "CreateSecret", "SetSecret", "TestSecret", "FinishSecret", "ReleaseLease"} {
+		if s, ok := r.Rotation.Steps[name]; ok {
+			fmt.Fprintf(tw, "  %s\tp50 %.1f ms\tp99 %.1f ms\n", name, s.P50Ms, s.P99Ms)
+		}
+	}
+	fmt.Fprintf(tw, "\n-- external calls per successful rotation --\n")
+	names := make([]string, 0, len(r.Rotation.Calls))
+	for n := range r.Rotation.Calls {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(tw, "  %s\t%.1f\n", n, r.Rotation.Calls[n])
+	}
+	svcs := make([]string, 0, len(r.Rotation.ByService))
+	for s := range r.Rotation.ByService {
+		svcs = append(svcs, s)
+	}
+	sort.Strings(svcs)
+	for _, s := range svcs {
+		fmt.Fprintf(tw, "total %s\t%.1f\n", s, r.Rotation.ByService[s])
+	}
+	fmt.Fprintf(tw, "Secrets Manager writes\t%.1f (must be ≤ 3)\n", r.Rotation.SMWrites)
+	fmt.Fprintf(tw, "state transitions\t%.1f per rotation → $%.4f per 1,000 rotations (Standard, $0.025 per 1,000 transitions)\n", r.Rotation.Transitions, r.Rotation.CostPerK)
+
+	fmt.Fprintf(tw, "\n-- Lambda artifacts (linux/arm64) --\n")
+	fns := make([]string, 0, len(r.Bootstraps))
+	for f := range r.Bootstraps {
+		fns = append(fns, f)
+	}
+	sort.Strings(fns)
+	for _, f := range fns {
+		fmt.Fprintf(tw, "  %s/bootstrap\t%.1f MB\n", f, float64(r.Bootstraps[f])/(1<<20))
+	}
+	if len(fns) == 0 {
+		fmt.Fprintln(tw, "  (no build/lambda/*/bootstrap: run make build)")
+	}
+	fmt.Fprintf(tw, "handler start-to-ready (createsecret, native build, exec → first Runtime API poll)\tp50 %.1f ms\tp99 %.1f ms\n", r.StartToReady.P50Ms, r.StartToReady.P99Ms)
+
+	if f := r.Fleet; f.Secrets > 0 {
+		fmt.Fprintf(tw, "\n-- fleet: %d secrets, MaxConcurrency %d, write quota %.0f/s --\n", f.Secrets, f.MaxConcurrency, f.QuotaRPS)
+		fmt.Fprintf(tw, "outcome\t%s\n", f.Summary)
+		fmt.Fprintf(tw, "wall time\t%.1f s\n", f.WallSeconds)
+		fmt.Fprintf(tw, "Secrets Manager writes\t%d taken effect, %d requests, %d throttled and retried\n", f.Writes, f.WriteAttempts, f.Throttled)
+		fmt.Fprintf(tw, "quota bound (writes / quota)\t%.1f s → %.0f%% of the bound\n", f.BoundSeconds, f.PercentOfBound)
+		fmt.Fprintf(tw, "rotations ended by throttling\t%d\n", f.ThrottleEnded)
+		fmt.Fprintf(tw, "state transitions\t%d → $%.2f\n", f.Transitions, f.Dollars)
+	}
+	if len(r.GoBench) > 0 {
+		fmt.Fprintf(tw, "\n-- Go benchmarks --\n")
+		for _, b := range r.GoBench {
+			fmt.Fprintf(tw, "  %s\t%.0f ns/op\t%.0f B/op\t%.0f allocs/op\n", b.Name, b.NsPerOp, b.BytesPerOp, b.AllocsPerOp)
+		}
+	}
+}
