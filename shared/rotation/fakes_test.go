@@ -217,6 +217,7 @@ type fakeEngine struct {
 	password string
 	failSet  error
 	failTest error
+	down     bool // every call: unreachable
 	sets     int
 }
 
@@ -231,6 +232,9 @@ func (e *fakeEngine) SetPassword(_ context.Context, r target.SetPasswordRequest)
 		err := e.failSet
 		e.failSet = nil
 		return target.SetPasswordResponse{}, err
+	}
+	if e.down {
+		return target.SetPasswordResponse{}, fmt.Errorf("dial: %w", target.ErrUnreachable)
 	}
 	if r.New.Reveal() == e.password {
 		return target.SetPasswordResponse{AlreadySet: true}, nil
@@ -257,6 +261,9 @@ func (e *fakeEngine) Verify(_ context.Context, r target.VerifyRequest) error {
 		err := e.failTest
 		e.failTest = nil
 		return err
+	}
+	if e.down {
+		return fmt.Errorf("dial: %w", target.ErrUnreachable)
 	}
 	if r.Credential.Password.Reveal() != e.password {
 		return fmt.Errorf("login as %s: %w", r.Credential.Username, target.ErrAuthFailed)

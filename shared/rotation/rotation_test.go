@@ -231,6 +231,34 @@ func TestCompensation(t *testing.T) {
 	}
 }
 
+// A target that cannot be reached was never changed: the write-ahead record
+// is written only once a login worked, so compensation has nothing to revert
+// and completes even though the target is still down.
+func TestUnreachableTargetNeedsNoRevert(t *testing.T) {
+	f := newFixture(t)
+	rc := f.acquire(t)
+	if _, err := f.svc.Create(context.Background(), rc); err != nil {
+		t.Fatal(err)
+	}
+	f.db.down = true
+	_, err := f.svc.Set(context.Background(), rc)
+	if faults.Name(err) != faults.NameRetryable {
+		t.Fatalf("set = %v, want RetryableError", err)
+	}
+	for _, st := range f.led.journal {
+		if st.State == ledger.SetStarted {
+			t.Fatal("SET_STARTED journaled although no login worked")
+		}
+	}
+	out, err := f.svc.Compensate(context.Background(), CloseInput{Rotation: rc, Mode: ModeRollback, Error: &TaskError{Error: faults.NameRetryable}})
+	if err != nil || out.State != string(ledger.RolledBack) || out.TargetReverted {
+		t.Fatalf("compensate = %+v, %v; want ROLLED_BACK without touching the target", out, err)
+	}
+	if f.db.sets != 0 || f.sm.holder("AWSPENDING") != "" || f.sm.holder("AWSCURRENT") != v1 {
+		t.Errorf("sets %d, AWSPENDING on %q, AWSCURRENT on %q", f.db.sets, f.sm.holder("AWSPENDING"), f.sm.holder("AWSCURRENT"))
+	}
+}
+
 func TestForeignCurrentMoveIsAbandoned(t *testing.T) {
 	f := newFixture(t)
 	rc := f.acquire(t)
