@@ -127,7 +127,11 @@ func run() error {
 	for _, e := range env.Events.Entries() {
 		var d map[string]any
 		_ = json.Unmarshal(e.Detail, &d)
-		fmt.Printf("  %-22s severity=%v errorClass=%v version=%v\n", e.DetailType, d["severity"], d["errorClass"], short(fmt.Sprint(d["versionId"])))
+		line := fmt.Sprintf("  %-22s severity=%v version=%v", e.DetailType, d["severity"], short(fmt.Sprint(d["versionId"])))
+		if c, ok := d["errorClass"].(string); ok && c != "" {
+			line += " errorClass=" + c
+		}
+		fmt.Println(line)
 	}
 
 	section("invariants (DESIGN.md)")
