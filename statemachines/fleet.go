@@ -24,10 +24,10 @@ var Fleet []byte
 // Manager write rate (a quota shared by the account and region) in bounds.
 const fleetFrame = `{
   "Comment": "secretsaga fleet: rotate every secret that carries a tag, each through the rotation saga (generated from rotation.asl.json; do not edit by hand: run go test ./statemachines -update).",
-  "StartAt": "Defaults",
+  "StartAt": "FleetDefaults",
   "TimeoutSeconds": 86400,
   "States": {
-    "Defaults": {
+    "FleetDefaults": {
       "Type": "Pass",
       "Comment": "Input: TagKey, TagValue; optional MaxConcurrency (default 10), Verify (default false), Limit (default 0: no cap).",
       "Parameters": {

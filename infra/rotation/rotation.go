@@ -1,7 +1,7 @@
-// Package rotation is the AWS CDK construct that deploys secretsaga: the eight
-// Lambda functions, the rotation saga (Step Functions), the DynamoDB ledger,
-// an EventBridge bus with alert rules, Scheduler schedules and CloudWatch
-// alarms. NewRotation drops it into any stack; NewRotationStack wraps it in a
+// Package rotation is the AWS CDK construct that deploys secretsaga: the ten
+// Lambda functions (eight saga steps, two fleet steps), the rotation saga and
+// the fleet rotation (Step Functions), the DynamoDB ledger, an EventBridge bus
+// with alert rules, Scheduler schedules and CloudWatch alarms. NewRotation drops it into any stack; NewRotationStack wraps it in a
 // stack of its own with CloudFormation outputs.
 package rotation
 
@@ -63,7 +63,17 @@ const (
 	smPutValue    = "secretsmanager:PutSecretValue"
 	smUpdateStage = "secretsmanager:UpdateSecretVersionStage"
 	smRandom      = "secretsmanager:GetRandomPassword"
+	smList        = "secretsmanager:ListSecrets"
 )
+
+// unscopedActions are the only Secrets Manager actions a handler may get on
+// Resource "*" (Handler.Unscoped): neither supports resource-level
+// permissions nor the secretsmanager:ResourceTag condition, so IAM cannot
+// scope them to the rotation group's secrets. GetRandomPassword touches no
+// secret at all; ListSecrets returns metadata (names, ARNs, tags), never a
+// value, and every action on a listed secret is still subject to the
+// rotation-group condition of the saga's roles.
+var unscopedActions = map[string]bool{smRandom: true, smList: true}
 
 // LedgerActions are the DynamoDB actions every function gets on the ledger
 // table (GetItem, Query and TransactWriteItems; a transaction is authorized
@@ -73,44 +83,55 @@ var LedgerActions = []string{
 	"dynamodb:UpdateItem", "dynamodb:ConditionCheckItem",
 }
 
-// Handler describes one Lambda function of the saga.
+// Handler describes one Lambda function of the saga or of the fleet.
 type Handler struct {
 	Name        string // directory under functions/ and under the asset dir
-	Placeholder string // the ${Name} it fills in the state machine definition
+	Placeholder string // the ${Name} it fills in the state machine definitions
 	Timeout     float64
 	Database    bool     // talks to the target: reserved concurrency
+	Ledger      bool     // LedgerActions on the ledger table (and the LEDGER_TABLE, EVENT_BUS_NAME environment)
 	Secrets     []string // Secrets Manager actions on the rotation group's secrets
-	Random      bool     // secretsmanager:GetRandomPassword (Resource "*")
+	Unscoped    []string // Secrets Manager actions on Resource "*": only those of unscopedActions
 	PutEvents   bool
+	Fleet       bool // a step of the fleet only: left out when RotationProps.FleetEnabled is false
 	Description string
 }
 
-// Handlers lists the functions in saga order.
+// Handlers lists the functions: the saga's in saga order, then the fleet's.
 var Handlers = []Handler{
-	{Name: "acquirelease", Placeholder: "AcquireLeaseFunctionArn", Timeout: 30,
+	{Name: "acquirelease", Placeholder: "AcquireLeaseFunctionArn", Timeout: 30, Ledger: true,
 		Secrets:     []string{smDescribe, smGetValue},
 		Description: "secretsaga acquirelease: takes the secret's lease and records its versions"},
-	{Name: "createsecret", Placeholder: "CreateSecretFunctionArn", Timeout: 30,
-		Secrets: []string{smDescribe, smGetValue, smPutValue}, Random: true,
+	{Name: "createsecret", Placeholder: "CreateSecretFunctionArn", Timeout: 30, Ledger: true,
+		Secrets: []string{smDescribe, smGetValue, smPutValue}, Unscoped: []string{smRandom},
 		Description: "secretsaga createsecret: generates the new password as AWSPENDING"},
-	{Name: "setsecret", Placeholder: "SetSecretFunctionArn", Timeout: 60, Database: true,
+	{Name: "setsecret", Placeholder: "SetSecretFunctionArn", Timeout: 60, Database: true, Ledger: true,
 		Secrets:     []string{smDescribe, smGetValue},
 		Description: "secretsaga setsecret: changes the credential on the target"},
-	{Name: "testsecret", Placeholder: "TestSecretFunctionArn", Timeout: 60, Database: true,
+	{Name: "testsecret", Placeholder: "TestSecretFunctionArn", Timeout: 60, Database: true, Ledger: true,
 		Secrets:     []string{smDescribe, smGetValue},
 		Description: "secretsaga testsecret: logs in to the target with AWSPENDING"},
-	{Name: "finishsecret", Placeholder: "FinishSecretFunctionArn", Timeout: 30,
+	{Name: "finishsecret", Placeholder: "FinishSecretFunctionArn", Timeout: 30, Ledger: true,
 		Secrets: []string{smDescribe, smUpdateStage}, PutEvents: true,
 		Description: "secretsaga finishsecret: moves AWSCURRENT to the new version"},
-	{Name: "verify", Placeholder: "VerifyFunctionArn", Timeout: 60, Database: true,
+	{Name: "verify", Placeholder: "VerifyFunctionArn", Timeout: 60, Database: true, Ledger: true,
 		Secrets:     []string{smDescribe, smGetValue},
 		Description: "secretsaga verify: bakes the new AWSCURRENT against the target"},
-	{Name: "releaselease", Placeholder: "ReleaseLeaseFunctionArn", Timeout: 30,
+	{Name: "releaselease", Placeholder: "ReleaseLeaseFunctionArn", Timeout: 30, Ledger: true,
 		Secrets: []string{smDescribe}, PutEvents: true,
 		Description: "secretsaga releaselease: journals the outcome and releases the lease"},
-	{Name: "compensate", Placeholder: "CompensateFunctionArn", Timeout: 30, Database: true,
+	{Name: "compensate", Placeholder: "CompensateFunctionArn", Timeout: 30, Database: true, Ledger: true,
 		Secrets: []string{smDescribe, smGetValue, smUpdateStage}, PutEvents: true,
 		Description: "secretsaga compensate: undoes a failed rotation"},
+	// The fleet's steps. listsecrets selects the secrets by tag; ListSecrets
+	// has no resource-level permissions, hence Resource "*" (see
+	// unscopedActions). fleetsummary only counts the Map's results: no AWS
+	// call, so no permission beyond its logs.
+	{Name: "listsecrets", Placeholder: "ListSecretsFunctionArn", Timeout: 300, Fleet: true,
+		Unscoped:    []string{smList},
+		Description: "secretsaga listsecrets: lists the secrets that carry the fleet's tag"},
+	{Name: "fleetsummary", Placeholder: "FleetSummaryFunctionArn", Timeout: 60, Fleet: true,
+		Description: "secretsaga fleetsummary: counts the fleet's outcomes"},
 }
 
 // LedgerTablePlaceholder is the definition's placeholder for the table name.
@@ -160,6 +181,9 @@ type RotationProps struct {
 	// (accounts whose concurrency quota is still 10 cannot reserve any).
 	ReservedConcurrency        int
 	DisableReservedConcurrency bool
+	// FleetEnabled deploys the fleet rotation (its state machine and the
+	// listsecrets and fleetsummary functions); nil means true.
+	FleetEnabled *bool
 	// Vpc, if set, places the functions in it (targets in private subnets).
 	Vpc            awsec2.IVpc
 	VpcSubnets     *awsec2.SubnetSelection
@@ -173,12 +197,15 @@ type Rotation struct {
 	RotationGroup string
 	Functions     map[string]awslambda.Function // by handler name
 	Roles         map[string]awsiam.Role        // by handler name
-	StateMachine  awsstepfunctions.StateMachine
-	Table         awsdynamodb.Table
-	EventBus      awsevents.EventBus
-	AlarmTopic    awssns.Topic
-	Alarms        []awscloudwatch.Alarm
-	Schedules     []awsscheduler.CfnSchedule
+	StateMachine  awsstepfunctions.StateMachine // the rotation saga
+	// FleetStateMachine rotates every secret a tag selects; nil when
+	// RotationProps.FleetEnabled is false.
+	FleetStateMachine awsstepfunctions.StateMachine
+	Table             awsdynamodb.Table
+	EventBus          awsevents.EventBus
+	AlarmTopic        awssns.Topic
+	Alarms            []awscloudwatch.Alarm
+	Schedules         []awsscheduler.CfnSchedule
 }
 
 // NewRotation adds secretsaga to scope.
@@ -198,6 +225,7 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 		r.RotationGroup = DefaultRotationGroup
 	}
 	assets := ResolveLambdaAssetDir(props.LambdaAssetDir)
+	fleet := props.FleetEnabled == nil || *props.FleetEnabled
 
 	// Ledger.
 	r.Table = awsdynamodb.NewTable(c, jsii.String("Ledger"), &awsdynamodb.TableProps{
@@ -250,6 +278,9 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 		EnvEventBus:    r.EventBus.EventBusName(),
 	}
 	for _, h := range Handlers {
+		if h.Fleet && !fleet {
+			continue
+		}
 		role := awsiam.NewRole(c, jsii.String(h.Name+"Role"), &awsiam.RoleProps{
 			AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
 			Description: jsii.String("secretsaga " + h.Name + " (rotation group " + r.RotationGroup + ")"),
@@ -259,16 +290,25 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 			RemovalPolicy: awscdk.RemovalPolicy_RETAIN, // expire by retention, survive stack deletion
 		})
 		logs.GrantWrite(role)
-		role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:        jsii.String("SecretsInRotationGroup"),
-			Actions:    jsii.Strings(h.Secrets...),
-			Resources:  jsii.Strings(*secretArns),
-			Conditions: tagCondition,
-		}))
-		if h.Random {
+		if len(h.Secrets) > 0 {
 			role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-				Sid:       jsii.String("RandomPassword"),
-				Actions:   jsii.Strings(smRandom),
+				Sid:        jsii.String("SecretsInRotationGroup"),
+				Actions:    jsii.Strings(h.Secrets...),
+				Resources:  jsii.Strings(*secretArns),
+				Conditions: tagCondition,
+			}))
+		}
+		if len(h.Unscoped) > 0 {
+			for _, a := range h.Unscoped {
+				if !unscopedActions[a] {
+					panic(fmt.Sprintf("secretsaga: handler %s: %s must not be allowed on Resource \"*\"", h.Name, a))
+				}
+			}
+			// These actions have no resource-level permissions: "*" is
+			// the only resource IAM accepts for them (see unscopedActions).
+			role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("NoResourceLevelPermissions"),
+				Actions:   jsii.Strings(h.Unscoped...),
 				Resources: jsii.Strings("*"),
 			}))
 		}
@@ -280,11 +320,13 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 				Conditions: viaSecretsManager,
 			}))
 		}
-		role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String("Ledger"),
-			Actions:   jsii.Strings(LedgerActions...),
-			Resources: jsii.Strings(*r.Table.TableArn()),
-		}))
+		if h.Ledger {
+			role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("Ledger"),
+				Actions:   jsii.Strings(LedgerActions...),
+				Resources: jsii.Strings(*r.Table.TableArn()),
+			}))
+		}
 		if h.PutEvents {
 			role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 				Sid:       jsii.String("Events"),
@@ -300,10 +342,12 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 			Code:         awslambda.Code_FromAsset(jsii.String(filepath.Join(assets, h.Name)), nil),
 			MemorySize:   jsii.Number(256),
 			Timeout:      awscdk.Duration_Seconds(jsii.Number(h.Timeout)),
-			Environment:  env,
 			Role:         role,
 			LogGroup:     logs,
 			Tracing:      awslambda.Tracing_ACTIVE,
+		}
+		if h.Ledger || h.PutEvents {
+			fp.Environment = env // the fleet's steps need neither
 		}
 		if h.Database && !props.DisableReservedConcurrency {
 			fp.ReservedConcurrentExecutions = jsii.Number(reserved)
@@ -319,29 +363,23 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 		r.Functions[h.Name] = awslambda.NewFunction(c, jsii.String(h.Name), fp)
 	}
 
-	// State machine.
-	subs := map[string]*string{LedgerTablePlaceholder: r.Table.TableName()}
-	for _, h := range Handlers {
-		subs[h.Placeholder] = r.Functions[h.Name].FunctionArn()
+	// State machines: the rotation saga, and the fleet that runs the same
+	// saga for every secret a tag selects.
+	r.StateMachine = r.newStateMachine("StateMachine", "secretsaga rotation saga (rotation group "+r.RotationGroup+")", statemachines.Rotation)
+	machines := []struct {
+		prefix, what string
+		sm           awsstepfunctions.StateMachine
+	}{{"", "rotation", r.StateMachine}}
+	if fleet {
+		r.FleetStateMachine = r.newStateMachine("FleetStateMachine", "secretsaga fleet rotation (rotation group "+r.RotationGroup+")", statemachines.Fleet)
+		machines = append(machines, struct {
+			prefix, what string
+			sm           awsstepfunctions.StateMachine
+		}{"Fleet", "fleet", r.FleetStateMachine})
 	}
-	smLogs := awslogs.NewLogGroup(c, jsii.String("StateMachineLogs"), &awslogs.LogGroupProps{
-		Retention:     awslogs.RetentionDays_ONE_MONTH,
-		RemovalPolicy: awscdk.RemovalPolicy_RETAIN, // expire by retention, survive stack deletion
-	})
-	r.StateMachine = awsstepfunctions.NewStateMachine(c, jsii.String("StateMachine"), &awsstepfunctions.StateMachineProps{
-		Comment:                 jsii.String("secretsaga rotation saga (rotation group " + r.RotationGroup + ")"),
-		StateMachineType:        awsstepfunctions.StateMachineType_STANDARD,
-		DefinitionBody:          awsstepfunctions.DefinitionBody_FromString(jsii.String(string(statemachines.Rotation))),
-		DefinitionSubstitutions: &subs,
-		Logs: &awsstepfunctions.LogOptions{
-			Destination:          smLogs,
-			Level:                awsstepfunctions.LogLevel_ALL,
-			IncludeExecutionData: jsii.Bool(false),
-		},
-		TracingEnabled: jsii.Bool(true),
-	})
-	for _, h := range Handlers {
-		r.Functions[h.Name].GrantInvoke(r.StateMachine)
+	var machineArns []string
+	for _, m := range machines {
+		machineArns = append(machineArns, *m.sm.StateMachineArn())
 	}
 
 	// Alerts: one topic for events and alarms.
@@ -363,38 +401,40 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 		Targets: &[]awsevents.IRuleTarget{target},
 	})
 	awsevents.NewRule(c, jsii.String("ExecutionAlerts"), &awsevents.RuleProps{
-		Description: jsii.String("secretsaga saga executions that failed, timed out or were aborted"),
+		Description: jsii.String("secretsaga rotation and fleet executions that failed, timed out or were aborted"),
 		EventPattern: &awsevents.EventPattern{
 			Source:     jsii.Strings("aws.states"),
 			DetailType: jsii.Strings("Step Functions Execution Status Change"),
 			Detail: &map[string]interface{}{
 				"status":          []string{"FAILED", "TIMED_OUT", "ABORTED"},
-				"stateMachineArn": []string{*r.StateMachine.StateMachineArn()},
+				"stateMachineArn": machineArns,
 			},
 		},
 		Targets: &[]awsevents.IRuleTarget{target},
 	})
 	alarm := awscloudwatchactions.NewSnsAction(r.AlarmTopic)
-	for _, m := range []struct {
-		id, what string
-		metric   awscloudwatch.Metric
-	}{
-		{"ExecutionsFailed", "failed", r.StateMachine.MetricFailed(nil)},
-		{"ExecutionsTimedOut", "timed out", r.StateMachine.MetricTimedOut(nil)},
-		{"ExecutionsAborted", "was aborted", r.StateMachine.MetricAborted(nil)},
-	} {
-		a := m.metric.With(&awscloudwatch.MetricOptions{
-			Period:    awscdk.Duration_Minutes(jsii.Number(5)),
-			Statistic: jsii.String("Sum"),
-		}).CreateAlarm(c, jsii.String(m.id+"Alarm"), &awscloudwatch.CreateAlarmOptions{
-			AlarmDescription:   jsii.String("secretsaga (" + r.RotationGroup + "): a rotation execution " + m.what + " in the last 5 minutes; see the AlertTopic e-mail and the state machine's executions"),
-			Threshold:          jsii.Number(1),
-			EvaluationPeriods:  jsii.Number(1),
-			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
-		})
-		a.AddAlarmAction(alarm)
-		r.Alarms = append(r.Alarms, a)
+	for _, sm := range machines {
+		for _, m := range []struct {
+			id, what string
+			metric   awscloudwatch.Metric
+		}{
+			{"ExecutionsFailed", "failed", sm.sm.MetricFailed(nil)},
+			{"ExecutionsTimedOut", "timed out", sm.sm.MetricTimedOut(nil)},
+			{"ExecutionsAborted", "was aborted", sm.sm.MetricAborted(nil)},
+		} {
+			a := m.metric.With(&awscloudwatch.MetricOptions{
+				Period:    awscdk.Duration_Minutes(jsii.Number(5)),
+				Statistic: jsii.String("Sum"),
+			}).CreateAlarm(c, jsii.String(sm.prefix+m.id+"Alarm"), &awscloudwatch.CreateAlarmOptions{
+				AlarmDescription:   jsii.String("secretsaga (" + r.RotationGroup + "): a " + sm.what + " execution " + m.what + " in the last 5 minutes; see the AlertTopic e-mail and the state machine's executions"),
+				Threshold:          jsii.Number(1),
+				EvaluationPeriods:  jsii.Number(1),
+				ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+				TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+			})
+			a.AddAlarmAction(alarm)
+			r.Alarms = append(r.Alarms, a)
+		}
 	}
 
 	// Schedules.
@@ -413,6 +453,53 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 		}
 	}
 	return r
+}
+
+// newStateMachine is a Standard state machine from an embedded definition
+// whose placeholders CloudFormation fills (DefinitionSubstitutions): the
+// function ARNs and the ledger table's name. Its role may invoke exactly the
+// functions the definition names, and it logs (ALL, without execution data)
+// to a log group of its own.
+func (r *Rotation) newStateMachine(id, comment string, def []byte) awsstepfunctions.StateMachine {
+	subs := map[string]*string{}
+	var invoked []awslambda.Function
+	for _, p := range statemachines.Placeholders(def) {
+		if p == LedgerTablePlaceholder {
+			subs[p] = r.Table.TableName()
+			continue
+		}
+		var fn awslambda.Function
+		for _, h := range Handlers {
+			if h.Placeholder == p {
+				fn = r.Functions[h.Name]
+			}
+		}
+		if fn == nil {
+			panic(fmt.Sprintf("secretsaga: %s: no function for the placeholder ${%s}", id, p))
+		}
+		subs[p] = fn.FunctionArn()
+		invoked = append(invoked, fn)
+	}
+	logs := awslogs.NewLogGroup(r.Construct, jsii.String(id+"Logs"), &awslogs.LogGroupProps{
+		Retention:     awslogs.RetentionDays_ONE_MONTH,
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN, // expire by retention, survive stack deletion
+	})
+	sm := awsstepfunctions.NewStateMachine(r.Construct, jsii.String(id), &awsstepfunctions.StateMachineProps{
+		Comment:                 jsii.String(comment),
+		StateMachineType:        awsstepfunctions.StateMachineType_STANDARD,
+		DefinitionBody:          awsstepfunctions.DefinitionBody_FromString(jsii.String(string(def))),
+		DefinitionSubstitutions: &subs,
+		Logs: &awsstepfunctions.LogOptions{
+			Destination:          logs,
+			Level:                awsstepfunctions.LogLevel_ALL,
+			IncludeExecutionData: jsii.Bool(false),
+		},
+		TracingEnabled: jsii.Bool(true),
+	})
+	for _, fn := range invoked {
+		fn.GrantInvoke(sm)
+	}
+	return sm
 }
 
 func (r *Rotation) addSchedule(s ScheduleProps, verify bool, role awsiam.Role) awsscheduler.CfnSchedule {
@@ -539,7 +626,7 @@ type RotationStackProps struct {
 }
 
 // NewRotationStack is a stack holding one Rotation ("Rotation") and outputs
-// for its state machine, ledger table, event bus and alert topic.
+// for its state machines, ledger table, event bus and alert topic.
 func NewRotationStack(scope constructs.Construct, id string, props *RotationStackProps) awscdk.Stack {
 	if props == nil {
 		props = &RotationStackProps{}
@@ -560,6 +647,12 @@ func NewRotationStack(scope constructs.Construct, id string, props *RotationStac
 		{"AlertTopicArn", "SNS topic for alarms and failed rotations", r.AlarmTopic.TopicArn()},
 	} {
 		awscdk.NewCfnOutput(stack, jsii.String(o.id), &awscdk.CfnOutputProps{Value: o.value, Description: jsii.String(o.desc)})
+	}
+	if r.FleetStateMachine != nil {
+		awscdk.NewCfnOutput(stack, jsii.String("FleetStateMachineArn"), &awscdk.CfnOutputProps{
+			Value:       r.FleetStateMachine.StateMachineArn(),
+			Description: jsii.String("the fleet rotation; start an execution with {\"TagKey\": \"" + RotationGroupTag + "\", \"TagValue\": \"" + r.RotationGroup + "\", \"MaxConcurrency\": 10}"),
+		})
 	}
 	awscdk.NewCfnOutput(stack, jsii.String("RotationGroup"), &awscdk.CfnOutputProps{
 		Value:       jsii.String(r.RotationGroup),

@@ -108,6 +108,17 @@ func configured(t *testing.T) *synthesized { return synth(t, "configured", confi
 
 func legacy(t *testing.T) *synthesized { return synth(t, "legacy-configured", configuredProps) }
 
+func noFleet(t *testing.T) *synthesized {
+	return synth(t, "nofleet", rotation.RotationProps{FleetEnabled: jsii.Bool(false)})
+}
+
+// The functions, written out independently of rotation.Handlers.
+var (
+	sagaFunctions  = []string{"acquirelease", "createsecret", "setsecret", "testsecret", "finishsecret", "verify", "releaselease", "compensate"}
+	fleetFunctions = []string{"listsecrets", "fleetsummary"}
+	allFunctions   = append(slices.Clone(sagaFunctions), fleetFunctions...)
+)
+
 var configuredProps = rotation.RotationProps{
 	RotationGroup:    "payments",
 	SecretKmsKeyArns: []string{"arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
@@ -215,6 +226,27 @@ func (d template) functions(t *testing.T) map[string]string {
 	return out
 }
 
+// machines maps "rotation" and "fleet" to the logical id of the state
+// machine whose DefinitionString is statemachines.Rotation or .Fleet.
+func (d template) machines(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for id, r := range d.ofType("AWS::StepFunctions::StateMachine") {
+		switch r.Properties["DefinitionString"] {
+		case string(statemachines.Rotation):
+			out["rotation"] = id
+		case string(statemachines.Fleet):
+			out["fleet"] = id
+		default:
+			t.Fatalf("state machine %s: DefinitionString is neither rotation.asl.json nor fleet.asl.json", id)
+		}
+	}
+	if out["rotation"] == "" {
+		t.Fatal("no rotation state machine")
+	}
+	return out
+}
+
 // statements returns every statement of the identity policies attached to a
 // role: AWS::IAM::Policy resources and inline Policies. Managed policies are
 // not allowed on our roles at all.
@@ -265,24 +297,38 @@ func jsonString(v any) string { b, _ := json.Marshal(v); return string(b) }
 func TestResourceCounts(t *testing.T) {
 	d := defaults(t)
 	for typ, n := range map[string]int{
-		"AWS::Lambda::Function":            8,
-		"AWS::StepFunctions::StateMachine": 1,
+		"AWS::Lambda::Function":            10, // 8 saga steps + listsecrets, fleetsummary
+		"AWS::StepFunctions::StateMachine": 2,  // rotation saga + fleet
 		"AWS::DynamoDB::Table":             1,
 		"AWS::Events::EventBus":            1,
 		"AWS::Events::Rule":                2,
 		"AWS::SNS::Topic":                  1,
 		"AWS::SNS::Subscription":           0,
-		"AWS::CloudWatch::Alarm":           3,
+		"AWS::CloudWatch::Alarm":           6, // 3 per state machine
 		"AWS::Scheduler::Schedule":         0,
-		"AWS::Logs::LogGroup":              9,
-		"AWS::IAM::Role":                   9, // 8 functions + the state machine
+		"AWS::Logs::LogGroup":              12, // 10 functions + 2 state machines
+		"AWS::IAM::Role":                   12, // 10 functions + 2 state machines
 	} {
 		d.tmpl.ResourceCountIs(jsii.String(typ), jsii.Number(n))
 	}
 	c := configured(t)
 	c.tmpl.ResourceCountIs(jsii.String("AWS::Scheduler::Schedule"), jsii.Number(2))
 	c.tmpl.ResourceCountIs(jsii.String("AWS::SNS::Subscription"), jsii.Number(1))
-	c.tmpl.ResourceCountIs(jsii.String("AWS::IAM::Role"), jsii.Number(10))
+	c.tmpl.ResourceCountIs(jsii.String("AWS::IAM::Role"), jsii.Number(13))
+	n := noFleet(t)
+	for typ, want := range map[string]int{
+		"AWS::Lambda::Function":            8,
+		"AWS::StepFunctions::StateMachine": 1,
+		"AWS::Events::Rule":                2,
+		"AWS::CloudWatch::Alarm":           3,
+		"AWS::Logs::LogGroup":              9,
+		"AWS::IAM::Role":                   9,
+	} {
+		n.tmpl.ResourceCountIs(jsii.String(typ), jsii.Number(want))
+	}
+	if _, ok := n.doc.Outputs["FleetStateMachineArn"]; ok {
+		t.Error("FleetStateMachineArn output without a fleet")
+	}
 	c.tmpl.HasResourceProperties(jsii.String("AWS::SNS::Subscription"), map[string]any{
 		"Protocol": "email", "Endpoint": "ops@example.com",
 	})
@@ -291,7 +337,7 @@ func TestResourceCounts(t *testing.T) {
 			t.Errorf("log group %s: DeletionPolicy %q, retention %v", id, r.DeletionPolicy, r.Properties["RetentionInDays"])
 		}
 	}
-	for _, o := range []string{"StateMachineArn", "LedgerTableName", "EventBusName", "AlertTopicArn"} {
+	for _, o := range []string{"StateMachineArn", "FleetStateMachineArn", "LedgerTableName", "EventBusName", "AlertTopicArn"} {
 		d.tmpl.HasOutput(jsii.String(o), map[string]any{})
 	}
 }
@@ -299,10 +345,15 @@ func TestResourceCounts(t *testing.T) {
 func TestFunctions(t *testing.T) {
 	d := defaults(t)
 	fns := d.doc.functions(t)
-	if len(fns) != len(rotation.Handlers) {
-		t.Fatalf("functions %v, want %d", fns, len(rotation.Handlers))
+	if len(fns) != len(allFunctions) || len(rotation.Handlers) != len(allFunctions) {
+		t.Fatalf("functions %v, handlers %d, want %v", fns, len(rotation.Handlers), allFunctions)
 	}
-	timeouts := map[string]float64{"setsecret": 60, "testsecret": 60, "verify": 60}
+	for _, name := range allFunctions {
+		if _, ok := fns[name]; !ok {
+			t.Errorf("no function %s", name)
+		}
+	}
+	timeouts := map[string]float64{"setsecret": 60, "testsecret": 60, "verify": 60, "listsecrets": 300, "fleetsummary": 60}
 	reserved := []string{"setsecret", "testsecret", "verify", "compensate"}
 	for _, h := range rotation.Handlers {
 		id, ok := fns[h.Name]
@@ -338,11 +389,18 @@ func TestFunctions(t *testing.T) {
 		} else if hasRC {
 			t.Errorf("%s: unexpected ReservedConcurrentExecutions %v", h.Name, rc)
 		}
-		vars := p["Environment"].(map[string]any)["Variables"].(map[string]any)
-		tableID, _ := d.doc.one(t, "AWS::DynamoDB::Table")
-		busID, _ := d.doc.one(t, "AWS::Events::EventBus")
-		if ref(vars["LEDGER_TABLE"]) != tableID || ref(vars["EVENT_BUS_NAME"]) != busID {
-			t.Errorf("%s: environment %v", h.Name, vars)
+		if slices.Contains(fleetFunctions, h.Name) {
+			// The fleet's steps use neither the ledger nor the bus.
+			if env, ok := p["Environment"]; ok {
+				t.Errorf("%s: environment %s", h.Name, jsonString(env))
+			}
+		} else {
+			vars := p["Environment"].(map[string]any)["Variables"].(map[string]any)
+			tableID, _ := d.doc.one(t, "AWS::DynamoDB::Table")
+			busID, _ := d.doc.one(t, "AWS::Events::EventBus")
+			if ref(vars["LEDGER_TABLE"]) != tableID || ref(vars["EVENT_BUS_NAME"]) != busID {
+				t.Errorf("%s: environment %v", h.Name, vars)
+			}
 		}
 		lg := ref(p["LoggingConfig"].(map[string]any)["LogGroup"])
 		if r := d.doc.Resources[lg]; r.Type != "AWS::Logs::LogGroup" || r.Properties["RetentionInDays"] != 30.0 {
@@ -375,57 +433,95 @@ func TestTable(t *testing.T) {
 
 func TestStateMachine(t *testing.T) {
 	d := defaults(t)
-	id, sm := d.doc.one(t, "AWS::StepFunctions::StateMachine")
-	p := sm.Properties
-	if p["StateMachineType"] != "STANDARD" {
-		t.Errorf("StateMachineType = %v", p["StateMachineType"])
+	ms := d.doc.machines(t)
+	if len(ms) != 2 {
+		t.Fatalf("state machines %v, want rotation and fleet", ms)
 	}
-	lc := p["LoggingConfiguration"].(map[string]any)
-	if lc["Level"] != "ALL" || lc["IncludeExecutionData"] != false {
-		t.Errorf("LoggingConfiguration = %s", jsonString(lc))
-	}
-	dest := list(lc["Destinations"])
-	if len(dest) != 1 || d.doc.Resources[ref(dest[0].(map[string]any)["CloudWatchLogsLogGroup"].(map[string]any)["LogGroupArn"])].Type != "AWS::Logs::LogGroup" {
-		t.Errorf("log destinations = %s", jsonString(dest))
-	}
-	if jsonString(p["TracingConfiguration"]) != `{"Enabled":true}` {
-		t.Errorf("TracingConfiguration = %s", jsonString(p["TracingConfiguration"]))
-	}
+	logGroups := map[string]bool{}
+	for kind, def := range map[string][]byte{"rotation": statemachines.Rotation, "fleet": statemachines.Fleet} {
+		t.Run(kind, func(t *testing.T) {
+			p := d.doc.Resources[ms[kind]].Properties
+			if p["StateMachineType"] != "STANDARD" {
+				t.Errorf("StateMachineType = %v", p["StateMachineType"])
+			}
+			lc := p["LoggingConfiguration"].(map[string]any)
+			if lc["Level"] != "ALL" || lc["IncludeExecutionData"] != false {
+				t.Errorf("LoggingConfiguration = %s", jsonString(lc))
+			}
+			dest := list(lc["Destinations"])
+			lg := ""
+			if len(dest) == 1 {
+				lg = ref(dest[0].(map[string]any)["CloudWatchLogsLogGroup"].(map[string]any)["LogGroupArn"])
+			}
+			if d.doc.Resources[lg].Type != "AWS::Logs::LogGroup" {
+				t.Errorf("log destinations = %s", jsonString(dest))
+			}
+			if logGroups[lg] {
+				t.Errorf("log group %s shared by both state machines", lg)
+			}
+			logGroups[lg] = true
+			if jsonString(p["TracingConfiguration"]) != `{"Enabled":true}` {
+				t.Errorf("TracingConfiguration = %s", jsonString(p["TracingConfiguration"]))
+			}
 
-	// The definition is the embedded file, untouched; CloudFormation fills
-	// every placeholder from DefinitionSubstitutions.
-	def, ok := p["DefinitionString"].(string)
-	if !ok {
-		t.Fatalf("DefinitionString is not a plain string: %s", jsonString(p["DefinitionString"]))
+			// The definition is the embedded file, untouched; CloudFormation
+			// fills every placeholder from DefinitionSubstitutions.
+			if got, ok := p["DefinitionString"].(string); !ok || got != string(def) {
+				t.Fatalf("DefinitionString differs from statemachines/%s.asl.json", kind)
+			}
+			subs := p["DefinitionSubstitutions"].(map[string]any)
+			var keys []string
+			for k := range subs {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			if got, want := keys, statemachines.Placeholders(def); !slices.Equal(got, want) {
+				t.Errorf("DefinitionSubstitutions keys %v, placeholders %v", got, want)
+			}
+			fns := d.doc.functions(t)
+			names := sagaFunctions
+			if kind == "fleet" {
+				names = allFunctions
+			}
+			var substituted []string
+			for _, h := range rotation.Handlers {
+				v, ok := subs[h.Placeholder]
+				if !ok {
+					continue
+				}
+				substituted = append(substituted, h.Name)
+				if jsonString(v) != jsonString(map[string]any{"Fn::GetAtt": []any{fns[h.Name], "Arn"}}) {
+					t.Errorf("%s = %s, want function %s (%s)", h.Placeholder, jsonString(v), h.Name, fns[h.Name])
+				}
+			}
+			if !slices.Equal(substituted, names) {
+				t.Errorf("substituted functions %v, want %v", substituted, names)
+			}
+			tableID, _ := d.doc.one(t, "AWS::DynamoDB::Table")
+			if jsonString(subs[rotation.LedgerTablePlaceholder]) != jsonString(map[string]any{"Ref": tableID}) {
+				t.Errorf("LedgerTableName = %s", jsonString(subs[rotation.LedgerTablePlaceholder]))
+			}
+		})
 	}
-	if def != string(statemachines.Rotation) {
-		t.Error("DefinitionString differs from statemachines/rotation.asl.json")
-	}
-	subs := p["DefinitionSubstitutions"].(map[string]any)
-	var keys []string
-	for k := range subs {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	if got, want := keys, statemachines.Placeholders([]byte(def)); !slices.Equal(got, want) {
-		t.Errorf("DefinitionSubstitutions keys %v, placeholders %v", got, want)
-	}
-	fns := d.doc.functions(t)
-	for _, h := range rotation.Handlers {
-		if got := ref(subs[h.Placeholder]); got != fns[h.Name] {
-			t.Errorf("%s = %s, want function %s (%s)", h.Placeholder, jsonString(subs[h.Placeholder]), h.Name, fns[h.Name])
-		}
-	}
-	tableID, _ := d.doc.one(t, "AWS::DynamoDB::Table")
-	if jsonString(subs[rotation.LedgerTablePlaceholder]) != jsonString(map[string]any{"Ref": tableID}) {
-		t.Errorf("LedgerTableName = %s", jsonString(subs[rotation.LedgerTablePlaceholder]))
-	}
-	_ = id
 }
 
 func TestAlertsAndAlarms(t *testing.T) {
-	d := defaults(t)
-	smID, _ := d.doc.one(t, "AWS::StepFunctions::StateMachine")
+	for _, tc := range []struct {
+		name string
+		s    *synthesized
+	}{{"defaults", defaults(t)}, {"without the fleet", noFleet(t)}} {
+		t.Run(tc.name, func(t *testing.T) { checkAlerts(t, tc.s) })
+	}
+}
+
+func checkAlerts(t *testing.T, d *synthesized) {
+	ms := d.doc.machines(t)
+	var smRefs []any
+	for _, kind := range []string{"rotation", "fleet"} {
+		if id, ok := ms[kind]; ok {
+			smRefs = append(smRefs, map[string]any{"Ref": id})
+		}
+	}
 	topicID, _ := d.doc.one(t, "AWS::SNS::Topic")
 	busID, bus := d.doc.one(t, "AWS::Events::EventBus")
 	if bus.Properties["Name"] != "secretsaga" {
@@ -461,7 +557,7 @@ func TestAlertsAndAlarms(t *testing.T) {
 			}
 			detail := pat["detail"].(map[string]any)
 			if jsonString(detail["status"]) != `["FAILED","TIMED_OUT","ABORTED"]` ||
-				jsonString(detail["stateMachineArn"]) != jsonString([]any{map[string]any{"Ref": smID}}) {
+				jsonString(detail["stateMachineArn"]) != jsonString(smRefs) {
 				t.Errorf("aws.states detail %s", jsonString(detail))
 			}
 		default:
@@ -481,10 +577,9 @@ func TestAlertsAndAlarms(t *testing.T) {
 		}),
 	})
 
-	metrics := map[string]bool{}
+	metrics := map[string]bool{} // state machine id + " " + metric
 	for id, r := range d.doc.ofType("AWS::CloudWatch::Alarm") {
 		p := r.Properties
-		metrics[p["MetricName"].(string)] = true
 		if p["Namespace"] != "AWS/States" || p["Threshold"] != 1.0 || p["Period"] != 300.0 ||
 			p["Statistic"] != "Sum" || p["ComparisonOperator"] != "GreaterThanOrEqualToThreshold" ||
 			p["EvaluationPeriods"] != 1.0 {
@@ -494,20 +589,29 @@ func TestAlertsAndAlarms(t *testing.T) {
 			t.Errorf("alarm %s actions %s", id, jsonString(p["AlarmActions"]))
 		}
 		dims := list(p["Dimensions"])
-		if len(dims) != 1 || ref(dims[0].(map[string]any)["Value"]) != smID {
+		if len(dims) != 1 {
 			t.Errorf("alarm %s dimensions %s", id, jsonString(dims))
+			continue
+		}
+		metrics[ref(dims[0].(map[string]any)["Value"])+" "+p["MetricName"].(string)] = true
+	}
+	want := 0
+	for kind, smID := range ms {
+		for _, m := range []string{"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"} {
+			want++
+			if !metrics[smID+" "+m] {
+				t.Errorf("no alarm on %s of the %s state machine", m, kind)
+			}
 		}
 	}
-	for _, m := range []string{"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"} {
-		if !metrics[m] {
-			t.Errorf("no alarm on %s", m)
-		}
+	if len(metrics) != want {
+		t.Errorf("alarms %v, want %d", metrics, want)
 	}
 }
 
 func TestSchedules(t *testing.T) {
 	c := configured(t)
-	smID, _ := c.doc.one(t, "AWS::StepFunctions::StateMachine")
+	smID := c.doc.machines(t)["rotation"]
 	inputs := map[string]string{}
 	var roleID string
 	for id, r := range c.doc.ofType("AWS::Scheduler::Schedule") {
@@ -559,9 +663,23 @@ var expectedSecretActions = map[string][]string{
 	"verify":       {"DescribeSecret", "GetSecretValue"},
 	"releaselease": {"DescribeSecret"},
 	"compensate":   {"DescribeSecret", "GetSecretValue", "UpdateSecretVersionStage"},
+	"listsecrets":  nil,
+	"fleetsummary": nil,
+}
+
+// expectedUnscoped are the Secrets Manager actions allowed on Resource "*"
+// (they have no resource-level permissions).
+var expectedUnscoped = map[string][]string{
+	"createsecret": {"secretsmanager:GetRandomPassword"},
+	"listsecrets":  {"secretsmanager:ListSecrets"},
 }
 
 var expectedPutEvents = []string{"finishsecret", "releaselease", "compensate"}
+
+// unscopedSecretsAction: the Secrets Manager actions that may be on "*".
+func unscopedSecretsAction(a string) bool {
+	return a == "secretsmanager:GetRandomPassword" || a == "secretsmanager:ListSecrets"
+}
 
 func TestIAM(t *testing.T) {
 	for _, tc := range []struct {
@@ -573,6 +691,7 @@ func TestIAM(t *testing.T) {
 		{"defaults", defaults(t), "default", false},
 		{"configured", configured(t), "payments", true},
 		{"without feature flags", legacy(t), "payments", true},
+		{"without the fleet", noFleet(t), "default", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) { checkIAM(t, tc.s.doc, tc.group, tc.kms) })
 	}
@@ -581,7 +700,7 @@ func TestIAM(t *testing.T) {
 func checkIAM(t *testing.T, d template, group string, kms bool) {
 	tableID, _ := d.one(t, "AWS::DynamoDB::Table")
 	busID, _ := d.one(t, "AWS::Events::EventBus")
-	smID, sm := d.one(t, "AWS::StepFunctions::StateMachine")
+	machines := d.machines(t)
 	fns := d.functions(t)
 	roleOf := map[string]string{} // role id → handler name
 	for name, id := range fns {
@@ -604,12 +723,20 @@ func checkIAM(t *testing.T, d template, group string, kms bool) {
 				switch {
 				case svc == "dynamodb" && star:
 					t.Errorf("%s: %s on Resource *", roleID, a)
-				case svc == "secretsmanager" && star && a != "secretsmanager:GetRandomPassword":
+				case svc == "secretsmanager" && star && !unscopedSecretsAction(a):
 					t.Errorf("%s: %s on Resource *", roleID, a)
 				case svc == "kms" && star:
 					t.Errorf("%s: %s on Resource *", roleID, a)
 				}
-				if svc == "secretsmanager" && a != "secretsmanager:GetRandomPassword" {
+				if unscopedSecretsAction(a) {
+					if jsonString(s.resources()) != `["*"]` || s.Condition != nil {
+						t.Errorf("%s: %s: %s", roleID, a, jsonString(s))
+					}
+					if a == "secretsmanager:ListSecrets" && roleOf[roleID] != "listsecrets" {
+						t.Errorf("%s (%s): %s is for listsecrets only", roleID, roleOf[roleID], a)
+					}
+				}
+				if svc == "secretsmanager" && !unscopedSecretsAction(a) {
 					if jsonString(s.Condition) != wantCondition {
 						t.Errorf("%s: %s without the rotation-group condition: %s", roleID, a, jsonString(s.Condition))
 					}
@@ -629,14 +756,17 @@ func checkIAM(t *testing.T, d template, group string, kms bool) {
 
 	// Per function role: exactly the expected actions.
 	for roleID, name := range roleOf {
-		var secrets, other []string
-		ledger, putEvents, random := false, false, false
+		var secrets, unscoped, other []string
+		ledger, putEvents := false, false
 		for _, s := range d.statements(t, roleID) {
 			for _, a := range s.actions() {
 				svc, act, _ := strings.Cut(a, ":")
+				if name == "fleetsummary" && (svc == "secretsmanager" || svc == "dynamodb" || svc == "events" || svc == "kms") {
+					t.Errorf("fleetsummary: %s (it makes no AWS call)", a)
+				}
 				switch {
-				case a == "secretsmanager:GetRandomPassword":
-					random = true
+				case unscopedSecretsAction(a):
+					unscoped = append(unscoped, a)
 				case svc == "secretsmanager":
 					secrets = append(secrets, act)
 				case svc == "dynamodb":
@@ -667,11 +797,11 @@ func checkIAM(t *testing.T, d template, group string, kms bool) {
 		if !slices.Equal(secrets, want) {
 			t.Errorf("%s: secretsmanager actions %v, want %v", name, secrets, want)
 		}
-		if random != (name == "createsecret") {
-			t.Errorf("%s: GetRandomPassword = %v", name, random)
+		if !slices.Equal(unscoped, expectedUnscoped[name]) {
+			t.Errorf("%s: actions on Resource * %v, want %v", name, unscoped, expectedUnscoped[name])
 		}
-		if !ledger {
-			t.Errorf("%s: no ledger access", name)
+		if ledger != slices.Contains(sagaFunctions, name) {
+			t.Errorf("%s: ledger access = %v", name, ledger)
 		}
 		if putEvents != slices.Contains(expectedPutEvents, name) {
 			t.Errorf("%s: events:PutEvents = %v", name, putEvents)
@@ -683,9 +813,20 @@ func checkIAM(t *testing.T, d template, group string, kms bool) {
 		}
 	}
 
-	// The state machine role: invoke our eight functions, deliver its logs
+	// The state machine roles: the rotation saga invokes the eight saga
+	// functions, the fleet those and its two own; each delivers its logs
 	// and traces, nothing else.
-	smRole := ref(sm.Properties["RoleArn"])
+	for kind, smID := range machines {
+		want := sagaFunctions
+		if kind == "fleet" {
+			want = allFunctions
+		}
+		checkStateMachineRole(t, d, kind, ref(d.Resources[smID].Properties["RoleArn"]), roleOf, want)
+	}
+}
+
+func checkStateMachineRole(t *testing.T, d template, kind, smRole string, roleOf map[string]string, want []string) {
+	t.Helper()
 	invoked := map[string]bool{}
 	for _, s := range d.statements(t, smRole) {
 		for _, a := range s.actions() {
@@ -693,7 +834,7 @@ func checkIAM(t *testing.T, d template, group string, kms bool) {
 			switch svc {
 			case "lambda":
 				if a != "lambda:InvokeFunction" {
-					t.Errorf("state machine role: %s", a)
+					t.Errorf("%s state machine role: %s", kind, a)
 				}
 				for _, r := range s.resources() {
 					id := ref(r)
@@ -701,30 +842,38 @@ func checkIAM(t *testing.T, d template, group string, kms bool) {
 						parts := r.(map[string]any)["Fn::Join"].([]any)[1].([]any)
 						id = ref(parts[0])
 						if len(parts) != 2 || parts[1] != ":*" {
-							t.Errorf("state machine role: invoke on %s", jsonString(r))
+							t.Errorf("%s state machine role: invoke on %s", kind, jsonString(r))
 						}
 					}
-					if _, ok := roleOf[ref(d.Resources[id].Properties["Role"])]; !ok || d.Resources[id].Type != "AWS::Lambda::Function" {
-						t.Errorf("state machine role: invoke on %s", jsonString(r))
+					name, ok := roleOf[ref(d.Resources[id].Properties["Role"])]
+					if !ok || d.Resources[id].Type != "AWS::Lambda::Function" {
+						t.Errorf("%s state machine role: invoke on %s", kind, jsonString(r))
+						continue
 					}
-					invoked[id] = true
+					invoked[name] = true
 				}
 			case "logs", "xray":
 				if !slices.Contains(s.resources(), any("*")) && svc == "xray" {
-					t.Errorf("state machine role: %s", jsonString(s))
+					t.Errorf("%s state machine role: %s", kind, jsonString(s))
 				}
 				if !strings.Contains(a, "LogDeliver") && !strings.Contains(a, "ResourcePolic") && a != "logs:DescribeLogGroups" && svc == "logs" {
-					t.Errorf("state machine role: %s", a)
+					t.Errorf("%s state machine role: %s", kind, a)
 				}
 			default:
-				t.Errorf("state machine role: unexpected %s", a)
+				t.Errorf("%s state machine role: unexpected %s", kind, a)
 			}
 		}
 	}
-	if len(invoked) != len(fns) {
-		t.Errorf("state machine invokes %d functions, want %d", len(invoked), len(fns))
+	var got []string
+	for name := range invoked {
+		got = append(got, name)
 	}
-	_ = smID
+	sort.Strings(got)
+	w := slices.Clone(want)
+	sort.Strings(w)
+	if !slices.Equal(got, w) {
+		t.Errorf("%s state machine invokes %v, want %v", kind, got, w)
+	}
 }
 
 func TestMissingBootstrapPanicsWithHint(t *testing.T) {

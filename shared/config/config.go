@@ -22,7 +22,9 @@ import (
 	"github.com/secretsaga/secretsaga/shared/rotation"
 	"github.com/secretsaga/secretsaga/shared/secretstore"
 	"github.com/secretsaga/secretsaga/shared/target"
+	"github.com/secretsaga/secretsaga/shared/target/mysql"
 	"github.com/secretsaga/secretsaga/shared/target/postgres"
+	"github.com/secretsaga/secretsaga/shared/target/redis"
 )
 
 // Environment variables the functions read.
@@ -55,6 +57,8 @@ func Engines(wrap func(target.Engine) target.Engine) *target.Registry {
 	}
 	r := &target.Registry{}
 	r.Register(wrap(postgres.New(postgres.Options{})), "postgresql", "aurora-postgresql")
+	r.Register(wrap(mysql.New(mysql.Options{})), "mariadb", "aurora-mysql")
+	r.Register(wrap(redis.New(redis.Options{})))
 	return r
 }
 

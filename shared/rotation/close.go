@@ -75,10 +75,14 @@ func (s *Service) release(ctx context.Context, o op, in CloseInput) (CloseOutput
 		if !l.FinishMayHaveRun {
 			return out, o.input("release with outcome FINISHED before finish ran", nil)
 		}
-		if err := s.Ledger.Append(ctx, &l, ledger.Record{State: ledger.Finished, Actor: s.Actor}, ledger.Change{Release: true}); err != nil {
+		rec, event := ledger.Record{State: ledger.Finished, Actor: s.Actor}, events.RotationSucceeded
+		if o.rc.Rollback {
+			rec.Detail, event = "operator rollback: AWSPREVIOUS "+o.rc.ClientRequestToken+" is AWSCURRENT again", events.RollbackCompleted
+		}
+		if err := s.Ledger.Append(ctx, &l, rec, ledger.Change{Release: true}); err != nil {
 			return out, err
 		}
-		_ = s.publish(ctx, o, l, events.RotationSucceeded, "info", "", "", "")
+		_ = s.publish(ctx, o, l, event, "info", "", "", "")
 		return out, nil
 	case OutcomeCompensationFailed:
 		out.State = string(ledger.CompensationFailed)

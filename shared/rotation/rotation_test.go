@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -337,6 +339,22 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{name: "lease held", setup: func(f *fixture) {
 			f.led.lease[arn] = ledger.Lease{Secret: arn, Fencing: 4, Seq: 2, Holder: "arn:other", State: ledger.SetStarted}
 		}, want: faults.NameConflict},
+		{name: "token names an existing version", setup: func(f *fixture) {
+			f.sm.values[token] = "{}"
+			f.sm.stages[token] = []string{"release-2024"}
+		}, want: faults.NameInput},
+		{name: "rollback without AWSPREVIOUS", in: AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, Rollback: true}, want: faults.NameInput},
+		{name: "rollback to a version that is not AWSPREVIOUS", setup: func(f *fixture) {
+			f.sm.values["prev-0000000000000000000000000000000"] = f.sm.values[v1]
+			f.sm.stages["prev-0000000000000000000000000000000"] = []string{"AWSPREVIOUS"}
+		}, in: AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, Rollback: true}, want: faults.NameInput},
+		{name: "rollback to another database", setup: func(f *fixture) {
+			f.sm.values[token] = `{"engine":"fake","host":"elsewhere","port":1,"username":"app","password":"x"}`
+			f.sm.stages[token] = []string{"AWSPREVIOUS"}
+		}, in: AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, Rollback: true}, want: faults.NameInput},
+		{name: "health check not a URL", in: AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, HealthCheckUrl: "localhost:80/health"}, want: faults.NameInput},
+		{name: "bake too long", in: AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, HealthCheckUrl: "http://127.0.0.1/h", BakeSeconds: MaxBakeSeconds + 1}, want: faults.NameInput},
+		{name: "bake without a health check", in: AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, BakeSeconds: 5}, want: faults.NameInput},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -394,5 +412,65 @@ func TestCompensationFailureHoldsLeaseAndAlerts(t *testing.T) {
 	}
 	if !errors.As(err, new(*ledger.HeldError)) {
 		t.Fatal("conflict does not carry the HeldError")
+	}
+}
+
+// An operator rollback is the saga run towards the AWSPREVIOUS version: the
+// old password is set on the target again and AWSCURRENT moves back to it.
+func TestRollbackToPrevious(t *testing.T) {
+	f := newFixture(t)
+	rc := f.acquire(t)
+	s := f.svc
+	f.steps(t, rc, s.Create, s.Set, s.Test, s.Finish)
+	if _, err := s.Release(context.Background(), CloseInput{Rotation: rc, Outcome: OutcomeFinished}); err != nil {
+		t.Fatal(err)
+	}
+	rotated := f.db.password
+	back, err := s.Acquire(context.Background(), AcquireInput{SecretId: "app/db", ClientRequestToken: v1,
+		ExecutionArn: "arn:aws:states:us-east-1:000000000000:execution:rotation:rollback", Rollback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.steps(t, back, s.Create, s.Set, s.Test, s.Finish)
+	if _, err := s.Release(context.Background(), CloseInput{Rotation: back, Outcome: OutcomeFinished}); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case f.db.password != original:
+		t.Errorf("target password is not the original again (rotated one still set: %v)", f.db.password == rotated)
+	case f.sm.holder("AWSCURRENT") != v1 || f.sm.holder("AWSPREVIOUS") != token || f.sm.holder("AWSPENDING") != "":
+		t.Errorf("stages: current %s previous %s pending %s", f.sm.holder("AWSCURRENT"), f.sm.holder("AWSPREVIOUS"), f.sm.holder("AWSPENDING"))
+	case f.sm.n != 1:
+		t.Errorf("a rollback generated a password (%d generated)", f.sm.n)
+	case !strings.Contains(f.bus.types(), "Rollback Completed"):
+		t.Errorf("events = %s, want Rollback Completed", f.bus.types())
+	}
+}
+
+func TestBakeHealthCheck(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		status int
+		want   string
+	}{
+		{"healthy throughout", http.StatusOK, ""},
+		{"unhealthy", http.StatusServiceUnavailable, faults.NameTestFailed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(tt.status) }))
+			defer srv.Close()
+			f := newFixture(t)
+			rc, err := f.svc.Acquire(context.Background(), AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution,
+				HealthCheckUrl: srv.URL + "/health", BakeSeconds: 0})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := f.svc
+			f.steps(t, rc, s.Create, s.Set, s.Test, s.Finish)
+			_, err = s.Verify(context.Background(), rc)
+			if faults.Name(err) != tt.want && !(tt.want == "" && err == nil) {
+				t.Fatalf("verify = %v, want %q", err, tt.want)
+			}
+		})
 	}
 }

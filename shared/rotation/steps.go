@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/secretsaga/secretsaga/shared/faults"
@@ -142,15 +145,25 @@ func (s *Service) acquire(ctx context.Context, o op, in AcquireInput) (Context, 
 	if current == "" {
 		return Context{}, o.input("the secret has no AWSCURRENT version; store the working credential first", nil)
 	}
-	if current == in.ClientRequestToken {
-		return Context{}, o.input("the ClientRequestToken is already the AWSCURRENT version; start a new rotation with a new token", nil)
-	}
 	// A held lease is the root cause of most other oddities (a leftover
 	// AWSPENDING, say), so it is reported first.
-	if l, ok, err := s.Ledger.Get(ctx, d.ARN); err != nil {
+	l, leased, err := s.Ledger.Get(ctx, d.ARN)
+	if err != nil {
 		return Context{}, err
-	} else if ok && l.Held(s.now()) && (l.Holder != in.ExecutionArn || l.Token != in.ClientRequestToken) {
+	}
+	if leased && l.Held(s.now()) && (l.Holder != in.ExecutionArn || l.Token != in.ClientRequestToken) {
 		return Context{}, o.conflict("another rotation holds the lease", &ledger.HeldError{Holder: l.Holder, State: l.State, Until: l.UntilTime()})
+	}
+	// A re-run of this very acquire (a retried Lambda) finds its own lease;
+	// the versions may have moved on since, by this execution's own steps.
+	rerun := leased && l.Holder == in.ExecutionArn && l.Token == in.ClientRequestToken
+	if !rerun {
+		if err := s.checkToken(ctx, o, in, d, current); err != nil {
+			return Context{}, err
+		}
+	}
+	if err := checkBake(o, in); err != nil {
+		return Context{}, err
 	}
 	if p := d.VersionWith(secretstore.Pending); p != "" && p != in.ClientRequestToken {
 		return Context{}, o.conflict(fmt.Sprintf("AWSPENDING is on version %s, left by another rotation that did not complete; if none is running, remove it with `aws secretsmanager update-secret-version-stage --secret-id %s --version-stage AWSPENDING --remove-from-version-id %s`", p, d.ARN, p), nil)
@@ -163,7 +176,7 @@ func (s *Service) acquire(ctx context.Context, o op, in AcquireInput) (Context, 
 	if _, _, err := s.parse(ctx, o, current); err != nil {
 		return Context{}, err
 	}
-	l, err := s.Ledger.Acquire(ctx, ledger.AcquireRequest{
+	l, err = s.Ledger.Acquire(ctx, ledger.AcquireRequest{
 		Secret: d.ARN, Execution: in.ExecutionArn, Token: in.ClientRequestToken, Actor: s.Actor,
 		PreviousVersion: current, PreviousPrevious: d.VersionWith(secretstore.Previous),
 	})
@@ -177,7 +190,7 @@ func (s *Service) acquire(ctx context.Context, o op, in AcquireInput) (Context, 
 	return Context{
 		SecretId: in.SecretId, SecretArn: d.ARN, ClientRequestToken: l.Token, ExecutionArn: l.Holder,
 		Fencing: l.Fencing, PreviousVersionId: l.PreviousVersion, PreviousPreviousVersionId: l.PreviousPrevious,
-		LedgerTable: in.LedgerTable,
+		LedgerTable: in.LedgerTable, Rollback: in.Rollback, HealthCheckUrl: in.HealthCheckUrl, BakeSeconds: in.BakeSeconds,
 	}, nil
 }
 
@@ -210,6 +223,58 @@ func (s *Service) parse(ctx context.Context, o op, versionID string) (*secret.Va
 		return nil, nil, o.input("version "+versionID+" names a master secret (masterarn), which asks for the alternating-users strategy; engine "+eng.Name()+" supports only single-user rotation here: remove masterarn to rotate the user's own password", nil)
 	}
 	return v, eng, nil
+}
+
+// checkToken refuses a token that would make the saga do something other
+// than asked: a rotation needs a version id nobody uses yet; a rollback
+// names the AWSPREVIOUS version, which must log in to the same target.
+func (s *Service) checkToken(ctx context.Context, o op, in AcquireInput, d secretstore.Description, current string) error {
+	token := in.ClientRequestToken
+	if current == token {
+		return o.input("the ClientRequestToken is already the AWSCURRENT version; start a new rotation with a new token", nil)
+	}
+	if !in.Rollback {
+		if _, exists := d.Versions[token]; exists {
+			return o.input("the ClientRequestToken names an existing version; a rotation needs a new one (omit it to have one made), and returning to AWSPREVIOUS is a rollback (Rollback: true)", nil)
+		}
+		return nil
+	}
+	prev := d.VersionWith(secretstore.Previous)
+	switch {
+	case prev == "":
+		return o.input("there is no AWSPREVIOUS version to roll back to", nil)
+	case token != prev:
+		return o.input("a rollback's ClientRequestToken must be the AWSPREVIOUS version, "+prev, nil)
+	}
+	old, _, err := s.parse(ctx, o, prev)
+	if err != nil {
+		return o.input("AWSPREVIOUS cannot be rolled back to", err)
+	}
+	cur, _, err := s.parse(ctx, o, current)
+	if err != nil {
+		return err
+	}
+	if !old.SameTarget(cur) {
+		return o.input("AWSPREVIOUS names a different engine, host, port, user or database than AWSCURRENT; a rollback only changes the password back", nil)
+	}
+	return nil
+}
+
+func checkBake(o op, in AcquireInput) error {
+	if in.HealthCheckUrl == "" {
+		if in.BakeSeconds != 0 {
+			return o.input("BakeSeconds needs a HealthCheckUrl to watch", nil)
+		}
+		return nil
+	}
+	u, err := url.Parse(in.HealthCheckUrl)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return o.input("HealthCheckUrl must be an absolute http(s) URL", nil)
+	}
+	if in.BakeSeconds < 0 || in.BakeSeconds > MaxBakeSeconds {
+		return o.input(fmt.Sprintf("BakeSeconds must be 0 to %d (the verify function's timeout bounds the bake)", MaxBakeSeconds), nil)
+	}
+	return nil
 }
 
 // SecretArnOrID is the id to call Secrets Manager with.
@@ -385,7 +450,55 @@ func (s *Service) verify(ctx context.Context, o op) error {
 	if cur := d.VersionWith(secretstore.Current); cur != o.rc.ClientRequestToken {
 		return o.conflict("AWSCURRENT is version "+cur+", not this rotation's", nil)
 	}
+	if err := s.bake(ctx, o); err != nil {
+		return err
+	}
 	return s.probe(ctx, o, o.rc.ClientRequestToken, ledger.Verified)
+}
+
+// bake watches the health check for BakeSeconds (at least one check): any
+// answer other than 2xx, or none, fails the rotation, which rolls it back.
+func (s *Service) bake(ctx context.Context, o op) error {
+	if o.rc.HealthCheckUrl == "" {
+		return nil
+	}
+	deadline := s.now().Add(time.Duration(o.rc.BakeSeconds) * time.Second)
+	client := &http.Client{Timeout: 5 * time.Second}
+	for checks := 0; ; checks++ {
+		if err := healthCheck(ctx, client, o.rc.HealthCheckUrl); err != nil {
+			return o.testFailed(fmt.Sprintf("the health check failed after %d good answers during the bake", checks), err)
+		}
+		if !s.now().Before(deadline) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(2*time.Second, time.Until(deadline))):
+		}
+	}
+}
+
+func healthCheck(ctx context.Context, client *http.Client, u string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		// The URL is the operator's; keep only the failure's kind.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return fmt.Errorf("health check %s: %w", ue.Op, ue.Err)
+		}
+		return err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	_ = resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("health check answered %d", resp.StatusCode)
+	}
+	return nil
 }
 
 func (s *Service) probe(ctx context.Context, o op, versionID string, state ledger.State) error {

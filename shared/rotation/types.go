@@ -75,6 +75,15 @@ type AcquireInput struct {
 	// LedgerTable is the table the state machine was deployed with; it must
 	// match the function's, so the two can never journal to different tables.
 	LedgerTable string `json:",omitempty"`
+	// Rollback makes this an operator rollback: ClientRequestToken must be
+	// the AWSPREVIOUS version, which the saga makes AWSCURRENT again and
+	// sets on the target, with the same lease, journal and compensation as
+	// a rotation.
+	Rollback bool `json:",omitempty"`
+	// HealthCheckUrl, if set, must answer 2xx throughout BakeSeconds after
+	// finish (the verify step), or the rotation is rolled back.
+	HealthCheckUrl string `json:",omitempty"`
+	BakeSeconds    int    `json:",omitempty"`
 }
 
 // Context is a rotation in flight: what AcquireLease returns and every later
@@ -89,7 +98,13 @@ type Context struct {
 	PreviousVersionId         string
 	PreviousPreviousVersionId string `json:",omitempty"`
 	LedgerTable               string `json:",omitempty"`
+	Rollback                  bool   `json:",omitempty"`
+	HealthCheckUrl            string `json:",omitempty"`
+	BakeSeconds               int    `json:",omitempty"`
 }
+
+// MaxBakeSeconds keeps the bake inside the verify function's timeout.
+const MaxBakeSeconds = 90
 
 // StepOutput is what a forward step returns (the state machine discards it;
 // it is there for logs and the local timeline).

@@ -1,0 +1,37 @@
+package local
+
+import (
+	"github.com/secretsaga/secretsaga/integration/sfnlocal"
+)
+
+// SFNAPI is a local Step Functions API endpoint in front of the Env's
+// runner, serving the rotation state machine (so that secretctl and other
+// sfn clients can start and watch rotations).
+type SFNAPI struct {
+	*sfnlocal.API
+	// URL is the endpoint (the sfn client's BaseEndpoint).
+	URL string
+	// StateMachineArn is the rotation state machine's ARN.
+	StateMachineArn string
+}
+
+// StartSFNAPI starts a Step Functions API over the Env's runner with the
+// rotation definition registered as name (default sfnlocal.StateMachineName).
+// Env.Close stops it.
+func (e *Env) StartSFNAPI(name string) (*SFNAPI, error) {
+	if name == "" {
+		name = sfnlocal.StateMachineName
+	}
+	api := sfnlocal.NewAPI(e.Runner, sfnlocal.APIOptions{
+		Region: region, AccountID: account,
+		LambdaEndpoint: e.LambdaURL, RetryIntervalScale: e.opts.RetryIntervalScale,
+	})
+	arn := api.AddStateMachine(name, e.Definition)
+	url, err := api.Start()
+	if err != nil {
+		return nil, err
+	}
+	// Before the runner's closer in Close's newest-first order.
+	e.closers = append(e.closers, func() error { api.Close(); return nil })
+	return &SFNAPI{API: api, URL: url, StateMachineArn: arn}, nil
+}

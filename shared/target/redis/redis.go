@@ -1,0 +1,247 @@
+// Package redis is the Redis target engine for ACL users (Redis 6 and
+// later; single user: a user changes its own password) over
+// github.com/redis/go-redis/v9.
+//
+// The password is set with ACL SETUSER as its SHA-256 ("#<hex>"), never as
+// ">clear text", so neither MONITOR, the slow log nor an ACL file that the
+// server rewrites can show it; every value is a separate command argument,
+// so no user name or password is ever parsed as part of a command line.
+//
+// Redis keeps ACLs per server: on a primary with replicas, each node's users
+// are its own (Redis does not replicate ACL SETUSER).
+package redis
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/secretsaga/secretsaga/shared/target"
+)
+
+// Options tune the engine.
+type Options struct {
+	// ConnectTimeout bounds dialing and each command's reply, so an
+	// unreachable host fails the step in bounded time. Default 5s.
+	ConnectTimeout time.Duration
+	// TLS, when set, is used for every connection (ElastiCache with
+	// in-transit encryption, for one). Nil means plain TCP.
+	TLS *tls.Config
+}
+
+// Engine implements target.Engine for Redis.
+type Engine struct{ o Options }
+
+// New returns the engine.
+func New(o Options) *Engine {
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 5 * time.Second
+	}
+	return &Engine{o: o}
+}
+
+// Name is the secret's "engine" value.
+func (*Engine) Name() string { return "redis" }
+
+// DefaultPort is Redis's.
+func (*Engine) DefaultPort() int { return 6379 }
+
+// Capabilities: single user only.
+func (*Engine) Capabilities() target.Capabilities { return target.Capabilities{SingleUser: true} }
+
+// SetPassword changes req.Username's password to req.New, leaving it as the
+// user's only password. If New already logs in, nothing is changed;
+// otherwise the first login of req.Logins that works runs ACL SETUSER, which
+// needs the +acl|setuser permission.
+func (e *Engine) SetPassword(ctx context.Context, req target.SetPasswordRequest) (target.SetPasswordResponse, error) {
+	if req.Username == "" || req.New.IsZero() {
+		return target.SetPasswordResponse{}, fmt.Errorf("redis: set password: username and new password are required: %w", target.ErrInvalid)
+	}
+	if len(req.Logins) == 0 {
+		return target.SetPasswordResponse{}, fmt.Errorf("redis: set password of %q: no login to try: %w", req.Username, target.ErrInvalid)
+	}
+	probe := req.Logins[0]
+	probe.Username, probe.Password = req.Username, req.New
+	c, err := e.connect(ctx, probe)
+	if err == nil {
+		_ = c.Close()
+		return target.SetPasswordResponse{AlreadySet: true, LoggedInWith: -1}, nil
+	}
+	if !errors.Is(err, target.ErrAuthFailed) {
+		return target.SetPasswordResponse{}, fmt.Errorf("redis: set password of %q: %w", req.Username, err)
+	}
+	var errs []error
+	for i, login := range req.Logins {
+		c, err := e.connect(ctx, login)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("login %d as %q: %w", i, login.Username, err))
+			if errors.Is(err, target.ErrAuthFailed) {
+				continue
+			}
+			// Unreachable or invalid: the next login goes to the same
+			// server and would fail the same way.
+			return target.SetPasswordResponse{}, fmt.Errorf("redis: set password of %q: %w", req.Username, errors.Join(errs...))
+		}
+		err = setPassword(ctx, c, req)
+		_ = c.Close()
+		if err != nil {
+			return target.SetPasswordResponse{}, err
+		}
+		return target.SetPasswordResponse{LoggedInWith: i}, nil
+	}
+	return target.SetPasswordResponse{}, fmt.Errorf("redis: set password of %q: no login worked: %w", req.Username, errors.Join(errs...))
+}
+
+func setPassword(ctx context.Context, c *goredis.Client, req target.SetPasswordRequest) error {
+	if req.BeforeChange != nil {
+		if err := req.BeforeChange(ctx); err != nil {
+			return err
+		}
+	}
+	hash := PasswordHash(req.New.Reveal())
+	// resetpass drops every other password, so the old one stops working
+	// as the same command adds the new one: there is no moment with
+	// neither, and none with both.
+	err := c.Do(ctx, "ACL", "SETUSER", req.Username, "resetpass", "#"+hash).Err()
+	if err != nil {
+		// A rejected rule is echoed in the reply; the hash is no password,
+		// but it is as good as one for an offline guess.
+		return fmt.Errorf("redis: ACL SETUSER %q: %w", req.Username, scrub(classify(err), hash))
+	}
+	return nil
+}
+
+// PasswordHash is the form ACL SETUSER takes after '#': the lower-case hex
+// SHA-256 of the password.
+func PasswordHash(pw string) string {
+	h := sha256.Sum256([]byte(pw))
+	return hex.EncodeToString(h[:])
+}
+
+// Verify logs in with the credential and sends PING.
+func (e *Engine) Verify(ctx context.Context, req target.VerifyRequest) error {
+	c, err := e.connect(ctx, req.Credential)
+	if err != nil {
+		return fmt.Errorf("redis: verify login as %q: %w", req.Credential.Username, err)
+	}
+	_ = c.Close()
+	return nil
+}
+
+func (e *Engine) options(c target.Credential) (*goredis.Options, error) {
+	if c.Host == "" || c.Username == "" {
+		return nil, fmt.Errorf("host and username are required (the user of a password-only server is \"default\"): %w", target.ErrInvalid)
+	}
+	port := c.Port
+	if port == 0 {
+		port = e.DefaultPort()
+	}
+	db := 0
+	if n, err := strconv.Atoi(c.DBName); err == nil && n >= 0 {
+		db = n
+	}
+	return &goredis.Options{
+		Addr:     net.JoinHostPort(c.Host, strconv.Itoa(port)),
+		Username: c.Username,
+		Password: c.Password.Reveal(),
+		DB:       db,
+		// RESP2 and no extras: the connection runs HELLO/AUTH and, for a
+		// DB, SELECT, and nothing a restricted user might lack the
+		// permission for (CLIENT SETINFO, MAINT_NOTIFICATIONS).
+		Protocol:                 2,
+		DisableIdentity:          true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+		DialTimeout:              e.o.ConnectTimeout,
+		ReadTimeout:              e.o.ConnectTimeout,
+		WriteTimeout:             e.o.ConnectTimeout,
+		ContextTimeoutEnabled:    true,
+		// A retry would resend a command that may have been applied; the
+		// rotation retries whole steps instead.
+		MaxRetries: -1,
+		// One dial per login: the pool's default of five, each up to
+		// DialTimeout, would stretch an unreachable host to 25 s.
+		DialerRetries: 1,
+		PoolSize:      1,
+		TLSConfig:     e.o.TLS,
+	}, nil
+}
+
+// connect returns a client whose connection has logged in and answered PING.
+func (e *Engine) connect(ctx context.Context, c target.Credential) (*goredis.Client, error) {
+	opt, err := e.options(c)
+	if err != nil {
+		return nil, err
+	}
+	client := goredis.NewClient(opt)
+	pctx, cancel := context.WithTimeout(ctx, 2*e.o.ConnectTimeout)
+	defer cancel()
+	if err := client.Ping(pctx).Err(); err != nil {
+		_ = client.Close()
+		return nil, classify(err)
+	}
+	return client, nil
+}
+
+// classify maps a go-redis error to the target's sentinel errors. Server
+// replies name the user at most; network errors are kept as text only.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var re goredis.Error
+	if errors.As(err, &re) {
+		msg := re.Error()
+		code, _, _ := strings.Cut(msg, " ")
+		switch {
+		case code == "WRONGPASS", strings.Contains(msg, "invalid username-password pair"),
+			code == "NOAUTH", strings.Contains(msg, "invalid password"):
+			return fmt.Errorf("%s: %w", msg, target.ErrAuthFailed)
+		case code == "LOADING", code == "BUSY", code == "MASTERDOWN", code == "TRYAGAIN",
+			code == "CLUSTERDOWN", strings.Contains(msg, "max number of clients"):
+			return fmt.Errorf("%s: %w", msg, target.ErrUnreachable)
+		default: // NOPERM, ERR unknown command/syntax, READONLY, MOVED
+			return fmt.Errorf("%s: %w", msg, target.ErrInvalid)
+		}
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	// Refused, reset, DNS, timeouts, a closed connection or pool: the
+	// server may come back.
+	var netErr net.Error
+	switch {
+	case errors.As(err, &netErr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, goredis.ErrClosed), errors.Is(err, goredis.ErrPoolTimeout),
+		errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s: %w", err.Error(), target.ErrUnreachable)
+	}
+	return fmt.Errorf("%s: %w", err.Error(), target.ErrUnreachable)
+}
+
+// scrub removes s from err's text, keeping its sentinel.
+func scrub(err error, s string) error {
+	if err == nil || !strings.Contains(err.Error(), s) {
+		return err
+	}
+	for _, sentinel := range []error{target.ErrAuthFailed, target.ErrUnreachable, target.ErrInvalid} {
+		if errors.Is(err, sentinel) {
+			text := strings.ReplaceAll(err.Error(), s, "<hash>")
+			text = strings.TrimSuffix(text, ": "+sentinel.Error())
+			return fmt.Errorf("%s: %w", text, sentinel)
+		}
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), s, "<hash>"))
+}

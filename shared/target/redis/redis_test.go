@@ -1,0 +1,123 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/secretsaga/secretsaga/shared/secret"
+	"github.com/secretsaga/secretsaga/shared/target"
+)
+
+// serverErr is a reply error as go-redis returns it (its own type is
+// internal; this one satisfies the same goredis.Error interface).
+type serverErr string
+
+func (e serverErr) Error() string { return string(e) }
+func (serverErr) RedisError()     {}
+
+var _ goredis.Error = serverErr("")
+
+func TestPasswordHash(t *testing.T) {
+	// sha256("foobar"), as `echo -n foobar | sha256sum` prints it; Redis
+	// wants exactly 64 lower-case hex digits after '#'.
+	if got := PasswordHash("foobar"); got != "c3ab8ff13720e8ad9047dd39466b3c8974e592c2fa383d4a3960714caef0c4f2" {
+		t.Errorf("PasswordHash = %s", got)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	cases := []struct {
+		err  error
+		want error
+	}{
+		{serverErr("WRONGPASS invalid username-password pair or user is disabled."), target.ErrAuthFailed},
+		{fmt.Errorf("failed to authenticate: %w", serverErr("WRONGPASS invalid username-password pair or user is disabled.")), target.ErrAuthFailed},
+		{serverErr("ERR invalid password"), target.ErrAuthFailed},
+		{serverErr("NOAUTH Authentication required."), target.ErrAuthFailed},
+		{serverErr("NOPERM User app has no permissions to run the 'acl|setuser' command"), target.ErrInvalid},
+		{serverErr("ERR DB index is out of range"), target.ErrInvalid},
+		{serverErr("ERR unknown command 'ACL'"), target.ErrInvalid},
+		{serverErr("READONLY You can't write against a read only replica."), target.ErrInvalid},
+		{serverErr("LOADING Redis is loading the dataset in memory"), target.ErrUnreachable},
+		{serverErr("BUSY Redis is busy running a script."), target.ErrUnreachable},
+		{serverErr("ERR max number of clients reached"), target.ErrUnreachable},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, target.ErrUnreachable},
+		{syscall.ECONNRESET, target.ErrUnreachable},
+		{io.EOF, target.ErrUnreachable},
+		{goredis.ErrPoolTimeout, target.ErrUnreachable},
+		{goredis.ErrClosed, target.ErrUnreachable},
+		{context.DeadlineExceeded, target.ErrUnreachable},
+	}
+	for _, c := range cases {
+		if got := classify(c.err); !errors.Is(got, c.want) {
+			t.Errorf("classify(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+	if got := classify(context.Canceled); !errors.Is(got, context.Canceled) || errors.Is(got, target.ErrUnreachable) {
+		t.Errorf("canceled: %v", got)
+	}
+	if classify(nil) != nil {
+		t.Error("classify(nil) != nil")
+	}
+}
+
+func TestScrub(t *testing.T) {
+	h := PasswordHash("Pw-1")
+	err := scrub(classify(serverErr("ERR Error in ACL SETUSER modifier '#"+h+"': Syntax error")), h)
+	if !errors.Is(err, target.ErrInvalid) || strings.Contains(err.Error(), h) || !strings.Contains(err.Error(), "<hash>") {
+		t.Errorf("scrub: %v", err)
+	}
+	plain := classify(serverErr("NOPERM no"))
+	if got := scrub(plain, h); got != plain {
+		t.Errorf("scrub changed an error without the hash: %v", got)
+	}
+}
+
+func TestOptions(t *testing.T) {
+	e := New(Options{})
+	for db, want := range map[string]int{"": 0, "3": 3, "app": 0, "-1": 0} {
+		o, err := e.options(target.Credential{Host: "::1", Username: "u", Password: secret.NewPassword("Pw-1"), DBName: db})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.DB != want {
+			t.Errorf("DBName %q: DB %d, want %d", db, o.DB, want)
+		}
+		if o.Addr != "[::1]:6379" || o.Username != "u" || o.Password != "Pw-1" || o.MaxRetries != -1 || o.DialerRetries != 1 || o.DialTimeout != e.o.ConnectTimeout {
+			t.Errorf("options %+v", o)
+		}
+	}
+	if _, err := e.options(target.Credential{Host: "h"}); !errors.Is(err, target.ErrInvalid) {
+		t.Errorf("no username: %v, want ErrInvalid", err)
+	}
+}
+
+func TestRequestValidation(t *testing.T) {
+	e := New(Options{})
+	ctx := context.Background()
+	login := target.Credential{Host: "127.0.0.1", Port: 1, Username: "u", Password: secret.NewPassword("Pw-1")}
+	for name, req := range map[string]target.SetPasswordRequest{
+		"no user":     {New: secret.NewPassword("x"), Logins: []target.Credential{login}},
+		"no password": {Username: "u", Logins: []target.Credential{login}},
+		"no login":    {Username: "u", New: secret.NewPassword("x")},
+	} {
+		if _, err := e.SetPassword(ctx, req); !errors.Is(err, target.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
+}
+
+func TestEngineBasics(t *testing.T) {
+	var e target.Engine = New(Options{})
+	if e.Name() != "redis" || e.DefaultPort() != 6379 || !e.Capabilities().SingleUser || e.Capabilities().Alternating {
+		t.Errorf("%s %d %+v", e.Name(), e.DefaultPort(), e.Capabilities())
+	}
+}
