@@ -240,3 +240,11 @@ func (e *engine) SetPassword(ctx context.Context, r target.SetPasswordRequest) (
 func (e *engine) Verify(ctx context.Context, r target.VerifyRequest) error {
 	return e.in.Do(ctx, "target.Verify", func() error { return e.Engine.Verify(ctx, r) })
 }
+
+func (e *engine) EnsureUser(ctx context.Context, r target.EnsureUserRequest) (res target.EnsureUserResponse, err error) {
+	err = e.in.Do(ctx, "target.EnsureUser", func() error {
+		res, err = e.Engine.EnsureUser(ctx, r)
+		return err
+	})
+	return res, err
+}

@@ -87,3 +87,87 @@ func (e *Env) CanLoginAs(ctx context.Context, role, password string) error {
 	return e.verify(ctx, &secret.Value{Engine: "postgres", Host: e.Postgres.Host, Port: e.Postgres.Port,
 		Username: role, Password: secret.NewPassword(password), DBName: "postgres"})
 }
+
+// PostgresMaster returns the ARN of the local master secret: a CREATEROLE
+// administrator the alternating-users strategy logs in as. It is created
+// once per Env.
+func (e *Env) PostgresMaster(ctx context.Context) (string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.masterARN != "" {
+		return e.masterARN, nil
+	}
+	pw := rand.Text()
+	conn, err := pgx.Connect(ctx, e.Postgres.AdminDSN())
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE ROLE saga_master LOGIN CREATEROLE PASSWORD '%s'", pw)); err != nil {
+		return "", err
+	}
+	value, _ := json.Marshal(map[string]any{
+		"engine": "postgres", "host": e.Postgres.Host, "port": e.Postgres.Port,
+		"username": "saga_master", "password": pw, "dbname": "postgres",
+	})
+	arn, err := e.CreateSecret(ctx, "local/postgres-master", string(value), "secretsaga local: the alternating strategy's administrator")
+	if err != nil {
+		return "", err
+	}
+	e.masterARN = arn
+	return arn, nil
+}
+
+// PostgresAlternatingSecret creates a role and a secret for the
+// alternating-users strategy: its masterarn names PostgresMaster. The role
+// may read a table (secretsaga_grants_<role>) so a test can check that the
+// clone has the same grants.
+func (e *Env) PostgresAlternatingSecret(ctx context.Context, name, role string) (string, error) {
+	master, err := e.PostgresMaster(ctx)
+	if err != nil {
+		return "", err
+	}
+	value, err := e.PostgresRole(ctx, role)
+	if err != nil {
+		return "", err
+	}
+	conn, err := pgx.Connect(ctx, e.Postgres.AdminDSN())
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	table := pgx.Identifier{"secretsaga_grants_" + role}.Sanitize()
+	for _, q := range []string{
+		"DROP ROLE IF EXISTS " + pgx.Identifier{role + "_clone"}.Sanitize(),
+		"CREATE TABLE IF NOT EXISTS " + table + " (n int)",
+		"GRANT SELECT ON " + table + " TO " + pgx.Identifier{role}.Sanitize(),
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return "", err
+		}
+	}
+	value["masterarn"] = master
+	raw, _ := json.Marshal(value)
+	return e.CreateSecret(ctx, name, string(raw), "secretsaga local: alternating users "+role+" / "+role+"_clone")
+}
+
+// CanRead reports whether the secret's version (by id or stage) can read
+// the grants table of role: the clone must have the user's privileges.
+func (e *Env) CanRead(ctx context.Context, secretARN, versionID, stage, role string) error {
+	v, err := e.value(ctx, secretARN, versionID, stage)
+	if err != nil {
+		return err
+	}
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d dbname=postgres user=%s sslmode=disable", v.Host, v.Port, v.Username))
+	if err != nil {
+		return err
+	}
+	cfg.Password = v.Password.Reveal()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "SELECT count(*) FROM "+pgx.Identifier{"secretsaga_grants_" + role}.Sanitize())
+	return err
+}

@@ -114,6 +114,14 @@ func (e *Env) CheckInvariants(ctx context.Context, secretARN string, execs ...*s
 			fail("invariant 2: AWSCURRENT (%s) does not authenticate: %v", current[0], err)
 		}
 	}
+	// 2, for alternating users: the previous user keeps working too.
+	if prev := holders(stages, "AWSPREVIOUS"); len(current) == 1 && len(prev) == 1 && !compFailed {
+		if v, err := e.value(ctx, secretARN, current[0], ""); err == nil && v.MasterARN != "" {
+			if err := e.CanLogin(ctx, secretARN, prev[0], ""); err != nil {
+				fail("invariant 2: alternating users, AWSPREVIOUS (%s) no longer logs in: %v", prev[0], err)
+			}
+		}
+	}
 	// 3
 	if p := holders(stages, "AWSPENDING"); len(p) > 0 && !compFailed {
 		fail("invariant 3: AWSPENDING is on %v after the executions ended", p)

@@ -105,6 +105,7 @@ type Env struct {
 
 	mu         sync.Mutex
 	executions []*sfnlocal.Execution // every execution run, for the leak scan
+	masterARN  string
 
 	closers []func() error
 }

@@ -193,23 +193,11 @@ func (s *Service) compensate(ctx context.Context, o op, in CloseInput) (CloseOut
 
 	// 2. The target's credential back to the AWSCURRENT value.
 	if l.SetMayHaveRun {
-		v, err := s.load(ctx, o)
+		reverted, err := s.revertTarget(ctx, o)
 		if err != nil {
 			return out, err
 		}
-		_, err = v.engine.SetPassword(ctx, target.SetPasswordRequest{
-			Username: v.current.Username, New: v.current.Password, Logins: v.logins(),
-		})
-		if err == nil {
-			err = v.engine.Verify(ctx, target.VerifyRequest{Credential: target.FromValue(v.current)})
-		}
-		if errors.Is(err, target.ErrUnreachable) {
-			return out, &faults.RetryableError{Detail: o.detail("the target is unreachable while reverting", err)}
-		}
-		if err != nil {
-			return out, &faults.CompensationFailedError{Detail: o.detail("could not set the target's credential back to AWSCURRENT", err)}
-		}
-		out.TargetReverted = true
+		out.TargetReverted = reverted
 	}
 
 	// 3. AWSPENDING off the token.
@@ -225,6 +213,33 @@ func (s *Service) compensate(ctx context.Context, o op, in CloseInput) (CloseOut
 	out.State, out.AWSCURRENT = string(ledger.RolledBack), prev
 	_ = s.publish(ctx, o, l, events.RotationRolledBack, "warning", errClass(in.Error), "", "")
 	return out, nil
+}
+
+// revertTarget sets the target's credential back to the AWSCURRENT value
+// and checks that it logs in. With alternating users, set changed only the
+// other user: the one AWSCURRENT names was never touched, so there is
+// nothing to revert (and reverting could only risk breaking it).
+func (s *Service) revertTarget(ctx context.Context, o op) (bool, error) {
+	v, err := s.load(ctx, o)
+	if err != nil {
+		return false, err
+	}
+	if v.master != nil {
+		return false, nil
+	}
+	_, err = v.engine.SetPassword(ctx, target.SetPasswordRequest{
+		Username: v.current.Username, New: v.current.Password, Logins: v.logins(),
+	})
+	if err == nil {
+		err = v.engine.Verify(ctx, target.VerifyRequest{Credential: target.FromValue(v.current)})
+	}
+	if errors.Is(err, target.ErrUnreachable) {
+		return false, &faults.RetryableError{Detail: o.detail("the target is unreachable while reverting", err)}
+	}
+	if err != nil {
+		return false, &faults.CompensationFailedError{Detail: o.detail("could not set the target's credential back to AWSCURRENT", err)}
+	}
+	return true, nil
 }
 
 func (s *Service) removeOwnPending(ctx context.Context, o op, d secretstore.Description) error {

@@ -254,6 +254,10 @@ func (e *fakeEngine) SetPassword(_ context.Context, r target.SetPasswordRequest)
 	return target.SetPasswordResponse{}, fmt.Errorf("no login works: %w", target.ErrAuthFailed)
 }
 
+func (e *fakeEngine) EnsureUser(context.Context, target.EnsureUserRequest) (target.EnsureUserResponse, error) {
+	return target.EnsureUserResponse{}, fmt.Errorf("fake: %w: %w", target.ErrNotSupported, target.ErrInvalid)
+}
+
 func (e *fakeEngine) Verify(_ context.Context, r target.VerifyRequest) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -277,6 +277,33 @@ func checkBake(o op, in AcquireInput) error {
 	return nil
 }
 
+// master reads the alternating strategy's master secret (AWSCURRENT of
+// the secret that cur's masterarn names): the administrator login that
+// creates the clone and sets the other user's password.
+func (s *Service) master(ctx context.Context, o op, cur *secret.Value, eng target.Engine) (*secret.Value, error) {
+	raw, err := s.Secrets.Value(ctx, cur.MasterARN, "", secretstore.Current)
+	if errors.Is(err, secretstore.ErrNoSuchVersion) {
+		return nil, o.input("the master secret "+cur.MasterARN+" (masterarn) does not exist or has no AWSCURRENT version; masterarn must name the secret holding the administrator's login", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m, err := secret.Parse(raw)
+	if err == nil {
+		err = m.Validate(eng.DefaultPort())
+	}
+	if err != nil {
+		return nil, o.input("the master secret "+cur.MasterARN+" is malformed", err)
+	}
+	if m.Engine != cur.Engine || m.Host != cur.Host || m.Port != cur.Port {
+		return nil, o.input("the master secret "+cur.MasterARN+" names a different server than the secret", nil)
+	}
+	if m.Username == cur.Username || m.Username == secret.AlternateUsername(cur.Username) {
+		return nil, o.input("the master secret's user is one of the two users it would alternate; use an administrator of its own", nil)
+	}
+	return m, nil
+}
+
 // SecretArnOrID is the id to call Secrets Manager with.
 func (rc Context) SecretArnOrID() string {
 	if rc.SecretArn != "" {
@@ -329,6 +356,21 @@ func (s *Service) create(ctx context.Context, o op) (bool, error) {
 	if err = o.targetErr(err, "AWSCURRENT (version "+o.rc.PreviousVersionId+") does not log in as "+cur.Username+"; put the working password into AWSCURRENT before rotating", o.input); err != nil {
 		return false, err
 	}
+	next := cur
+	if cur.MasterARN != "" && !o.rc.Rollback {
+		// Alternating users: the new version is the other user, whose
+		// password set will change (creating it on first use) while the
+		// user AWSCURRENT names keeps working untouched.
+		m, err := s.master(ctx, o, cur, eng)
+		if err != nil {
+			return false, err
+		}
+		err = eng.Verify(ctx, target.VerifyRequest{Credential: target.FromValue(m)})
+		if err = o.targetErr(err, "the master secret "+cur.MasterARN+" does not log in as "+m.Username, o.input); err != nil {
+			return false, err
+		}
+		next = cur.WithUsername(secret.AlternateUsername(cur.Username))
+	}
 	policy, err := secretstore.PolicyFromTags(d.Tags)
 	if err != nil {
 		return false, o.input(err.Error(), nil)
@@ -337,7 +379,7 @@ func (s *Service) create(ctx context.Context, o op) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if err := s.Secrets.PutPending(ctx, o.rc.SecretArn, token, cur.WithPassword(pw).SecretString()); err != nil {
+	if err := s.Secrets.PutPending(ctx, o.rc.SecretArn, token, next.WithPassword(pw).SecretString()); err != nil {
 		return false, err
 	}
 	return true, o.journal(ctx, &l, ledger.Created, ledger.Change{})
@@ -347,9 +389,16 @@ func (s *Service) create(ctx context.Context, o op) (bool, error) {
 type versions struct {
 	engine                     target.Engine
 	pending, current, previous *secret.Value // previous may be nil
+	// master is set for the alternating strategy, where pending names the
+	// other user than current.
+	master *secret.Value
 }
 
 func (v versions) logins() []target.Credential {
+	if v.master != nil {
+		// Only the master may change the other user's password.
+		return []target.Credential{target.FromValue(v.master)}
+	}
 	c := []target.Credential{target.FromValue(v.pending), target.FromValue(v.current)}
 	if v.previous != nil {
 		c = append(c, target.FromValue(v.previous))
@@ -367,8 +416,14 @@ func (s *Service) load(ctx context.Context, o op) (versions, error) {
 	if v.pending, _, err = s.parse(ctx, o, o.rc.ClientRequestToken); err != nil {
 		return v, err
 	}
-	if !v.pending.SameTarget(v.current) {
-		return v, o.input("the new version names a different engine, host, port, user or database than AWSCURRENT; a rotation only changes the password", nil)
+	switch {
+	case v.pending.SameTarget(v.current):
+	case v.current.MasterARN != "" && v.pending.SameServer(v.current) && v.pending.Username == secret.AlternateUsername(v.current.Username):
+		if v.master, err = s.master(ctx, o, v.current, v.engine); err != nil {
+			return v, err
+		}
+	default:
+		return v, o.input("the new version names a different engine, host, port, user or database than AWSCURRENT; a rotation only changes the password (or, with masterarn, switches to the other user)", nil)
 	}
 	if id := o.rc.PreviousPreviousVersionId; id != "" {
 		// AWSPREVIOUS is only a fallback login; a malformed one is ignored.
@@ -412,14 +467,22 @@ func (s *Service) set(ctx context.Context, o op) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	// Write-ahead, at the last moment: from here on compensation must
+	// assume the target changed. A target that cannot be reached, or
+	// refuses every login, leaves nothing to revert.
+	writeAhead := func(ctx context.Context) error {
+		return o.journal(ctx, &l, ledger.SetStarted, ledger.Change{SetMayHaveRun: true})
+	}
+	if v.master != nil {
+		_, err := v.engine.EnsureUser(ctx, target.EnsureUserRequest{
+			Master: target.FromValue(v.master), Username: v.pending.Username, Like: v.current.Username, BeforeChange: writeAhead,
+		})
+		if err = o.targetErr(err, "the master secret "+v.current.MasterARN+" does not log in", o.input); err != nil {
+			return false, err
+		}
+	}
 	res, err := v.engine.SetPassword(ctx, target.SetPasswordRequest{
-		Username: v.current.Username, New: v.pending.Password, Logins: v.logins(),
-		// Write-ahead, at the last moment: from here on compensation must
-		// assume the target changed. A target that cannot be reached, or
-		// refuses every login, leaves nothing to revert.
-		BeforeChange: func(ctx context.Context) error {
-			return o.journal(ctx, &l, ledger.SetStarted, ledger.Change{SetMayHaveRun: true})
-		},
+		Username: v.pending.Username, New: v.pending.Password, Logins: v.logins(), BeforeChange: writeAhead,
 	})
 	if err = o.targetErr(err, "none of AWSPENDING, AWSCURRENT or AWSPREVIOUS can log in as "+v.current.Username+"; put a working password into AWSCURRENT", o.input); err != nil {
 		return false, err

@@ -177,22 +177,54 @@ func (v *Value) Validate(defaultPort int) error {
 // WithPassword returns a copy whose password member is p; every other member
 // keeps its exact bytes and position.
 func (v *Value) WithPassword(p Password) *Value {
-	n := *v
+	n := v.with(FieldPassword, p.Reveal())
 	n.Password = p
-	enc, _ := json.Marshal(p.Reveal()) // marshalling a string cannot fail
+	return n
+}
+
+// WithUsername returns a copy whose username member is u (the
+// alternating-users strategy switches between two users).
+func (v *Value) WithUsername(u string) *Value {
+	n := v.with(FieldUsername, u)
+	n.Username = u
+	return n
+}
+
+func (v *Value) with(key, value string) *Value {
+	n := *v
+	enc, _ := json.Marshal(value) // marshalling a string cannot fail
 	n.members = make([]member, 0, len(v.members)+1)
 	replaced := false
 	for _, m := range v.members {
-		if m.key == FieldPassword {
+		if m.key == key {
 			m.raw = enc
 			replaced = true
 		}
 		n.members = append(n.members, m)
 	}
 	if !replaced {
-		n.members = append(n.members, member{key: FieldPassword, raw: enc})
+		n.members = append(n.members, member{key: key, raw: enc})
 	}
 	return &n
+}
+
+// CloneSuffix marks the alternating strategy's second user, as in AWS's
+// rotation templates.
+const CloneSuffix = "_clone"
+
+// AlternateUsername is the other user of the alternating strategy: the
+// clone of a user, or the user of a clone.
+func AlternateUsername(u string) string {
+	if base, ok := strings.CutSuffix(u, CloneSuffix); ok && base != "" {
+		return base
+	}
+	return u + CloneSuffix
+}
+
+// SameServer reports whether two values point at the same server and
+// database (the users may differ: the alternating strategy).
+func (v *Value) SameServer(o *Value) bool {
+	return v.Engine == o.Engine && v.Host == o.Host && v.Port == o.Port && v.DBName == o.DBName
 }
 
 // SecretString renders the value for Secrets Manager. This is the one place

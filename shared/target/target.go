@@ -74,6 +74,27 @@ type VerifyRequest struct {
 	Credential Credential
 }
 
+// EnsureUserRequest makes sure Username exists on the target with the same
+// privileges as Like, creating it if needed: the alternating-users
+// strategy's clone. The engine logs in with Master.
+type EnsureUserRequest struct {
+	Master   Credential
+	Username string
+	Like     string
+	// BeforeChange is called, as in SetPasswordRequest, right before the
+	// engine creates anything.
+	BeforeChange func(ctx context.Context) error
+}
+
+// EnsureUserResponse says what happened.
+type EnsureUserResponse struct {
+	Created bool // false: Username existed already
+}
+
+// ErrNotSupported is wrapped (with ErrInvalid) by an engine asked for an
+// operation its Capabilities do not include.
+var ErrNotSupported = errors.New("not supported by this engine")
+
 // Capabilities are what an engine supports.
 type Capabilities struct {
 	SingleUser  bool // a user changes its own password
@@ -90,6 +111,10 @@ type Engine interface {
 	Capabilities() Capabilities
 	SetPassword(ctx context.Context, req SetPasswordRequest) (SetPasswordResponse, error)
 	Verify(ctx context.Context, req VerifyRequest) error
+	// EnsureUser is the alternating strategy's clone step; engines without
+	// Capabilities().Alternating return an error wrapping ErrInvalid and
+	// ErrNotSupported.
+	EnsureUser(ctx context.Context, req EnsureUserRequest) (EnsureUserResponse, error)
 }
 
 // Registry maps the secret's "engine" field to an Engine.

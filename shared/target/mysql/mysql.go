@@ -362,3 +362,10 @@ func classify(err error) error {
 	}
 	return fmt.Errorf("%s: %w", err.Error(), target.ErrUnreachable)
 }
+
+// EnsureUser: the alternating-users strategy is not implemented for this
+// engine yet (Capabilities().Alternating is false), so rotation refuses a
+// secret with a masterarn before it gets here.
+func (*Engine) EnsureUser(context.Context, target.EnsureUserRequest) (target.EnsureUserResponse, error) {
+	return target.EnsureUserResponse{}, fmt.Errorf("mysql: alternating users: %w: %w", target.ErrNotSupported, target.ErrInvalid)
+}

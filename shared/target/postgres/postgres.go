@@ -60,8 +60,11 @@ func (*Engine) Name() string { return "postgres" }
 // DefaultPort is PostgreSQL's.
 func (*Engine) DefaultPort() int { return 5432 }
 
-// Capabilities: single user only, for now.
-func (*Engine) Capabilities() target.Capabilities { return target.Capabilities{SingleUser: true} }
+// Capabilities: single user, and alternating users (a master clones the
+// user as <user>_clone, a member of the user's role, and the two take turns).
+func (*Engine) Capabilities() target.Capabilities {
+	return target.Capabilities{SingleUser: true, Alternating: true}
+}
 
 // SetPassword changes req.Username's password to req.New. If New already
 // logs in, nothing is changed (the step ran before, or a retry after a lost
@@ -251,4 +254,43 @@ func hmacSHA256(key []byte, msg string) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(msg))
 	return m.Sum(nil)
+}
+
+// EnsureUser creates req.Username, if it does not exist, as a LOGIN role
+// that is a member of req.Like (so it has Like's privileges through
+// inheritance, as AWS's alternating-users template does), logged in as the
+// master. The new role gets no password here: SetPassword sets it next.
+func (e *Engine) EnsureUser(ctx context.Context, req target.EnsureUserRequest) (target.EnsureUserResponse, error) {
+	if req.Username == "" || req.Like == "" || req.Username == req.Like {
+		return target.EnsureUserResponse{}, fmt.Errorf("postgres: ensure user: two different user names are required: %w", target.ErrInvalid)
+	}
+	conn, err := e.connect(ctx, req.Master)
+	if err != nil {
+		return target.EnsureUserResponse{}, fmt.Errorf("postgres: login as master %q: %w", req.Master.Username, err)
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_roles WHERE rolname = ANY($1)", []string{req.Username, req.Like}).Scan(&n); err != nil {
+		return target.EnsureUserResponse{}, fmt.Errorf("postgres: look up roles: %w", classify(err))
+	}
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", req.Username).Scan(&exists); err != nil {
+		return target.EnsureUserResponse{}, fmt.Errorf("postgres: look up role %q: %w", req.Username, classify(err))
+	}
+	if exists {
+		return target.EnsureUserResponse{}, nil
+	}
+	if n == 0 {
+		return target.EnsureUserResponse{}, fmt.Errorf("postgres: role %q to clone does not exist: %w", req.Like, target.ErrInvalid)
+	}
+	if req.BeforeChange != nil {
+		if err := req.BeforeChange(ctx); err != nil {
+			return target.EnsureUserResponse{}, err
+		}
+	}
+	stmt := "CREATE ROLE " + pgx.Identifier{req.Username}.Sanitize() + " WITH LOGIN IN ROLE " + pgx.Identifier{req.Like}.Sanitize()
+	if _, err := conn.Exec(ctx, stmt); err != nil {
+		return target.EnsureUserResponse{}, fmt.Errorf("postgres: create role %q like %q: %w", req.Username, req.Like, classify(err))
+	}
+	return target.EnsureUserResponse{Created: true}, nil
 }

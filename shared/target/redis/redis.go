@@ -245,3 +245,10 @@ func scrub(err error, s string) error {
 	}
 	return errors.New(strings.ReplaceAll(err.Error(), s, "<hash>"))
 }
+
+// EnsureUser: the alternating-users strategy is not implemented for this
+// engine yet (Capabilities().Alternating is false), so rotation refuses a
+// secret with a masterarn before it gets here.
+func (*Engine) EnsureUser(context.Context, target.EnsureUserRequest) (target.EnsureUserResponse, error) {
+	return target.EnsureUserResponse{}, fmt.Errorf("redis: alternating users: %w: %w", target.ErrNotSupported, target.ErrInvalid)
+}
