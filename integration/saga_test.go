@@ -71,12 +71,19 @@ type scenario struct {
 // fresh secret and role.
 func newScenario(t *testing.T, family string) *scenario {
 	t.Helper()
+	return newScenarioWith(t, family, "role_", env.PostgresSecret)
+}
+
+// newScenarioWith is newScenario with a fixture of choice: create makes
+// the secret (named name) for a new user (role, which starts with prefix).
+func newScenarioWith(t *testing.T, family, prefix string, create func(ctx context.Context, name, role string) (string, error)) *scenario {
+	t.Helper()
 	violations := cell(t, family)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
 	id := strings.ReplaceAll(uuid.NewString()[:8], "-", "")
-	role := "role_" + id
-	arn, err := env.PostgresSecret(ctx, "it/"+secretName(t.Name())+"/"+id, role)
+	role := prefix + id
+	arn, err := create(ctx, "it/"+secretName(t.Name())+"/"+id, role)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,11 +3,9 @@
 package integration
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/google/uuid"
@@ -23,19 +21,7 @@ import (
 // strategy (masterarn).
 func newAlternating(t *testing.T, family string) *scenario {
 	t.Helper()
-	violations := cell(t, family)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	id := strings.ReplaceAll(uuid.NewString()[:8], "-", "")
-	role := "alt_" + id
-	arn, err := env.PostgresAlternatingSecret(ctx, "it/"+secretName(t.Name())+"/"+id, role)
-	if err != nil {
-		t.Fatal(err)
-	}
-	trackSecret(arn)
-	s := &scenario{t: t, ctx: ctx, arn: arn, role: role, violations: violations}
-	s.orig = s.current()
-	return s
+	return newScenarioWith(t, family, "alt_", env.PostgresAlternatingSecret)
 }
 
 func (s *scenario) username(versionOrStage string) string {
