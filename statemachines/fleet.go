@@ -19,9 +19,16 @@ var Fleet []byte
 // The fleet's frame. The rotation saga goes, unchanged, into the one branch
 // of the Parallel state "Rotate": a Parallel state's Catch turns any failure
 // of that secret's saga (its Fail states included) into a result, so one
-// secret's failure never stops or rolls back the others. MaxConcurrency
-// bounds how many rotations run at once: that is what keeps the Secrets
-// Manager write rate (a quota shared by the account and region) in bounds.
+// secret's failure never stops or rolls back the others. The Map is a
+// Distributed Map: every secret's saga runs as a child execution with its
+// own execution ARN (the ledger's lease holder) and its own event history,
+// so a fleet of thousands stays under a Standard execution's 25,000-event
+// history limit. MaxConcurrency bounds how many rotations run at once: that
+// is what keeps the Secrets Manager write rate (a quota shared by the
+// account and region) in bounds. Each item's result is kept small (its
+// outcome, and the secret and error class of a failure; the details are in
+// that secret's ledger journal) because a Distributed Map without a
+// ResultWriter returns all results in the state, which is capped at 256 KiB.
 const fleetFrame = `{
   "Comment": "secretsaga fleet: rotate every secret that carries a tag, each through the rotation saga (generated from rotation.asl.json; do not edit by hand: run go test ./statemachines -update).",
   "StartAt": "FleetDefaults",
@@ -61,15 +68,13 @@ const fleetFrame = `{
         "Verify.$": "$.Verify"
       },
       "ItemProcessor": {
-        "ProcessorConfig": {"Mode": "INLINE"},
+        "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
         "StartAt": "Rotate",
         "States": {
           "Rotate": {
             "Type": "Parallel",
             "Branches": [ROTATION],
             "ResultSelector": {
-              "SecretArn.$": "$[0].SecretArn",
-              "VersionId.$": "$[0].VersionId",
               "State.$": "$[0].State"
             },
             "Catch": [
@@ -81,8 +86,7 @@ const fleetFrame = `{
             "Type": "Pass",
             "Parameters": {
               "SecretId.$": "$.SecretId",
-              "Error.$": "$.error.Error",
-              "Cause.$": "$.error.Cause"
+              "Error.$": "$.error.Error"
             },
             "End": true
           }

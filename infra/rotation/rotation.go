@@ -201,11 +201,13 @@ type Rotation struct {
 	// FleetStateMachine rotates every secret a tag selects; nil when
 	// RotationProps.FleetEnabled is false.
 	FleetStateMachine awsstepfunctions.StateMachine
-	Table             awsdynamodb.Table
-	EventBus          awsevents.EventBus
-	AlarmTopic        awssns.Topic
-	Alarms            []awscloudwatch.Alarm
-	Schedules         []awsscheduler.CfnSchedule
+
+	fleetName  string
+	Table      awsdynamodb.Table
+	EventBus   awsevents.EventBus
+	AlarmTopic awssns.Topic
+	Alarms     []awscloudwatch.Alarm
+	Schedules  []awsscheduler.CfnSchedule
 }
 
 // NewRotation adds secretsaga to scope.
@@ -226,6 +228,9 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 	}
 	assets := ResolveLambdaAssetDir(props.LambdaAssetDir)
 	fleet := props.FleetEnabled == nil || *props.FleetEnabled
+	// A fixed name (per stack: Step Functions names are per account and
+	// region) so the fleet's role can name its own child executions.
+	r.fleetName = *awscdk.Stack_Of(c).StackName() + "-" + *c.Node().Id() + "-fleet"
 
 	// Ledger.
 	r.Table = awsdynamodb.NewTable(c, jsii.String("Ledger"), &awsdynamodb.TableProps{
@@ -372,6 +377,7 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 	}{{"", "rotation", r.StateMachine}}
 	if fleet {
 		r.FleetStateMachine = r.newStateMachine("FleetStateMachine", "secretsaga fleet rotation (rotation group "+r.RotationGroup+")", statemachines.Fleet)
+		r.allowDistributedMap(r.FleetStateMachine, r.fleetName)
 		machines = append(machines, struct {
 			prefix, what string
 			sm           awsstepfunctions.StateMachine
@@ -460,6 +466,29 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 // function ARNs and the ledger table's name. Its role may invoke exactly the
 // functions the definition names, and it logs (ALL, without execution data)
 // to a log group of its own.
+// allowDistributedMap lets a state machine run its Distributed Map: each
+// item is a child execution of the machine itself, which it starts,
+// watches and, when the map is stopped, stops. The ARNs are built from the
+// machine's fixed name, because naming the machine's own ARN in its role's
+// policy would make the template circular.
+func (r *Rotation) allowDistributedMap(sm awsstepfunctions.StateMachine, name string) {
+	stack := awscdk.Stack_Of(r.Construct)
+	arn := func(resource, name string) *string {
+		return stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("states"), Resource: jsii.String(resource),
+			ResourceName: jsii.String(name), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME})
+	}
+	sm.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("DistributedMapChildren"),
+		Actions:   jsii.Strings("states:StartExecution"),
+		Resources: &[]*string{arn("stateMachine", name)},
+	}))
+	sm.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("DistributedMapChildExecutions"),
+		Actions:   jsii.Strings("states:DescribeExecution", "states:StopExecution"),
+		Resources: &[]*string{arn("execution", name+"/*"), arn("execution", name+":*")},
+	}))
+}
+
 func (r *Rotation) newStateMachine(id, comment string, def []byte) awsstepfunctions.StateMachine {
 	subs := map[string]*string{}
 	var invoked []awslambda.Function
@@ -484,7 +513,12 @@ func (r *Rotation) newStateMachine(id, comment string, def []byte) awsstepfuncti
 		Retention:     awslogs.RetentionDays_ONE_MONTH,
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN, // expire by retention, survive stack deletion
 	})
+	var name *string
+	if id == "FleetStateMachine" {
+		name = jsii.String(r.fleetName)
+	}
 	sm := awsstepfunctions.NewStateMachine(r.Construct, jsii.String(id), &awsstepfunctions.StateMachineProps{
+		StateMachineName:        name,
 		Comment:                 jsii.String(comment),
 		StateMachineType:        awsstepfunctions.StateMachineType_STANDARD,
 		DefinitionBody:          awsstepfunctions.DefinitionBody_FromString(jsii.String(string(def))),

@@ -859,6 +859,17 @@ func checkStateMachineRole(t *testing.T, d template, kind, smRole string, roleOf
 				if !strings.Contains(a, "LogDeliver") && !strings.Contains(a, "ResourcePolic") && a != "logs:DescribeLogGroups" && svc == "logs" {
 					t.Errorf("%s state machine role: %s", kind, a)
 				}
+			case "states":
+				// The fleet's Distributed Map starts, watches and stops its
+				// own child executions, and nothing else.
+				if kind != "fleet" || !slices.Contains([]string{"states:StartExecution", "states:DescribeExecution", "states:StopExecution"}, a) {
+					t.Errorf("%s state machine role: unexpected %s", kind, a)
+				}
+				for _, r := range s.resources() {
+					if j := jsonString(r); !strings.Contains(j, "-fleet") || strings.Contains(j, `"*"`) {
+						t.Errorf("%s state machine role: %s on %s, want only the fleet's own ARNs", kind, a, j)
+					}
+				}
 			default:
 				t.Errorf("%s state machine role: unexpected %s", kind, a)
 			}

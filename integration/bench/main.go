@@ -100,7 +100,7 @@ type goBench struct {
 func main() {
 	rotations := flag.Int("rotations", 30, "rotations through the state machine for the latency figures")
 	fleetSize := flag.Int("fleet", 1000, "secrets in the fleet run (0 skips it)")
-	concurrency := flag.Int("concurrency", 16, "the fleet's MaxConcurrency")
+	concurrency := flag.Int("concurrency", 10, "the fleet's MaxConcurrency (the CDK app reserves 10 concurrent executions for the database-facing functions)")
 	quota := flag.Float64("quota", 50, "Secrets Manager write quota, requests per second")
 	out := flag.String("out", "results/bench.json", "where the JSON report goes")
 	flag.Parse()
