@@ -8,6 +8,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,9 +18,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/secretsaga/secretsaga/cmd/secretctl/cli"
 	"github.com/secretsaga/secretsaga/integration/faultinject"
 	"github.com/secretsaga/secretsaga/integration/local"
 	"github.com/secretsaga/secretsaga/integration/sfnlocal"
+	"github.com/secretsaga/secretsaga/shared/secret"
 	"github.com/secretsaga/secretsaga/shared/target"
 )
 
@@ -142,7 +148,64 @@ func run() error {
 		return fmt.Errorf("%d invariant violations", len(bad))
 	}
 	fmt.Println("  1 one AWSCURRENT  2 it logs in  3 no AWSPENDING  4 ledger agrees, lease free  5 no password in logs/events/ledger/executions: all hold")
+
+	return operatorView(ctx, env, arn, "demo/app-db")
+}
+
+// operatorView shows the demo secret the way an operator sees it: secretctl
+// status and history, run in-process against the local endpoints (Step
+// Functions included).
+func operatorView(ctx context.Context, env *local.Env, arn, name string) error {
+	api, err := env.StartSFNAPI("")
+	if err != nil {
+		return err
+	}
+	deps := cli.NewDepsFromConfig(env.AWS, cli.Endpoints{SecretsManager: env.SMURL, DynamoDB: env.DynamoDB.Endpoint, SFN: api.URL})
+	deps.Getenv = func(k string) string {
+		return map[string]string{
+			cli.EnvStateMachineArn: api.StateMachineArn, cli.EnvFleetStateMachineArn: api.FleetStateMachineArn, cli.EnvLedgerTable: local.Table,
+		}[k]
+	}
+	pws, err := passwords(ctx, env, arn)
+	if err != nil {
+		return err
+	}
+	for _, args := range [][]string{{"status", name}, {"history", name}} {
+		section("secretctl " + strings.Join(args, " "))
+		var out bytes.Buffer
+		code := cli.Run(ctx, args, &out, &out, deps)
+		for _, pw := range pws {
+			if strings.Contains(out.String(), pw) {
+				return fmt.Errorf("secretctl %s printed a password", args[0])
+			}
+		}
+		fmt.Print(indent(out.String()))
+		if code != cli.ExitOK {
+			return fmt.Errorf("secretctl %s exited %d", strings.Join(args, " "), code)
+		}
+	}
 	return nil
+}
+
+// passwords returns the password of every version of the secret.
+func passwords(ctx context.Context, env *local.Env, arn string) ([]string, error) {
+	st, err := env.Stages(ctx, arn)
+	if err != nil {
+		return nil, err
+	}
+	var pws []string
+	for id := range st {
+		out, err := env.SMClient.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: &arn, VersionId: &id})
+		if err != nil {
+			return nil, err
+		}
+		v, err := secret.Parse(aws.ToString(out.SecretString))
+		if err != nil {
+			return nil, err
+		}
+		pws = append(pws, v.Password.Reveal())
+	}
+	return pws, nil
 }
 
 func short(id string) string {

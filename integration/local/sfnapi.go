@@ -1,23 +1,29 @@
 package local
 
 import (
+	"strings"
+
 	"github.com/secretsaga/secretsaga/integration/sfnlocal"
 )
 
 // SFNAPI is a local Step Functions API endpoint in front of the Env's
-// runner, serving the rotation state machine (so that secretctl and other
-// sfn clients can start and watch rotations).
+// runner, serving the rotation and fleet state machines (so that secretctl
+// and other sfn clients can start and watch rotations).
 type SFNAPI struct {
 	*sfnlocal.API
 	// URL is the endpoint (the sfn client's BaseEndpoint).
 	URL string
 	// StateMachineArn is the rotation state machine's ARN.
 	StateMachineArn string
+	// FleetStateMachineArn is the fleet state machine's ARN
+	// (statemachines/fleet.asl.json).
+	FleetStateMachineArn string
 }
 
 // StartSFNAPI starts a Step Functions API over the Env's runner with the
-// rotation definition registered as name (default sfnlocal.StateMachineName).
-// Env.Close stops it.
+// rotation definition registered as name (default sfnlocal.StateMachineName)
+// and the fleet definition next to it, as FleetName(name). Env.Close stops
+// it.
 func (e *Env) StartSFNAPI(name string) (*SFNAPI, error) {
 	if name == "" {
 		name = sfnlocal.StateMachineName
@@ -27,11 +33,22 @@ func (e *Env) StartSFNAPI(name string) (*SFNAPI, error) {
 		LambdaEndpoint: e.LambdaURL, RetryIntervalScale: e.opts.RetryIntervalScale,
 	})
 	arn := api.AddStateMachine(name, e.Definition)
+	fleetArn := api.AddStateMachine(FleetName(name), e.FleetDefinition)
 	url, err := api.Start()
 	if err != nil {
 		return nil, err
 	}
 	// Before the runner's closer in Close's newest-first order.
 	e.closers = append(e.closers, func() error { api.Close(); return nil })
-	return &SFNAPI{API: api, URL: url, StateMachineArn: arn}, nil
+	return &SFNAPI{API: api, URL: url, StateMachineArn: arn, FleetStateMachineArn: fleetArn}, nil
+}
+
+// FleetName is the fleet state machine's name next to the rotation state
+// machine name: "secretsaga-rotation" → "secretsaga-fleet", "rotation" →
+// "fleet", anything else gets "-fleet" appended.
+func FleetName(rotationName string) string {
+	if base, ok := strings.CutSuffix(rotationName, "rotation"); ok {
+		return base + "fleet"
+	}
+	return rotationName + "-fleet"
 }

@@ -14,11 +14,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/secretsaga/secretsaga/shared/events"
 	"github.com/secretsaga/secretsaga/shared/fleet"
 	"github.com/secretsaga/secretsaga/shared/ledger"
+	"github.com/secretsaga/secretsaga/shared/native"
 	"github.com/secretsaga/secretsaga/shared/rotation"
 	"github.com/secretsaga/secretsaga/shared/secretstore"
 	"github.com/secretsaga/secretsaga/shared/target"
@@ -31,6 +33,9 @@ import (
 const (
 	EnvLedgerTable = "LEDGER_TABLE"
 	EnvEventBus    = "EVENT_BUS_NAME"
+	// EnvStateMachineArn is the rotation state machine the native rotation
+	// entry starts.
+	EnvStateMachineArn = "STATE_MACHINE_ARN"
 )
 
 // Options build a Service.
@@ -133,4 +138,34 @@ func FromEnv(ctx context.Context, actor string) (*rotation.Service, error) {
 		return nil, err
 	}
 	return New(Options{AWS: cfg, LedgerTable: os.Getenv(EnvLedgerTable), EventBus: os.Getenv(EnvEventBus), Actor: actor})
+}
+
+// NewNative builds the Secrets Manager native rotation entry: it starts and
+// watches executions of the rotation state machine stateMachineArn.
+// sfnEndpoint overrides the Step Functions endpoint (empty: the SDK's
+// resolution, which honours AWS_ENDPOINT_URL_SFN).
+func NewNative(o Options, sfnEndpoint, stateMachineArn string) *native.Service {
+	cfg := o.AWS.Copy()
+	cfg.APIOptions = append(cfg.APIOptions, o.APIOptions...)
+	client := sfn.NewFromConfig(cfg, func(so *sfn.Options) {
+		if sfnEndpoint != "" {
+			so.BaseEndpoint = &sfnEndpoint
+		}
+	})
+	return &native.Service{SFN: client, StateMachineArn: stateMachineArn, Log: logger(o)}
+}
+
+// NativeFromEnv builds the native rotation entry a Lambda function runs:
+// the default AWS configuration chain and the state machine from
+// STATE_MACHINE_ARN.
+func NativeFromEnv(ctx context.Context) (*native.Service, error) {
+	arn := os.Getenv(EnvStateMachineArn)
+	if arn == "" {
+		return nil, errors.New("config: the rotation state machine's ARN is empty; set " + EnvStateMachineArn)
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return NewNative(Options{AWS: cfg, Actor: "nativerotation"}, "", arn), nil
 }

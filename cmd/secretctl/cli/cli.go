@@ -35,7 +35,9 @@ const (
 const (
 	EnvLedgerTable     = "SECRETSAGA_LEDGER_TABLE"
 	EnvStateMachineArn = "SECRETSAGA_STATE_MACHINE_ARN"
-	DefaultLedgerTable = "secretsaga-ledger"
+	// EnvFleetStateMachineArn is the fleet state machine (rotate --tag).
+	EnvFleetStateMachineArn = "SECRETSAGA_FLEET_STATE_MACHINE_ARN"
+	DefaultLedgerTable      = "secretsaga-ledger"
 )
 
 // SecretsManager is the part of *secretsmanager.Client secretctl uses.
@@ -108,6 +110,7 @@ type globals struct {
 	output          string
 	ledgerTable     string
 	stateMachineArn string
+	fleetArn        string
 }
 
 // env is one invocation.
@@ -127,7 +130,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{statusCmd, historyCmd, rotateCmd, auditCmd, complianceCmd, getCmd}
+	commands = []*command{statusCmd, historyCmd, rotateCmd, rollbackCmd, auditCmd, complianceCmd, getCmd}
 }
 
 func lookup(name string) *command {
@@ -163,6 +166,9 @@ Global flags (accepted before or after the command):
                              (env SECRETSAGA_LEDGER_TABLE, default secretsaga-ledger)
   --state-machine-arn ARN    the rotation state machine
                              (env SECRETSAGA_STATE_MACHINE_ARN)
+  --fleet-state-machine-arn ARN
+                             the fleet state machine (rotate --tag)
+                             (env SECRETSAGA_FLEET_STATE_MACHINE_ARN)
 
 AWS settings come from the usual SDK sources (AWS_PROFILE, AWS_REGION, ...).
 Endpoints can be overridden per service with AWS_ENDPOINT_URL_SECRETS_MANAGER,
@@ -190,6 +196,7 @@ func addGlobals(fs *flag.FlagSet, g *globals, getenv func(string) string) {
 	fs.StringVar(&g.output, "output", "table", "output format: table or json")
 	fs.StringVar(&g.ledgerTable, "ledger-table", table, "the ledger's DynamoDB table (env "+EnvLedgerTable+")")
 	fs.StringVar(&g.stateMachineArn, "state-machine-arn", getenv(EnvStateMachineArn), "the rotation state machine's ARN (env "+EnvStateMachineArn+")")
+	fs.StringVar(&g.fleetArn, "fleet-state-machine-arn", getenv(EnvFleetStateMachineArn), "the fleet state machine's ARN (env "+EnvFleetStateMachineArn+")")
 }
 
 // parseInterspersed parses flags wherever they stand among the positional
@@ -242,10 +249,10 @@ func flagDefaults(fs *flag.FlagSet, skip map[string]bool) string {
 func commandHelp(c *command, fs *flag.FlagSet) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Usage: %s\n\n%s\n", strings.TrimSpace("secretctl "+c.name+" [flags] "+c.args), strings.TrimSpace(c.long))
-	if own := flagDefaults(fs, map[string]bool{"output": true, "ledger-table": true, "state-machine-arn": true}); own != "" {
+	if own := flagDefaults(fs, map[string]bool{"output": true, "ledger-table": true, "state-machine-arn": true, "fleet-state-machine-arn": true}); own != "" {
 		fmt.Fprintf(&b, "\nFlags:\n%s", own)
 	}
-	b.WriteString("\nGlobal flags: --output table|json, --ledger-table, --state-machine-arn (see secretctl --help).\n")
+	b.WriteString("\nGlobal flags: --output table|json, --ledger-table, --state-machine-arn, --fleet-state-machine-arn (see secretctl --help).\n")
 	return b.String()
 }
 
@@ -301,6 +308,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, deps Deps
 	fs.StringVar(&e.g.output, "output", g.output, "output format: table or json")
 	fs.StringVar(&e.g.ledgerTable, "ledger-table", g.ledgerTable, "the ledger's DynamoDB table (env "+EnvLedgerTable+")")
 	fs.StringVar(&e.g.stateMachineArn, "state-machine-arn", g.stateMachineArn, "the rotation state machine's ARN (env "+EnvStateMachineArn+")")
+	fs.StringVar(&e.g.fleetArn, "fleet-state-machine-arn", g.fleetArn, "the fleet state machine's ARN (env "+EnvFleetStateMachineArn+")")
 	run := c.flags(fs)
 	pos, err := parseInterspersed(fs, rest[1:])
 	if errors.Is(err, flag.ErrHelp) {

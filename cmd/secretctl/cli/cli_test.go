@@ -21,15 +21,23 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 const (
-	acct   = "arn:aws:secretsmanager:us-east-1:111122223333:secret:"
-	smArn  = "arn:aws:states:us-east-1:111122223333:stateMachine:secretsaga-rotation"
-	okArn  = acct + "app/db-AbCdEf"
-	cfArn  = acct + "app/broken-GhIjKl"
-	pdArn  = acct + "app/pending-MnOpQr"
-	newArn = acct + "app/new-StUvWx"
-	oldArn = acct + "legacy/db-YzAbCd"
-	runArn = acct + "app/busy-EfGhIj"
+	acct    = "arn:aws:secretsmanager:us-east-1:111122223333:secret:"
+	smArn   = "arn:aws:states:us-east-1:111122223333:stateMachine:secretsaga-rotation"
+	okArn   = acct + "app/db-AbCdEf"
+	cfArn   = acct + "app/broken-GhIjKl"
+	pdArn   = acct + "app/pending-MnOpQr"
+	newArn  = acct + "app/new-StUvWx"
+	oldArn  = acct + "legacy/db-YzAbCd"
+	runArn  = acct + "app/busy-EfGhIj"
+	fleetSM = "arn:aws:states:us-east-1:111122223333:stateMachine:secretsaga-fleet"
 )
+
+// fleetSummary is a fleet execution's output: 4 secrets, 2 of which failed.
+const fleetSummary = `{"Total":4,"Succeeded":2,"RolledBack":1,"Abandoned":1,"CompensationFailed":0,` +
+	`"Failures":[{"SecretId":"` + pdArn + `","Outcome":"rolled back","Error":"TestFailedError"},` +
+	`{"SecretId":"` + runArn + `","Outcome":"abandoned","Error":"ConflictError"}]}`
+
+var fleetStates = []string{"FleetDefaults", "ListSecrets"}
 
 // passwords are in the fake values; no output but get's may show them.
 var passwords = []string{"pw-current-Zq81", "pw-previous-Kd20", "pw-pending-Lx77", "pw-broken-Rr31", "pw-new-Tt09", "pw-legacy-Ww44"}
@@ -174,6 +182,57 @@ func cases() []tcase {
 					failed: map[string]string{"TestSecret": "TestFailedError"}}
 			}},
 
+		{name: "rollback", args: []string{"rollback", "app/db", "--state-machine-arn", smArn}},
+		{name: "rollback_wait", args: []string{"rollback", "app/db", "--wait"}, env: map[string]string{cli.EnvStateMachineArn: smArn},
+			setup: func(_ *fakeSM, _ *fakeDB, f *fakeSFN) {
+				f.next = fakeExec{polls: 2, status: sfntypes.ExecutionStatusSucceeded, states: append([]string{"Defaults"}, append(cloneStrings(rotationStates), "Succeeded")...)}
+			}},
+		{name: "rollback_wait_json", args: []string{"rollback", "app/db", "--wait", "--output", "json"}, env: map[string]string{cli.EnvStateMachineArn: smArn},
+			setup: func(_ *fakeSM, _ *fakeDB, f *fakeSFN) {
+				f.next = fakeExec{polls: 1, status: sfntypes.ExecutionStatusSucceeded, states: rotationStates}
+			}},
+		{name: "rollback_wait_failed", args: []string{"rollback", "app/db", "--wait"}, exit: 1, env: map[string]string{cli.EnvStateMachineArn: smArn},
+			setup: func(_ *fakeSM, _ *fakeDB, f *fakeSFN) {
+				f.next = fakeExec{polls: 1, status: sfntypes.ExecutionStatusFailed, errName: "InputError",
+					cause:  `{"errorMessage":"InputError: secret \"x\", step acquire: AWSPREVIOUS cannot be rolled back to","errorType":"InputError"}`,
+					states: []string{"Defaults", "ChooseToken", "UseGivenToken", "AcquireLease", "NotStarted"},
+					failed: map[string]string{"AcquireLease": "InputError"}}
+			}},
+		{name: "rollback_never_rotated", args: []string{"rollback", "app/new", "--wait"}, exit: 1, env: map[string]string{cli.EnvStateMachineArn: smArn}},
+		{name: "rollback_no_state_machine", args: []string{"rollback", "app/db"}, exit: 2},
+		{name: "rollback_not_found", args: []string{"rollback", "app/missing", "--state-machine-arn", smArn}, exit: 1},
+
+		{name: "rotate_fleet", args: []string{"rotate", "--tag", "secretsaga:rotation-group=payments", "--fleet-state-machine-arn", fleetSM}},
+		{name: "rotate_fleet_json", args: []string{"rotate", "--tag", "group=a", "--max-concurrency", "3", "--output", "json"},
+			env: map[string]string{cli.EnvFleetStateMachineArn: fleetSM}},
+		{name: "rotate_fleet_wait", args: []string{"rotate", "--tag", "secretsaga:rotation-group=payments", "--max-concurrency", "2", "--wait"}, exit: 1,
+			env: map[string]string{cli.EnvFleetStateMachineArn: fleetSM},
+			setup: func(_ *fakeSM, _ *fakeDB, f *fakeSFN) {
+				f.next = fakeExec{polls: 2, status: sfntypes.ExecutionStatusSucceeded, states: fleetStates, mapItems: 4, output: fleetSummary}
+			}},
+		{name: "rotate_fleet_wait_ok", args: []string{"rotate", "--tag", "group=a", "--wait", "--verify"},
+			env: map[string]string{cli.EnvFleetStateMachineArn: fleetSM},
+			setup: func(_ *fakeSM, _ *fakeDB, f *fakeSFN) {
+				f.next = fakeExec{polls: 1, status: sfntypes.ExecutionStatusSucceeded, states: fleetStates, mapItems: 3,
+					output: `{"Total":3,"Succeeded":3,"RolledBack":0,"Abandoned":0,"CompensationFailed":0}`}
+			}},
+		{name: "rotate_fleet_wait_json", args: []string{"rotate", "--tag", "group=a", "--wait", "--output", "json"}, exit: 1,
+			env: map[string]string{cli.EnvFleetStateMachineArn: fleetSM},
+			setup: func(_ *fakeSM, _ *fakeDB, f *fakeSFN) {
+				f.next = fakeExec{polls: 1, status: sfntypes.ExecutionStatusSucceeded, states: fleetStates, mapItems: 4, output: fleetSummary}
+			}},
+		{name: "rotate_fleet_wait_selection_failed", args: []string{"rotate", "--tag", "group=a", "--wait"}, exit: 1,
+			env: map[string]string{cli.EnvFleetStateMachineArn: fleetSM},
+			setup: func(_ *fakeSM, _ *fakeDB, f *fakeSFN) {
+				f.next = fakeExec{polls: 1, status: sfntypes.ExecutionStatusFailed, errName: "InputError",
+					cause:  `{"errorMessage":"InputError: secret \"\", step listsecrets: 1200 secrets carry group=a, more than the Limit of 1000","errorType":"InputError"}`,
+					states: []string{"FleetDefaults", "ListSecrets", "SelectionFailed"}, failed: map[string]string{"ListSecrets": "InputError"}}
+			}},
+		{name: "rotate_fleet_bad_tag", args: []string{"rotate", "--tag", "payments", "--fleet-state-machine-arn", fleetSM}, exit: 2},
+		{name: "rotate_fleet_and_secret", args: []string{"rotate", "app/db", "--tag", "a=b", "--fleet-state-machine-arn", fleetSM}, exit: 2},
+		{name: "rotate_fleet_no_state_machine", args: []string{"rotate", "--tag", "a=b", "--state-machine-arn", smArn}, exit: 2},
+		{name: "rotate_fleet_bad_concurrency", args: []string{"rotate", "--tag", "a=b", "--max-concurrency", "0", "--fleet-state-machine-arn", fleetSM}, exit: 2},
+
 		{name: "audit", args: []string{"audit"}},
 		{name: "audit_csv_since", args: []string{"audit", "--since", "15d", "--format", "csv"}},
 		{name: "audit_json_since_rfc3339", args: []string{"audit", "--since", "2025-05-31T00:00:00Z", "--format", "json"}},
@@ -191,7 +250,7 @@ func cases() []tcase {
 		{name: "get_version_json", args: []string{"get", "app/db", "--version", v1, "--output", "json"}, getter: true},
 		{name: "get_missing_version", args: []string{"get", "app/db", "--version", v6}, exit: 1},
 	}
-	for _, c := range []string{"status", "history", "rotate", "audit", "compliance", "get"} {
+	for _, c := range []string{"status", "history", "rotate", "rollback", "audit", "compliance", "get"} {
 		cs = append(cs, tcase{name: "help_" + c, args: []string{c, "--help"}})
 	}
 	return cs
@@ -279,5 +338,60 @@ func TestNoClients(t *testing.T) {
 	// Help needs no client.
 	if code := cli.Run(context.Background(), []string{"get", "-h"}, &stdout, &stderr, cli.Deps{}); code != 0 {
 		t.Fatalf("help exit %d", code)
+	}
+}
+
+func TestRollbackInput(t *testing.T) {
+	s, db, f := fixture()
+	f.next = fakeExec{status: sfntypes.ExecutionStatusSucceeded}
+	code, _, stderr := run(t, tcase{args: []string{"rollback", "app/db", "--state-machine-arn", smArn}}, s, db, f)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var in map[string]any
+	if len(f.started) != 1 || json.Unmarshal([]byte(f.started[0]), &in) != nil {
+		t.Fatalf("started %v", f.started)
+	}
+	if len(in) != 3 || in["SecretId"] != okArn || in["Rollback"] != true || in["ClientRequestToken"] != v1 {
+		t.Fatalf("input %v, want the AWSPREVIOUS version %s", in, v1)
+	}
+}
+
+func TestRollbackRefusedStartsNothing(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		setup func(*fakeSM)
+	}{
+		{"no AWSPREVIOUS", nil},
+		{"AWSPREVIOUS is AWSCURRENT", func(s *fakeSM) {
+			s.secrets[3].versions[0].stages = []string{"AWSCURRENT", "AWSPREVIOUS"}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, db, f := fixture()
+			if c.setup != nil {
+				c.setup(s)
+			}
+			code, _, stderr := run(t, tcase{args: []string{"rollback", "app/new", "--state-machine-arn", smArn}}, s, db, f)
+			if code != 1 || !strings.Contains(stderr, "cannot roll back app/new") || len(f.started) != 0 {
+				t.Fatalf("exit %d, started %v, stderr %s", code, f.started, stderr)
+			}
+		})
+	}
+}
+
+func TestFleetInput(t *testing.T) {
+	s, db, f := fixture()
+	f.next = fakeExec{status: sfntypes.ExecutionStatusSucceeded}
+	code, _, stderr := run(t, tcase{args: []string{"rotate", "--tag", "k=v=w", "--max-concurrency", "7", "--fleet-state-machine-arn", fleetSM}}, s, db, f)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var in map[string]any
+	if len(f.started) != 1 || json.Unmarshal([]byte(f.started[0]), &in) != nil {
+		t.Fatalf("started %v", f.started)
+	}
+	if len(in) != 3 || in["TagKey"] != "k" || in["TagValue"] != "v=w" || in["MaxConcurrency"] != 7.0 {
+		t.Fatalf("input %v", in)
 	}
 }

@@ -228,6 +228,10 @@ type fakeExec struct {
 	cause   string
 	states  []string // states entered
 	failed  map[string]string
+	output  string // the output of a SUCCEEDED execution
+	// A fleet execution: a Map state over this many secrets, of which
+	// mapFailed iterations fail.
+	mapItems, mapFailed int
 }
 
 type fakeSFN struct {
@@ -268,6 +272,9 @@ func (f *fakeSFN) DescribeExecution(_ context.Context, in *sfn.DescribeExecution
 	if x.errName != "" {
 		out.Error, out.Cause = aws.String(x.errName), aws.String(x.cause)
 	}
+	if x.output != "" {
+		out.Output = aws.String(x.output)
+	}
 	return out, nil
 }
 
@@ -278,9 +285,10 @@ func (f *fakeSFN) GetExecutionHistory(_ context.Context, in *sfn.GetExecutionHis
 	if x == nil {
 		return nil, &sfntypes.ExecutionDoesNotExist{Message: aws.String("no such execution")}
 	}
-	// While "running", the history shows the first half of the states.
+	// While "running", the history shows the first half of the states (of
+	// a fleet execution: all of them, and half the Map iterations).
 	states := x.states
-	if x.polls > 0 {
+	if x.polls > 0 && x.mapItems == 0 {
 		states = states[:len(states)/2]
 	}
 	var evs []sfntypes.HistoryEvent
@@ -302,6 +310,27 @@ func (f *fakeSFN) GetExecutionHistory(_ context.Context, in *sfn.GetExecutionHis
 			})
 		}
 		add(sfntypes.HistoryEventTypeTaskStateExited, nil)
+	}
+	if x.mapItems > 0 {
+		add(sfntypes.HistoryEventTypeMapStateEntered, func(ev *sfntypes.HistoryEvent) {
+			ev.StateEnteredEventDetails = &sfntypes.StateEnteredEventDetails{Name: aws.String("RotateEach")}
+		})
+		add(sfntypes.HistoryEventTypeMapStateStarted, func(ev *sfntypes.HistoryEvent) {
+			ev.MapStateStartedEventDetails = &sfntypes.MapStateStartedEventDetails{Length: int32(x.mapItems)}
+		})
+		// While "running", half the iterations have ended.
+		n := x.mapItems
+		if x.polls > 0 {
+			n /= 2
+		}
+		for i := range n {
+			add(sfntypes.HistoryEventTypeMapIterationStarted, nil)
+			typ := sfntypes.HistoryEventTypeMapIterationSucceeded
+			if i >= x.mapItems-x.mapFailed {
+				typ = sfntypes.HistoryEventTypeMapIterationFailed
+			}
+			add(typ, nil)
+		}
 	}
 	return &sfn.GetExecutionHistoryOutput{Events: evs}, nil
 }
