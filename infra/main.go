@@ -15,6 +15,7 @@
 //	eventBusName      name of the custom event bus
 //	reservedConcurrency  reserved concurrency of the database-facing functions; 0 disables
 //	fleetEnabled      false: no fleet rotation (state machine, listsecrets, fleetsummary); default true
+//	nativeRotationEnabled  false: no nativerotation function (Secrets Manager native rotation entry); default true
 package main
 
 import (
@@ -129,6 +130,13 @@ func propsFromContext(app awscdk.App) (*rotation.RotationStackProps, string, err
 			return nil, "", fmt.Errorf("context fleetEnabled: %w", err)
 		}
 		r.FleetEnabled = jsii.Bool(b)
+	}
+	if v := get("nativeRotationEnabled"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, "", fmt.Errorf("context nativeRotationEnabled: %w", err)
+		}
+		r.NativeRotationEnabled = jsii.Bool(b)
 	}
 	if v := get("reservedConcurrency"); v != "" {
 		n, err := strconv.Atoi(v)

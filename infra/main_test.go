@@ -23,14 +23,15 @@ func TestPropsFromContext(t *testing.T) {
 		{
 			name: "strings, as given with -c",
 			context: map[string]any{
-				"stackName":           "Payments",
-				"rotationGroup":       "payments",
-				"alarmEmail":          "ops@example.com",
-				"secretKmsKeyArns":    "arn:aws:kms:eu-west-1:111122223333:key/a, arn:aws:kms:eu-west-1:111122223333:key/b",
-				"schedules":           `[{"name":"orders","secretId":"orders/db","expression":"rate(30 days)"}]`,
-				"verify":              "true",
-				"reservedConcurrency": "0",
-				"fleetEnabled":        "false",
+				"stackName":             "Payments",
+				"rotationGroup":         "payments",
+				"alarmEmail":            "ops@example.com",
+				"secretKmsKeyArns":      "arn:aws:kms:eu-west-1:111122223333:key/a, arn:aws:kms:eu-west-1:111122223333:key/b",
+				"schedules":             `[{"name":"orders","secretId":"orders/db","expression":"rate(30 days)"}]`,
+				"verify":                "true",
+				"reservedConcurrency":   "0",
+				"fleetEnabled":          "false",
+				"nativeRotationEnabled": "false",
 			},
 			stack: "Payments",
 			want: rotation.RotationProps{
@@ -41,6 +42,7 @@ func TestPropsFromContext(t *testing.T) {
 				VerifyEnabled:              true,
 				DisableReservedConcurrency: true,
 				FleetEnabled:               jsii.Bool(false),
+				NativeRotationEnabled:      jsii.Bool(false),
 			},
 		},
 		{
@@ -59,6 +61,7 @@ func TestPropsFromContext(t *testing.T) {
 		{name: "misspelt schedule field", context: map[string]any{"schedules": `[{"name":"x","secret":"y","expression":"rate(1 day)"}]`}, wantErr: true},
 		{name: "bad verify", context: map[string]any{"verify": "sometimes"}, wantErr: true},
 		{name: "bad fleetEnabled", context: map[string]any{"fleetEnabled": "maybe"}, wantErr: true},
+		{name: "bad nativeRotationEnabled", context: map[string]any{"nativeRotationEnabled": "perhaps"}, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := map[string]any{}

@@ -1,8 +1,10 @@
-// Package rotation is the AWS CDK construct that deploys secretsaga: the ten
-// Lambda functions (eight saga steps, two fleet steps), the rotation saga and
-// the fleet rotation (Step Functions), the DynamoDB ledger, an EventBridge bus
-// with alert rules, Scheduler schedules and CloudWatch alarms. NewRotation drops it into any stack; NewRotationStack wraps it in a
-// stack of its own with CloudFormation outputs.
+// Package rotation is the AWS CDK construct that deploys secretsaga: the
+// eleven Lambda functions (eight saga steps, two fleet steps, the Secrets
+// Manager native rotation entry), the rotation saga and the fleet rotation
+// (Step Functions), the DynamoDB ledger, an EventBridge bus with alert rules,
+// Scheduler schedules and CloudWatch alarms. NewRotation drops it into any
+// stack; NewRotationStack wraps it in a stack of its own with CloudFormation
+// outputs.
 package rotation
 
 import (
@@ -47,6 +49,11 @@ const (
 	// EnvLedgerTable and EnvEventBus are the functions' environment variables.
 	EnvLedgerTable = "LEDGER_TABLE"
 	EnvEventBus    = "EVENT_BUS_NAME"
+	// EnvStateMachineArn is the native rotation entry's environment
+	// variable: the rotation state machine it starts (shared/config).
+	EnvStateMachineArn = "STATE_MACHINE_ARN"
+	// SecretsManagerPrincipal invokes the native rotation entry.
+	SecretsManagerPrincipal = "secretsmanager.amazonaws.com"
 	// EnvLambdaAssetDir overrides where the built bootstraps are looked for.
 	EnvLambdaAssetDir = "SECRETSAGA_LAMBDA_ASSET_DIR"
 	// DefaultReservedConcurrency caps the functions that talk to databases.
@@ -94,6 +101,12 @@ type Handler struct {
 	Unscoped    []string // Secrets Manager actions on Resource "*": only those of unscopedActions
 	PutEvents   bool
 	Fleet       bool // a step of the fleet only: left out when RotationProps.FleetEnabled is false
+	// Native is the Secrets Manager native rotation entry: it gets no
+	// ledger, secret or event access, only states:StartExecution and
+	// states:DescribeExecution on the rotation state machine (added once the
+	// machine exists, see addNativeRotation), stays out of the VPC, and is
+	// left out when RotationProps.NativeRotationEnabled is false.
+	Native      bool
 	Description string
 }
 
@@ -132,6 +145,11 @@ var Handlers = []Handler{
 		Description: "secretsaga listsecrets: lists the secrets that carry the fleet's tag"},
 	{Name: "fleetsummary", Placeholder: "FleetSummaryFunctionArn", Timeout: 60, Fleet: true,
 		Description: "secretsaga fleetsummary: counts the fleet's outcomes"},
+	// The entry Secrets Manager's native rotation (RotateSecret, a secret's
+	// rotation schedule) invokes: it starts the saga on createSecret and
+	// watches it; finishSecret waits for the saga, hence the long timeout.
+	{Name: "nativerotation", Timeout: 300, Native: true,
+		Description: "secretsaga nativerotation: Secrets Manager native rotation entry that starts and watches the saga"},
 }
 
 // LedgerTablePlaceholder is the definition's placeholder for the table name.
@@ -184,6 +202,10 @@ type RotationProps struct {
 	// FleetEnabled deploys the fleet rotation (its state machine and the
 	// listsecrets and fleetsummary functions); nil means true.
 	FleetEnabled *bool
+	// NativeRotationEnabled deploys the nativerotation function, which a
+	// secret's Secrets Manager rotation configuration can name; nil means
+	// true.
+	NativeRotationEnabled *bool
 	// Vpc, if set, places the functions in it (targets in private subnets).
 	Vpc            awsec2.IVpc
 	VpcSubnets     *awsec2.SubnetSelection
@@ -201,6 +223,10 @@ type Rotation struct {
 	// FleetStateMachine rotates every secret a tag selects; nil when
 	// RotationProps.FleetEnabled is false.
 	FleetStateMachine awsstepfunctions.StateMachine
+	// NativeRotationFunction is the Secrets Manager native rotation entry
+	// (also Functions["nativerotation"]); nil when
+	// RotationProps.NativeRotationEnabled is false.
+	NativeRotationFunction awslambda.Function
 
 	fleetName  string
 	Table      awsdynamodb.Table
@@ -228,6 +254,7 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 	}
 	assets := ResolveLambdaAssetDir(props.LambdaAssetDir)
 	fleet := props.FleetEnabled == nil || *props.FleetEnabled
+	native := props.NativeRotationEnabled == nil || *props.NativeRotationEnabled
 	// A fixed name (per stack: Step Functions names are per account and
 	// region) so the fleet's role can name its own child executions.
 	r.fleetName = *awscdk.Stack_Of(c).StackName() + "-" + *c.Node().Id() + "-fleet"
@@ -283,7 +310,7 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 		EnvEventBus:    r.EventBus.EventBusName(),
 	}
 	for _, h := range Handlers {
-		if h.Fleet && !fleet {
+		if (h.Fleet && !fleet) || (h.Native && !native) {
 			continue
 		}
 		role := awsiam.NewRole(c, jsii.String(h.Name+"Role"), &awsiam.RoleProps{
@@ -357,7 +384,7 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 		if h.Database && !props.DisableReservedConcurrency {
 			fp.ReservedConcurrentExecutions = jsii.Number(reserved)
 		}
-		if props.Vpc != nil {
+		if props.Vpc != nil && !h.Native { // it only calls Step Functions
 			fp.Vpc = props.Vpc
 			fp.VpcSubnets = props.VpcSubnets
 			if len(props.SecurityGroups) > 0 {
@@ -382,6 +409,9 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 			prefix, what string
 			sm           awsstepfunctions.StateMachine
 		}{"Fleet", "fleet", r.FleetStateMachine})
+	}
+	if native {
+		r.addNativeRotation()
 	}
 	var machineArns []string
 	for _, m := range machines {
@@ -461,11 +491,42 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 	return r
 }
 
-// newStateMachine is a Standard state machine from an embedded definition
-// whose placeholders CloudFormation fills (DefinitionSubstitutions): the
-// function ARNs and the ledger table's name. Its role may invoke exactly the
-// functions the definition names, and it logs (ALL, without execution data)
-// to a log group of its own.
+// addNativeRotation wires the nativerotation function to the rotation state
+// machine, which must exist: its STATE_MACHINE_ARN, states:StartExecution on
+// that machine and states:DescribeExecution on its executions only, and a
+// resource-based permission that lets Secrets Manager of this account (and
+// no other: aws:SourceAccount guards against the confused deputy) invoke
+// it. Only the function depends on the machine, never the other way round.
+func (r *Rotation) addNativeRotation() {
+	stack := awscdk.Stack_Of(r.Construct)
+	fn, role := r.Functions["nativerotation"], r.Roles["nativerotation"]
+	sm := r.StateMachine
+	fn.AddEnvironment(jsii.String(EnvStateMachineArn), sm.StateMachineArn(), nil)
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("StartRotation"),
+		Actions:   jsii.Strings("states:StartExecution"),
+		Resources: &[]*string{sm.StateMachineArn()},
+	}))
+	// Execution ARNs: arn:<partition>:states:<region>:<account>:execution:<machine name>:<execution name>.
+	executions := stack.FormatArn(&awscdk.ArnComponents{
+		Service:      jsii.String("states"),
+		Resource:     jsii.String("execution"),
+		ResourceName: jsii.String(*sm.StateMachineName() + ":*"),
+		ArnFormat:    awscdk.ArnFormat_COLON_RESOURCE_NAME,
+	})
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("WatchRotation"),
+		Actions:   jsii.Strings("states:DescribeExecution"),
+		Resources: &[]*string{executions},
+	}))
+	fn.AddPermission(jsii.String("SecretsManagerInvoke"), &awslambda.Permission{
+		Principal:     awsiam.NewServicePrincipal(jsii.String(SecretsManagerPrincipal), nil),
+		Action:        jsii.String("lambda:InvokeFunction"),
+		SourceAccount: stack.Account(),
+	})
+	r.NativeRotationFunction = fn
+}
+
 // allowDistributedMap lets a state machine run its Distributed Map: each
 // item is a child execution of the machine itself, which it starts,
 // watches and, when the map is stopped, stops. The ARNs are built from the
@@ -489,6 +550,11 @@ func (r *Rotation) allowDistributedMap(sm awsstepfunctions.StateMachine, name st
 	}))
 }
 
+// newStateMachine is a Standard state machine from an embedded definition
+// whose placeholders CloudFormation fills (DefinitionSubstitutions): the
+// function ARNs and the ledger table's name. Its role may invoke exactly the
+// functions the definition names, and it logs (ALL, without execution data)
+// to a log group of its own.
 func (r *Rotation) newStateMachine(id, comment string, def []byte) awsstepfunctions.StateMachine {
 	subs := map[string]*string{}
 	var invoked []awslambda.Function
@@ -686,6 +752,12 @@ func NewRotationStack(scope constructs.Construct, id string, props *RotationStac
 		awscdk.NewCfnOutput(stack, jsii.String("FleetStateMachineArn"), &awscdk.CfnOutputProps{
 			Value:       r.FleetStateMachine.StateMachineArn(),
 			Description: jsii.String("the fleet rotation; start an execution with {\"TagKey\": \"" + RotationGroupTag + "\", \"TagValue\": \"" + r.RotationGroup + "\", \"MaxConcurrency\": 10}"),
+		})
+	}
+	if r.NativeRotationFunction != nil {
+		awscdk.NewCfnOutput(stack, jsii.String("NativeRotationFunctionArn"), &awscdk.CfnOutputProps{
+			Value:       r.NativeRotationFunction.FunctionArn(),
+			Description: jsii.String("Secrets Manager native rotation entry: aws secretsmanager rotate-secret --secret-id <secret> --rotation-lambda-arn <this> --rotation-rules AutomaticallyAfterDays=30"),
 		})
 	}
 	awscdk.NewCfnOutput(stack, jsii.String("RotationGroup"), &awscdk.CfnOutputProps{

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/secretsaga/secretsaga/infra/rotation"
@@ -112,11 +113,20 @@ func noFleet(t *testing.T) *synthesized {
 	return synth(t, "nofleet", rotation.RotationProps{FleetEnabled: jsii.Bool(false)})
 }
 
+func noNative(t *testing.T) *synthesized {
+	return synth(t, "nonative", rotation.RotationProps{NativeRotationEnabled: jsii.Bool(false)})
+}
+
 // The functions, written out independently of rotation.Handlers.
 var (
 	sagaFunctions  = []string{"acquirelease", "createsecret", "setsecret", "testsecret", "finishsecret", "verify", "releaselease", "compensate"}
 	fleetFunctions = []string{"listsecrets", "fleetsummary"}
-	allFunctions   = append(slices.Clone(sagaFunctions), fleetFunctions...)
+	// fleetInvokes: what the fleet state machine invokes (the saga's and its own).
+	fleetInvokes = append(slices.Clone(sagaFunctions), fleetFunctions...)
+	// nativeFunction is the Secrets Manager native rotation entry; no state
+	// machine invokes it.
+	nativeFunction = "nativerotation"
+	allFunctions   = append(slices.Clone(fleetInvokes), nativeFunction)
 )
 
 var configuredProps = rotation.RotationProps{
@@ -297,7 +307,8 @@ func jsonString(v any) string { b, _ := json.Marshal(v); return string(b) }
 func TestResourceCounts(t *testing.T) {
 	d := defaults(t)
 	for typ, n := range map[string]int{
-		"AWS::Lambda::Function":            10, // 8 saga steps + listsecrets, fleetsummary
+		"AWS::Lambda::Function":            11, // 8 saga steps + listsecrets, fleetsummary + nativerotation
+		"AWS::Lambda::Permission":          1,  // Secrets Manager may invoke nativerotation
 		"AWS::StepFunctions::StateMachine": 2,  // rotation saga + fleet
 		"AWS::DynamoDB::Table":             1,
 		"AWS::Events::EventBus":            1,
@@ -306,28 +317,44 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::SNS::Subscription":           0,
 		"AWS::CloudWatch::Alarm":           6, // 3 per state machine
 		"AWS::Scheduler::Schedule":         0,
-		"AWS::Logs::LogGroup":              12, // 10 functions + 2 state machines
-		"AWS::IAM::Role":                   12, // 10 functions + 2 state machines
+		"AWS::Logs::LogGroup":              13, // 11 functions + 2 state machines
+		"AWS::IAM::Role":                   13, // 11 functions + 2 state machines
 	} {
 		d.tmpl.ResourceCountIs(jsii.String(typ), jsii.Number(n))
 	}
 	c := configured(t)
 	c.tmpl.ResourceCountIs(jsii.String("AWS::Scheduler::Schedule"), jsii.Number(2))
 	c.tmpl.ResourceCountIs(jsii.String("AWS::SNS::Subscription"), jsii.Number(1))
-	c.tmpl.ResourceCountIs(jsii.String("AWS::IAM::Role"), jsii.Number(13))
+	c.tmpl.ResourceCountIs(jsii.String("AWS::IAM::Role"), jsii.Number(14))
 	n := noFleet(t)
 	for typ, want := range map[string]int{
-		"AWS::Lambda::Function":            8,
+		"AWS::Lambda::Function":            9,
 		"AWS::StepFunctions::StateMachine": 1,
 		"AWS::Events::Rule":                2,
 		"AWS::CloudWatch::Alarm":           3,
-		"AWS::Logs::LogGroup":              9,
-		"AWS::IAM::Role":                   9,
+		"AWS::Logs::LogGroup":              10,
+		"AWS::IAM::Role":                   10,
 	} {
 		n.tmpl.ResourceCountIs(jsii.String(typ), jsii.Number(want))
 	}
 	if _, ok := n.doc.Outputs["FleetStateMachineArn"]; ok {
 		t.Error("FleetStateMachineArn output without a fleet")
+	}
+	nn := noNative(t)
+	for typ, want := range map[string]int{
+		"AWS::Lambda::Function":            10,
+		"AWS::Lambda::Permission":          0,
+		"AWS::StepFunctions::StateMachine": 2,
+		"AWS::Logs::LogGroup":              12,
+		"AWS::IAM::Role":                   12,
+	} {
+		nn.tmpl.ResourceCountIs(jsii.String(typ), jsii.Number(want))
+	}
+	if _, ok := nn.doc.Outputs["NativeRotationFunctionArn"]; ok {
+		t.Error("NativeRotationFunctionArn output without the native rotation entry")
+	}
+	if _, ok := nn.doc.functions(t)[nativeFunction]; ok {
+		t.Error("nativerotation deployed with NativeRotationEnabled false")
 	}
 	c.tmpl.HasResourceProperties(jsii.String("AWS::SNS::Subscription"), map[string]any{
 		"Protocol": "email", "Endpoint": "ops@example.com",
@@ -337,7 +364,7 @@ func TestResourceCounts(t *testing.T) {
 			t.Errorf("log group %s: DeletionPolicy %q, retention %v", id, r.DeletionPolicy, r.Properties["RetentionInDays"])
 		}
 	}
-	for _, o := range []string{"StateMachineArn", "FleetStateMachineArn", "LedgerTableName", "EventBusName", "AlertTopicArn"} {
+	for _, o := range []string{"StateMachineArn", "FleetStateMachineArn", "NativeRotationFunctionArn", "LedgerTableName", "EventBusName", "AlertTopicArn"} {
 		d.tmpl.HasOutput(jsii.String(o), map[string]any{})
 	}
 }
@@ -353,7 +380,7 @@ func TestFunctions(t *testing.T) {
 			t.Errorf("no function %s", name)
 		}
 	}
-	timeouts := map[string]float64{"setsecret": 60, "testsecret": 60, "verify": 60, "listsecrets": 300, "fleetsummary": 60}
+	timeouts := map[string]float64{"setsecret": 60, "testsecret": 60, "verify": 60, "listsecrets": 300, "fleetsummary": 60, "nativerotation": 300}
 	reserved := []string{"setsecret", "testsecret", "verify", "compensate"}
 	for _, h := range rotation.Handlers {
 		id, ok := fns[h.Name]
@@ -393,6 +420,12 @@ func TestFunctions(t *testing.T) {
 			// The fleet's steps use neither the ledger nor the bus.
 			if env, ok := p["Environment"]; ok {
 				t.Errorf("%s: environment %s", h.Name, jsonString(env))
+			}
+		} else if h.Name == nativeFunction {
+			// Only the rotation state machine's ARN.
+			want := jsonString(map[string]any{"Variables": map[string]any{"STATE_MACHINE_ARN": map[string]any{"Ref": d.doc.machines(t)["rotation"]}}})
+			if got := jsonString(p["Environment"]); got != want {
+				t.Errorf("%s: environment %s, want %s", h.Name, got, want)
 			}
 		} else {
 			vars := p["Environment"].(map[string]any)["Variables"].(map[string]any)
@@ -481,7 +514,7 @@ func TestStateMachine(t *testing.T) {
 			fns := d.doc.functions(t)
 			names := sagaFunctions
 			if kind == "fleet" {
-				names = allFunctions
+				names = fleetInvokes
 			}
 			var substituted []string
 			for _, h := range rotation.Handlers {
@@ -655,16 +688,17 @@ func TestSchedules(t *testing.T) {
 // expectedSecretActions is the least privilege of each handler on the
 // rotation group's secrets, written out independently of rotation.Handlers.
 var expectedSecretActions = map[string][]string{
-	"acquirelease": {"DescribeSecret", "GetSecretValue"},
-	"createsecret": {"DescribeSecret", "GetSecretValue", "PutSecretValue"},
-	"setsecret":    {"DescribeSecret", "GetSecretValue"},
-	"testsecret":   {"DescribeSecret", "GetSecretValue"},
-	"finishsecret": {"DescribeSecret", "UpdateSecretVersionStage"},
-	"verify":       {"DescribeSecret", "GetSecretValue"},
-	"releaselease": {"DescribeSecret"},
-	"compensate":   {"DescribeSecret", "GetSecretValue", "UpdateSecretVersionStage"},
-	"listsecrets":  nil,
-	"fleetsummary": nil,
+	"acquirelease":   {"DescribeSecret", "GetSecretValue"},
+	"createsecret":   {"DescribeSecret", "GetSecretValue", "PutSecretValue"},
+	"setsecret":      {"DescribeSecret", "GetSecretValue"},
+	"testsecret":     {"DescribeSecret", "GetSecretValue"},
+	"finishsecret":   {"DescribeSecret", "UpdateSecretVersionStage"},
+	"verify":         {"DescribeSecret", "GetSecretValue"},
+	"releaselease":   {"DescribeSecret"},
+	"compensate":     {"DescribeSecret", "GetSecretValue", "UpdateSecretVersionStage"},
+	"listsecrets":    nil,
+	"fleetsummary":   nil,
+	"nativerotation": nil,
 }
 
 // expectedUnscoped are the Secrets Manager actions allowed on Resource "*"
@@ -692,6 +726,7 @@ func TestIAM(t *testing.T) {
 		{"configured", configured(t), "payments", true},
 		{"without feature flags", legacy(t), "payments", true},
 		{"without the fleet", noFleet(t), "default", false},
+		{"without the native rotation entry", noNative(t), "default", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) { checkIAM(t, tc.s.doc, tc.group, tc.kms) })
 	}
@@ -758,13 +793,22 @@ func checkIAM(t *testing.T, d template, group string, kms bool) {
 	for roleID, name := range roleOf {
 		var secrets, unscoped, other []string
 		ledger, putEvents := false, false
+		states := map[string]string{} // states action → its resources (JSON)
 		for _, s := range d.statements(t, roleID) {
 			for _, a := range s.actions() {
 				svc, act, _ := strings.Cut(a, ":")
 				if name == "fleetsummary" && (svc == "secretsmanager" || svc == "dynamodb" || svc == "events" || svc == "kms") {
 					t.Errorf("fleetsummary: %s (it makes no AWS call)", a)
 				}
+				if name == nativeFunction && (svc == "secretsmanager" || svc == "dynamodb" || svc == "events" || svc == "kms" || svc == "lambda") {
+					t.Errorf("nativerotation: %s (it only calls Step Functions)", a)
+				}
 				switch {
+				case svc == "states":
+					if _, dup := states[a]; dup {
+						t.Errorf("%s: %s in more than one statement", name, a)
+					}
+					states[a] = jsonString(s.resources())
 				case unscopedSecretsAction(a):
 					unscoped = append(unscoped, a)
 				case svc == "secretsmanager":
@@ -811,6 +855,23 @@ func checkIAM(t *testing.T, d template, group string, kms bool) {
 		if got := strings.Join(other, " "); got != "logs:CreateLogStream logs:PutLogEvents xray:PutTelemetryRecords xray:PutTraceSegments" {
 			t.Errorf("%s: other actions %s", name, got)
 		}
+		// Only nativerotation talks to Step Functions: it starts the
+		// rotation state machine and describes that machine's executions.
+		wantStates := map[string]string{}
+		if name == nativeFunction {
+			rot := machines["rotation"]
+			wantStates = map[string]string{
+				"states:StartExecution": jsonString([]any{map[string]any{"Ref": rot}}),
+				"states:DescribeExecution": jsonString([]any{map[string]any{"Fn::Join": []any{"", []any{
+					"arn:", map[string]any{"Ref": "AWS::Partition"}, ":states:", map[string]any{"Ref": "AWS::Region"},
+					":", map[string]any{"Ref": "AWS::AccountId"}, ":execution:",
+					map[string]any{"Fn::GetAtt": []any{rot, "Name"}}, ":*",
+				}}}}),
+			}
+		}
+		if jsonString(states) != jsonString(wantStates) {
+			t.Errorf("%s: states actions %s, want %s", name, jsonString(states), jsonString(wantStates))
+		}
 	}
 
 	// The state machine roles: the rotation saga invokes the eight saga
@@ -819,7 +880,7 @@ func checkIAM(t *testing.T, d template, group string, kms bool) {
 	for kind, smID := range machines {
 		want := sagaFunctions
 		if kind == "fleet" {
-			want = allFunctions
+			want = fleetInvokes
 		}
 		checkStateMachineRole(t, d, kind, ref(d.Resources[smID].Properties["RoleArn"]), roleOf, want)
 	}
@@ -901,5 +962,66 @@ func TestResolveLambdaAssetDirFromEnv(t *testing.T) {
 	t.Setenv(rotation.EnvLambdaAssetDir, assetDir)
 	if got := rotation.ResolveLambdaAssetDir(""); got != assetDir {
 		t.Errorf("ResolveLambdaAssetDir = %s, want %s", got, assetDir)
+	}
+}
+
+// TestNativeRotation: Secrets Manager of the stack's own account (and no
+// other: aws:SourceAccount guards against the confused deputy) may invoke
+// nativerotation, which the NativeRotationFunctionArn output names; the
+// rotation state machine does not depend on it.
+func TestNativeRotation(t *testing.T) {
+	d := defaults(t)
+	fnID := d.doc.functions(t)[nativeFunction]
+	if fnID == "" {
+		t.Fatal("no nativerotation function")
+	}
+	_, perm := d.doc.one(t, "AWS::Lambda::Permission")
+	want := map[string]any{
+		"Action":        "lambda:InvokeFunction",
+		"FunctionName":  map[string]any{"Fn::GetAtt": []any{fnID, "Arn"}},
+		"Principal":     "secretsmanager.amazonaws.com",
+		"SourceAccount": map[string]any{"Ref": "AWS::AccountId"},
+	}
+	if jsonString(perm.Properties) != jsonString(want) {
+		t.Errorf("Lambda::Permission %s, want %s", jsonString(perm.Properties), jsonString(want))
+	}
+	out, _ := d.doc.Outputs["NativeRotationFunctionArn"].(map[string]any)
+	if jsonString(out["Value"]) != jsonString(map[string]any{"Fn::GetAtt": []any{fnID, "Arn"}}) {
+		t.Errorf("NativeRotationFunctionArn output %s", jsonString(out))
+	}
+	// Nothing of the rotation state machine (its definition, its role and
+	// policies) refers to nativerotation or its role.
+	smID := d.doc.machines(t)["rotation"]
+	sm := d.doc.Resources[smID]
+	roleID := ref(d.doc.Resources[fnID].Properties["Role"])
+	smRole := ref(sm.Properties["RoleArn"])
+	for _, v := range []any{sm.Properties, d.doc.statements(t, smRole)} {
+		if j := jsonString(v); strings.Contains(j, `"`+fnID+`"`) || strings.Contains(j, `"`+roleID+`"`) {
+			t.Errorf("the rotation state machine refers to nativerotation: %s", j)
+		}
+	}
+}
+
+// TestNativeRotationOutsideVpc: with a Vpc the functions that reach
+// databases go into it, nativerotation (it only calls Step Functions) does
+// not, so it needs no Step Functions endpoint.
+func TestNativeRotationOutsideVpc(t *testing.T) {
+	app := awscdk.NewApp(&awscdk.AppProps{Context: featureFlags(t)})
+	stack := awscdk.NewStack(app, jsii.String("Vpc"), nil)
+	vpc := awsec2.NewVpc(stack, jsii.String("Vpc"), &awsec2.VpcProps{MaxAzs: jsii.Number(2), NatGateways: jsii.Number(0), RestrictDefaultSecurityGroup: jsii.Bool(false)})
+	rotation.NewRotation(stack, "Rotation", &rotation.RotationProps{Vpc: vpc, LambdaAssetDir: assetDir})
+	b, err := json.Marshal(assertions.Template_FromStack(stack, nil).ToJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d template
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	for name, id := range d.functions(t) {
+		_, inVpc := d.Resources[id].Properties["VpcConfig"]
+		if inVpc == (name == nativeFunction) {
+			t.Errorf("%s: VpcConfig = %v", name, inVpc)
+		}
 	}
 }
