@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 
@@ -185,13 +186,17 @@ func (e *Env) alerted(secretARN, token string) bool {
 // leaks searches every output the product produced for every password any
 // version of the secret holds.
 func (e *Env) leaks(ctx context.Context, secretARN string, stages map[string][]string, execs []*sfnlocal.Execution) []string {
+	return e.leaksIn(ctx, secretARN, stages, execs, e.outputs(ctx))
+}
+
+// leaksIn is leaks over the given outputs (which it may add to).
+func (e *Env) leaksIn(ctx context.Context, secretARN string, stages map[string][]string, execs []*sfnlocal.Execution, haystacks map[string]string) []string {
 	var pws []string
 	for id := range stages {
 		if v, err := e.value(ctx, secretARN, id, ""); err == nil && len(v.Password.Reveal()) >= 8 {
 			pws = append(pws, v.Password.Reveal())
 		}
 	}
-	haystacks := e.outputs(ctx)
 	for _, x := range execs {
 		if x == nil {
 			continue
@@ -254,5 +259,29 @@ func (e *Env) LeakScan(ctx context.Context, secretARN string) (int, []string) {
 			n++
 		}
 	}
-	return n, e.leaks(ctx, secretARN, stages, nil)
+	return n, e.leaksIn(ctx, secretARN, stages, nil, e.outputsSnapshot(ctx))
+}
+
+// outputsSnapshot is outputs, gathered again only when the run has
+// produced something since the last call: a log line, an event or an
+// execution (every ledger write of the product comes with a log line).
+// The final scan calls LeakScan for every secret of the run, hundreds of
+// times over the same outputs; gathering them (a scan of the whole ledger
+// table and every execution) once instead of per secret keeps it within
+// its deadline.
+func (e *Env) outputsSnapshot(ctx context.Context) map[string]string {
+	e.mu.Lock()
+	nexec := len(e.executions)
+	e.mu.Unlock()
+	key := [3]int{e.Logs.Len(), len(e.Events.Entries()), nexec}
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	if e.snap != nil && e.snapKey == key {
+		return maps.Clone(e.snap)
+	}
+	out := e.outputs(ctx)
+	if !strings.HasPrefix(out["ledger items"], "scan failed") {
+		e.snap, e.snapKey = maps.Clone(out), key
+	}
+	return out
 }

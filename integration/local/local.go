@@ -1,8 +1,8 @@
 // Package local runs secretsaga end to end on this machine: the real SDK
-// clients against local stand-ins (DynamoDB Local, a throwaway PostgreSQL,
-// the Secrets Manager and EventBridge endpoints of this repo), the Lambda
-// handlers behind a local Lambda Invoke endpoint, and statemachines/
-// rotation.asl.json executed by an ASL interpreter. Tests and the demo both
+// clients against local stand-ins (DynamoDB Local, throwaway PostgreSQL,
+// MariaDB and Redis servers, the Secrets Manager and EventBridge endpoints
+// of this repo), the Lambda handlers behind a local Lambda Invoke endpoint,
+// and statemachines/rotation.asl.json executed by an ASL interpreter. Tests and the demo both
 // use it, so the demo shows exactly what the tests check.
 package local
 
@@ -79,6 +79,8 @@ type Env struct {
 
 	DynamoDB *standin.DynamoDB
 	Postgres *standin.Postgres
+	MariaDB  *standin.MariaDB
+	Redis    *standin.Redis
 	SM       *smlocal.Server
 	Events   *eventslocal.Server
 	Lambda   *lambdalocal.Server
@@ -106,6 +108,14 @@ type Env struct {
 	mu         sync.Mutex
 	executions []*sfnlocal.Execution // every execution run, for the leak scan
 	masterARN  string
+	// masters are the alternating strategy's master secrets of the other
+	// engines, by engine, created on first use.
+	masters map[string]string
+
+	// The outputs LeakScan last searched, and what they were gathered at.
+	snapMu  sync.Mutex
+	snap    map[string]string
+	snapKey [3]int
 
 	closers []func() error
 }
@@ -126,6 +136,13 @@ func (b *SyncBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
+// Len is the number of bytes written so far.
+func (b *SyncBuffer) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Len()
+}
+
 // String returns everything written so far.
 func (b *SyncBuffer) String() string {
 	b.mu.Lock()
@@ -144,35 +161,37 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 			e.Close()
 		}
 	}()
-	// The slow stand-ins start concurrently.
+	// The slow stand-ins start concurrently; each records its own time,
+	// and Startup is written once they are all done.
 	var wg sync.WaitGroup
-	var ddbErr, pgErr, runErr error
-	wg.Add(3)
-	go func() {
-		defer wg.Done()
-		t := time.Now()
-		e.DynamoDB, ddbErr = standin.StartDynamoDB(ctx, "")
-		e.Startup["DynamoDB Local"] = time.Since(t)
-	}()
-	go func() {
-		defer wg.Done()
-		t := time.Now()
-		e.Postgres, pgErr = standin.StartPostgres(ctx, "")
-		e.Startup["PostgreSQL"] = time.Since(t)
-	}()
-	go func() {
-		defer wg.Done()
-		t := time.Now()
-		e.Runner, runErr = sfnlocal.Start(ctx, sfnlocal.Options{Stderr: o.Stderr})
-		e.Startup["ASL runner (node)"] = time.Since(t)
-	}()
+	var ddbErr, pgErr, runErr, mdbErr, redisErr error
+	var ddbT, pgT, runT, mdbT, redisT time.Duration
+	timed := func(d *time.Duration, f func()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.Now()
+			f()
+			*d = time.Since(t)
+		}()
+	}
+	timed(&ddbT, func() { e.DynamoDB, ddbErr = standin.StartDynamoDB(ctx, "") })
+	timed(&pgT, func() { e.Postgres, pgErr = standin.StartPostgres(ctx, "") })
+	timed(&runT, func() { e.Runner, runErr = sfnlocal.Start(ctx, sfnlocal.Options{Stderr: o.Stderr}) })
+	timed(&mdbT, func() { e.MariaDB, mdbErr = standin.StartMariaDB(ctx, "") })
+	timed(&redisT, func() { e.Redis, redisErr = standin.StartRedis(ctx, "") })
 	wg.Wait()
-	for _, c := range []io.Closer{e.DynamoDB, e.Postgres, e.Runner} {
+	e.Startup["DynamoDB Local"] = ddbT
+	e.Startup["PostgreSQL"] = pgT
+	e.Startup["ASL runner (node)"] = runT
+	e.Startup["MariaDB"] = mdbT
+	e.Startup["Redis"] = redisT
+	for _, c := range []io.Closer{e.DynamoDB, e.Postgres, e.Runner, e.MariaDB, e.Redis} {
 		if c != nil && !isNil(c) {
 			e.closers = append(e.closers, c.Close)
 		}
 	}
-	if err := errors.Join(ddbErr, pgErr, runErr); err != nil {
+	if err := errors.Join(ddbErr, pgErr, runErr, mdbErr, redisErr); err != nil {
 		return nil, err
 	}
 
@@ -229,6 +248,10 @@ func isNil(c io.Closer) bool {
 	case *standin.Postgres:
 		return v == nil
 	case *sfnlocal.Runner:
+		return v == nil
+	case *standin.MariaDB:
+		return v == nil
+	case *standin.Redis:
 		return v == nil
 	}
 	return false

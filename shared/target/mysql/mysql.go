@@ -1,5 +1,7 @@
-// Package mysql is the MySQL and MariaDB target engine (single user: an
-// account changes its own password) over github.com/go-sql-driver/mysql.
+// Package mysql is the MySQL and MariaDB target engine over
+// github.com/go-sql-driver/mysql: single user (an account changes its own
+// password) and alternating users (a master account clones the user with
+// its grants, see EnsureUser, and sets the other user's password).
 // The configuration registers it under "mysql", "mariadb" and
 // "aurora-mysql", the values AWS's own templates write.
 //
@@ -72,8 +74,10 @@ func (*Engine) Name() string { return "mysql" }
 // DefaultPort is MySQL's.
 func (*Engine) DefaultPort() int { return 3306 }
 
-// Capabilities: single user only, for now.
-func (*Engine) Capabilities() target.Capabilities { return target.Capabilities{SingleUser: true} }
+// Capabilities: single user and alternating users.
+func (*Engine) Capabilities() target.Capabilities {
+	return target.Capabilities{SingleUser: true, Alternating: true}
+}
 
 // SetPassword changes req.Username's password to req.New. If New already
 // logs in, nothing is changed; otherwise the first login of req.Logins that
@@ -168,23 +172,32 @@ func (e *Engine) change(ctx context.Context, s *session, loginUser string, req t
 	return nil
 }
 
-// accountHost finds the host part of user's only account.
-func accountHost(ctx context.Context, conn *sql.Conn, user string) (string, error) {
+// accountHosts lists the host parts of user's accounts.
+func accountHosts(ctx context.Context, conn *sql.Conn, user string) ([]string, error) {
 	rows, err := conn.QueryContext(ctx, "SELECT Host FROM mysql.user WHERE User = ?", user)
 	if err != nil {
-		return "", fmt.Errorf("mysql: look up the accounts of %q: %w", user, classify(err))
+		return nil, fmt.Errorf("mysql: look up the accounts of %q: %w", user, classify(err))
 	}
 	defer rows.Close()
 	var hosts []string
 	for rows.Next() {
 		var h string
 		if err := rows.Scan(&h); err != nil {
-			return "", fmt.Errorf("mysql: look up the accounts of %q: %w", user, classify(err))
+			return nil, fmt.Errorf("mysql: look up the accounts of %q: %w", user, classify(err))
 		}
 		hosts = append(hosts, h)
 	}
 	if err := rows.Err(); err != nil {
-		return "", fmt.Errorf("mysql: look up the accounts of %q: %w", user, classify(err))
+		return nil, fmt.Errorf("mysql: look up the accounts of %q: %w", user, classify(err))
+	}
+	return hosts, nil
+}
+
+// accountHost finds the host part of user's only account.
+func accountHost(ctx context.Context, conn *sql.Conn, user string) (string, error) {
+	hosts, err := accountHosts(ctx, conn, user)
+	if err != nil {
+		return "", err
 	}
 	switch len(hosts) {
 	case 0:
@@ -361,11 +374,4 @@ func classify(err error) error {
 		return fmt.Errorf("%s: %w", err.Error(), target.ErrUnreachable)
 	}
 	return fmt.Errorf("%s: %w", err.Error(), target.ErrUnreachable)
-}
-
-// EnsureUser: the alternating-users strategy is not implemented for this
-// engine yet (Capabilities().Alternating is false), so rotation refuses a
-// secret with a masterarn before it gets here.
-func (*Engine) EnsureUser(context.Context, target.EnsureUserRequest) (target.EnsureUserResponse, error) {
-	return target.EnsureUserResponse{}, fmt.Errorf("mysql: alternating users: %w: %w", target.ErrNotSupported, target.ErrInvalid)
 }

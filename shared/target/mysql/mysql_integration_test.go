@@ -4,13 +4,17 @@ package mysql_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
 
 	"github.com/secretsaga/secretsaga/integration/standin"
 	"github.com/secretsaga/secretsaga/shared/secret"
@@ -243,4 +247,155 @@ func TestUnreachable(t *testing.T) {
 		t.Errorf("silent server took %v with a 1s connect timeout", took)
 	}
 	t.Logf("silent server: %v after %v", err, took)
+}
+
+// TestEnsureUserMariaDB: the alternating strategy's clone has the user's
+// grants (table, role, default role), no usable password until the master
+// sets one, and is left alone once it exists.
+func TestEnsureUserMariaDB(t *testing.T) {
+	ctx := context.Background()
+	m, err := standin.StartMariaDB(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	admin, err := m.OpenRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := admin.ExecContext(ctx, q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	const like, clone = "app`q'", "app`q'_clone"
+	for _, q := range []string{
+		"CREATE DATABASE d1", "CREATE TABLE d1.t (n int)", "CREATE TABLE d1.other (n int)",
+		"CREATE ROLE writer", "GRANT INSERT ON d1.t TO writer",
+		"CREATE ROLE stranger", "GRANT DELETE ON d1.t TO stranger",
+		"CREATE USER 'master'@'%' IDENTIFIED BY 'Master-pw-1'",
+		"GRANT ALL PRIVILEGES ON *.* TO 'master'@'%' WITH GRANT OPTION",
+		"GRANT CREATE USER ON *.* TO 'master'@'%'",
+		"GRANT writer TO 'master'@'%' WITH ADMIN OPTION",
+	} {
+		exec(q)
+	}
+	exec("CREATE USER ?@'%' IDENTIFIED BY 'Like-pw-1' WITH MAX_QUERIES_PER_HOUR 1000", like)
+	exec("GRANT SELECT ON d1.t TO ?@'%'", like)
+	exec("GRANT writer TO ?@'%'", like)
+	exec("SET DEFAULT ROLE writer FOR ?@'%'", like)
+
+	e := mysql.New(mysql.Options{})
+	master := target.Credential{Host: m.Host, Port: m.Port, Username: "master", Password: secret.NewPassword("Master-pw-1")}
+	cred := func(user, pw string) target.Credential {
+		return target.Credential{Host: m.Host, Port: m.Port, Username: user, Password: secret.NewPassword(pw)}
+	}
+	exists := func(user string) bool {
+		var n int
+		if err := admin.QueryRowContext(ctx, "SELECT COUNT(*) FROM mysql.user WHERE User = ?", user).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n > 0
+	}
+
+	boom := errors.New("ledger down")
+	_, err = e.EnsureUser(ctx, target.EnsureUserRequest{Master: master, Username: clone, Like: like, BeforeChange: func(context.Context) error { return boom }})
+	if !errors.Is(err, boom) || exists(clone) {
+		t.Fatalf("BeforeChange refusing: %v, clone exists %v", err, exists(clone))
+	}
+
+	calls := 0
+	req := target.EnsureUserRequest{Master: master, Username: clone, Like: like, BeforeChange: func(context.Context) error { calls++; return nil }}
+	begin := time.Now()
+	res, err := e.EnsureUser(ctx, req)
+	if err != nil || !res.Created || calls != 1 {
+		t.Fatalf("EnsureUser: %+v, %v, BeforeChange calls %d", res, err, calls)
+	}
+	t.Logf("EnsureUser took %v", time.Since(begin))
+	if err := e.Verify(ctx, target.VerifyRequest{Credential: cred(clone, "")}); !errors.Is(err, target.ErrAuthFailed) {
+		t.Fatalf("the clone logs in with an empty password before SetPassword: %v", err)
+	}
+	sp, err := e.SetPassword(ctx, target.SetPasswordRequest{Username: clone, New: secret.NewPassword("Clone-pw-2"), Logins: []target.Credential{master}})
+	if err != nil || sp.LoggedInWith != 0 {
+		t.Fatalf("master setting the clone's password: %+v, %v", sp, err)
+	}
+	// The clone reads and (through the default role) writes what the user
+	// may, and nothing else.
+	c, err := sql.Open("mysql", dsn(m, clone, "Clone-pw-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for q, ok := range map[string]bool{
+		"SELECT COUNT(*) FROM d1.t":     true,
+		"INSERT INTO d1.t VALUES (1)":   true,
+		"SELECT COUNT(*) FROM d1.other": false,
+		"DELETE FROM d1.t":              false,
+	} {
+		if _, err := c.ExecContext(ctx, q); (err == nil) != ok {
+			t.Errorf("clone: %s: %v, want allowed %v", q, err, ok)
+		}
+	}
+	if err := e.Verify(ctx, target.VerifyRequest{Credential: cred(like, "Like-pw-1")}); err != nil {
+		t.Fatalf("the user lost its login: %v", err)
+	}
+	grants := func(user string) string {
+		rows, err := admin.QueryContext(ctx, "SHOW GRANTS FOR ?@'%'", user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var all []string
+		for rows.Next() {
+			var l string
+			_ = rows.Scan(&l)
+			if i := strings.Index(l, " IDENTIFIED BY PASSWORD '"); i >= 0 {
+				l = l[:i] + l[i+len(" IDENTIFIED BY PASSWORD '*")+41:]
+			}
+			all = append(all, strings.ReplaceAll(l, "`app``q'_clone`", "`app``q'`"))
+		}
+		return strings.Join(all, "\n")
+	}
+	if g, w := grants(clone), grants(like); g != w {
+		t.Errorf("clone's grants\n%s\nuser's\n%s", g, w)
+	}
+
+	// Existing clone: nothing to do, no BeforeChange.
+	calls = 0
+	if res, err := e.EnsureUser(ctx, req); err != nil || res.Created || calls != 0 {
+		t.Fatalf("second EnsureUser: %+v, %v, BeforeChange calls %d", res, err, calls)
+	}
+
+	// A role the master may not grant: the clone is dropped again, so a
+	// retry does not find it without its grants.
+	exec("CREATE USER 'app2'@'%' IDENTIFIED BY 'App2-pw-1'")
+	exec("GRANT stranger TO 'app2'@'%'")
+	_, err = e.EnsureUser(ctx, target.EnsureUserRequest{Master: master, Username: "app2_clone", Like: "app2"})
+	if !errors.Is(err, target.ErrInvalid) || errors.Is(err, target.ErrAuthFailed) || exists("app2_clone") {
+		t.Fatalf("uncopyable grant: %v, clone exists %v", err, exists("app2_clone"))
+	}
+	t.Logf("uncopyable grant: %v", err)
+
+	// No user to copy, or two accounts of that name: ErrInvalid.
+	exec("CREATE USER 'dup'@'%' IDENTIFIED BY 'a'")
+	exec("CREATE USER 'dup'@'localhost' IDENTIFIED BY 'b'")
+	for _, l := range []string{"nobody", "dup"} {
+		if _, err := e.EnsureUser(ctx, target.EnsureUserRequest{Master: master, Username: l + "_clone", Like: l}); !errors.Is(err, target.ErrInvalid) {
+			t.Errorf("like %s: %v, want ErrInvalid", l, err)
+		}
+	}
+	// A master that cannot log in.
+	bad := master
+	bad.Password = secret.NewPassword("wrong")
+	if _, err := e.EnsureUser(ctx, target.EnsureUserRequest{Master: bad, Username: "x_clone", Like: "x"}); !errors.Is(err, target.ErrAuthFailed) {
+		t.Errorf("master with a wrong password: %v, want ErrAuthFailed", err)
+	}
+}
+
+func dsn(m *standin.MariaDB, user, pw string) string {
+	cfg := gomysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = user, pw, "tcp", net.JoinHostPort(m.Host, strconv.Itoa(m.Port))
+	return cfg.FormatDSN()
 }

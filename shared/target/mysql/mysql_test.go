@@ -118,7 +118,61 @@ func TestRequestValidation(t *testing.T) {
 
 func TestEngineBasics(t *testing.T) {
 	var e target.Engine = New(Options{})
-	if e.Name() != "mysql" || e.DefaultPort() != 3306 || !e.Capabilities().SingleUser || e.Capabilities().Alternating {
+	if e.Name() != "mysql" || e.DefaultPort() != 3306 || !e.Capabilities().SingleUser || !e.Capabilities().Alternating {
 		t.Errorf("%s %d %+v", e.Name(), e.DefaultPort(), e.Capabilities())
+	}
+}
+
+func TestCloneGrants(t *testing.T) {
+	// SHOW GRANTS of MariaDB 10.11 for a user name that needs quoting.
+	const like, clone, host = "app'q\\x`y", "app'q\\x`y_clone", "%"
+	in := []string{
+		"GRANT `r1` TO `app'q\\x``y`@`%`",
+		"GRANT USAGE ON *.* TO `app'q\\x``y`@`%` IDENTIFIED BY PASSWORD '*2B602296A79E0A8784ACC5C88D92E46588CCA3C3' REQUIRE SSL WITH MAX_QUERIES_PER_HOUR 100",
+		"GRANT ALL PRIVILEGES ON `d1`.* TO `app'q\\x``y`@`%` WITH GRANT OPTION",
+		"GRANT SELECT, INSERT (`n`) ON `d1`.`t` TO `app'q\\x``y`@`%`",
+		"GRANT PROXY ON `root`@`localhost` TO `app'q\\x``y`@`%`",
+		"SET DEFAULT ROLE `r1` FOR `app'q\\x``y`@`%`",
+	}
+	want := []string{
+		"GRANT `r1` TO `app'q\\x``y_clone`@`%`",
+		"GRANT USAGE ON *.* TO `app'q\\x``y_clone`@`%` REQUIRE SSL WITH MAX_QUERIES_PER_HOUR 100",
+		"GRANT ALL PRIVILEGES ON `d1`.* TO `app'q\\x``y_clone`@`%` WITH GRANT OPTION",
+		"GRANT SELECT, INSERT (`n`) ON `d1`.`t` TO `app'q\\x``y_clone`@`%`",
+		"SET DEFAULT ROLE `r1` FOR `app'q\\x``y_clone`@`%`",
+	}
+	got, err := CloneGrants(in, like, clone, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for name, tc := range map[string]struct {
+		in   []string
+		want []string
+	}{
+		"plain usage is implied": {[]string{"GRANT USAGE ON *.* TO `u`@`10.0.0.%` IDENTIFIED BY PASSWORD '*AB'"}, nil},
+		"plugin with OR": {[]string{"GRANT USAGE ON *.* TO `u`@`10.0.0.%` IDENTIFIED VIA ed25519 USING 'a b WITH c' OR unix_socket WITH GRANT OPTION"},
+			[]string{"GRANT USAGE ON *.* TO `v`@`10.0.0.%` WITH GRANT OPTION"}},
+		"mysql 8 partial revoke": {[]string{"GRANT SELECT ON *.* TO `u`@`10.0.0.%`", "REVOKE SELECT ON `mysql`.* FROM `u`@`10.0.0.%`"},
+			[]string{"GRANT SELECT ON *.* TO `v`@`10.0.0.%`", "REVOKE SELECT ON `mysql`.* FROM `v`@`10.0.0.%`"}},
+		"mysql 5.7 quoting": {[]string{"GRANT SELECT ON `db`.* TO 'u'@'10.0.0.%'"}, []string{"GRANT SELECT ON `db`.* TO `v`@`10.0.0.%`"}},
+		"grantee in an object name": {[]string{"GRANT SELECT ON `x TO ``u``@``10.0.0.%```.* TO `u`@`10.0.0.%`"},
+			[]string{"GRANT SELECT ON `x TO ``u``@``10.0.0.%```.* TO `v`@`10.0.0.%`"}},
+	} {
+		got, err := CloneGrants(tc.in, "u", "v", "10.0.0.%")
+		if err != nil || strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+			t.Errorf("%s: got %q, %v; want %q", name, got, err, tc.want)
+		}
+	}
+	for name, in := range map[string]string{
+		"other grantee": "GRANT SELECT ON *.* TO `w`@`%`",
+		"unknown line":  "ALTER USER `u`@`%` ACCOUNT LOCK",
+		"unterminated":  "GRANT USAGE ON *.* TO `u`@`%` IDENTIFIED BY PASSWORD '*AB",
+	} {
+		if _, err := CloneGrants([]string{in}, "u", "v", "%"); !errors.Is(err, target.ErrInvalid) || strings.Contains(err.Error(), "*AB") {
+			t.Errorf("%s: %v, want ErrInvalid without the hash", name, err)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 // Package redis is the Redis target engine for ACL users (Redis 6 and
-// later; single user: a user changes its own password) over
-// github.com/redis/go-redis/v9.
+// later) over github.com/redis/go-redis/v9: single user (a user changes its
+// own password) and alternating users (a master user clones the user's ACL
+// rules, see EnsureUser, and sets the other user's password).
 //
 // The password is set with ACL SETUSER as its SHA-256 ("#<hex>"), never as
 // ">clear text", so neither MONITOR, the slow log nor an ACL file that the
@@ -58,8 +59,10 @@ func (*Engine) Name() string { return "redis" }
 // DefaultPort is Redis's.
 func (*Engine) DefaultPort() int { return 6379 }
 
-// Capabilities: single user only.
-func (*Engine) Capabilities() target.Capabilities { return target.Capabilities{SingleUser: true} }
+// Capabilities: single user and alternating users.
+func (*Engine) Capabilities() target.Capabilities {
+	return target.Capabilities{SingleUser: true, Alternating: true}
+}
 
 // SetPassword changes req.Username's password to req.New, leaving it as the
 // user's only password. If New already logs in, nothing is changed;
@@ -244,11 +247,4 @@ func scrub(err error, s string) error {
 		}
 	}
 	return errors.New(strings.ReplaceAll(err.Error(), s, "<hash>"))
-}
-
-// EnsureUser: the alternating-users strategy is not implemented for this
-// engine yet (Capabilities().Alternating is false), so rotation refuses a
-// secret with a masterarn before it gets here.
-func (*Engine) EnsureUser(context.Context, target.EnsureUserRequest) (target.EnsureUserResponse, error) {
-	return target.EnsureUserResponse{}, fmt.Errorf("redis: alternating users: %w: %w", target.ErrNotSupported, target.ErrInvalid)
 }

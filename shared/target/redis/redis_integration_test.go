@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/secretsaga/secretsaga/integration/standin"
 	"github.com/secretsaga/secretsaga/shared/secret"
 	"github.com/secretsaga/secretsaga/shared/target"
@@ -193,4 +195,104 @@ func TestUnreachable(t *testing.T) {
 		t.Errorf("silent server took %v with a 1s connect timeout", took)
 	}
 	t.Logf("silent server: %v after %v", err, took)
+}
+
+// TestEnsureUserRedis: the alternating strategy's clone has the user's
+// ACL rules (keys, channels, commands, selectors), no password until the
+// master sets one, and is left alone once it exists.
+func TestEnsureUserRedis(t *testing.T) {
+	ctx := context.Background()
+	r, err := standin.StartRedis(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	admin := r.AdminClient()
+	defer admin.Close()
+	do := func(args ...any) {
+		t.Helper()
+		if err := admin.Do(ctx, args...).Err(); err != nil {
+			t.Fatalf("%v: %v", args[:3], err)
+		}
+	}
+	const like, clone = `app'q"x`, `app'q"x_clone`
+	do("ACL", "SETUSER", "master", "on", ">Master-pw-1", "~*", "&*", "+@all")
+	do("ACL", "SETUSER", like, "on", ">Like-pw-1", "~app:*", "%R~ro:*", "&news:*", "-@all", "+ping", "+get", "+set", "+config|get", "(~sel:* +hget)")
+	master := target.Credential{Host: r.Host, Port: r.Port, Username: "master", Password: secret.NewPassword("Master-pw-1")}
+	e := redis.New(redis.Options{})
+	exists := func(user string) bool {
+		err := admin.Do(ctx, "ACL", "GETUSER", user).Err()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+
+	boom := errors.New("ledger down")
+	_, err = e.EnsureUser(ctx, target.EnsureUserRequest{Master: master, Username: clone, Like: like, BeforeChange: func(context.Context) error { return boom }})
+	if !errors.Is(err, boom) || exists(clone) {
+		t.Fatalf("BeforeChange refusing: %v, clone exists %v", err, exists(clone))
+	}
+	calls := 0
+	req := target.EnsureUserRequest{Master: master, Username: clone, Like: like, BeforeChange: func(context.Context) error { calls++; return nil }}
+	begin := time.Now()
+	res, err := e.EnsureUser(ctx, req)
+	if err != nil || !res.Created || calls != 1 {
+		t.Fatalf("EnsureUser: %+v, %v, BeforeChange calls %d", res, err, calls)
+	}
+	t.Logf("EnsureUser took %v", time.Since(begin))
+	// Same rules; no password yet, so no login at all.
+	rules := func(user string) string {
+		v, err := admin.Do(ctx, "ACL", "GETUSER", user).Slice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i+1 < len(v); i += 2 {
+			if v[i] == "passwords" {
+				v[i+1] = nil
+			}
+		}
+		return fmt.Sprint(v)
+	}
+	if got, want := rules(clone), rules(like); got != want {
+		t.Errorf("clone's rules\n%s\nuser's\n%s", got, want)
+	}
+	for _, pw := range []string{"", "Like-pw-1"} {
+		c := target.Credential{Host: r.Host, Port: r.Port, Username: clone, Password: secret.NewPassword(pw)}
+		if err := e.Verify(ctx, target.VerifyRequest{Credential: c}); !errors.Is(err, target.ErrAuthFailed) && !errors.Is(err, target.ErrInvalid) {
+			t.Errorf("clone logs in with %q before SetPassword: %v", pw, err)
+		}
+	}
+	sp, err := e.SetPassword(ctx, target.SetPasswordRequest{Username: clone, New: secret.NewPassword("Clone-pw-2"), Logins: []target.Credential{master}})
+	if err != nil || sp.LoggedInWith != 0 {
+		t.Fatalf("master setting the clone's password: %+v, %v", sp, err)
+	}
+	c := goredis.NewClient(&goredis.Options{Addr: r.Addr(), Username: clone, Password: "Clone-pw-2", Protocol: 2, DisableIdentity: true, MaxRetries: -1})
+	defer c.Close()
+	if err := c.Set(ctx, "app:k", "v", 0).Err(); err != nil {
+		t.Errorf("clone SET on an allowed key: %v", err)
+	}
+	if err := c.Set(ctx, "other:k", "v", 0).Err(); err == nil {
+		t.Errorf("clone SET on a key outside its patterns worked")
+	}
+	if err := c.Del(ctx, "app:k").Err(); err == nil {
+		t.Errorf("clone ran DEL, which its rules do not allow")
+	}
+	if err := e.Verify(ctx, target.VerifyRequest{Credential: target.Credential{Host: r.Host, Port: r.Port, Username: like, Password: secret.NewPassword("Like-pw-1")}}); err != nil {
+		t.Fatalf("the user lost its login: %v", err)
+	}
+
+	calls = 0
+	if res, err := e.EnsureUser(ctx, req); err != nil || res.Created || calls != 0 {
+		t.Fatalf("second EnsureUser: %+v, %v, BeforeChange calls %d", res, err, calls)
+	}
+	if _, err := e.EnsureUser(ctx, target.EnsureUserRequest{Master: master, Username: "nobody_clone", Like: "nobody"}); !errors.Is(err, target.ErrInvalid) {
+		t.Errorf("no user to copy: %v, want ErrInvalid", err)
+	}
+	// A master without +acl: a configuration error.
+	do("ACL", "SETUSER", "weak", "on", ">Weak-pw-1", "~*", "+@all", "-@admin")
+	weak := target.Credential{Host: r.Host, Port: r.Port, Username: "weak", Password: secret.NewPassword("Weak-pw-1")}
+	if _, err := e.EnsureUser(ctx, target.EnsureUserRequest{Master: weak, Username: "x_clone", Like: like}); !errors.Is(err, target.ErrInvalid) || exists("x_clone") {
+		t.Errorf("master without +acl: %v, want ErrInvalid", err)
+	}
 }

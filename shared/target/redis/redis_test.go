@@ -117,7 +117,40 @@ func TestRequestValidation(t *testing.T) {
 
 func TestEngineBasics(t *testing.T) {
 	var e target.Engine = New(Options{})
-	if e.Name() != "redis" || e.DefaultPort() != 6379 || !e.Capabilities().SingleUser || e.Capabilities().Alternating {
+	if e.Name() != "redis" || e.DefaultPort() != 6379 || !e.Capabilities().SingleUser || !e.Capabilities().Alternating {
 		t.Errorf("%s %d %+v", e.Name(), e.DefaultPort(), e.Capabilities())
+	}
+}
+
+func TestCloneRules(t *testing.T) {
+	// ACL GETUSER replies of Redis 7.0 over RESP2 (passwords are hashes
+	// and never copied).
+	u1 := []any{"flags", []any{"on", "skip-sanitize-payload"}, "passwords", []any{"30c952fa"},
+		"commands", "-@all +get +ping +config|get +set", "keys", "~app:* %R~ro:*", "channels", "&chan:*",
+		"selectors", []any{[]any{"commands", "-@all +hget", "keys", "~sel:*", "channels", ""}}}
+	want := "on skip-sanitize-payload ~app:* %R~ro:* &chan:* -@all +get +ping +config|get +set (resetchannels ~sel:* -@all +hget)"
+	if got, err := CloneRules(u1); err != nil || strings.Join(got, " ") != want {
+		t.Errorf("Redis 7: %q, %v; want %q", got, err, want)
+	}
+	// RESP3 map, nopass dropped.
+	u2 := map[any]any{"flags": []any{"off", "nopass"}, "passwords": []any{}, "commands": "+@all -debug", "keys": "~*", "channels": "&*", "selectors": []any{}}
+	if got, err := CloneRules(u2); err != nil || strings.Join(got, " ") != "off ~* &* +@all -debug" {
+		t.Errorf("RESP3: %q, %v", got, err)
+	}
+	// Redis 6.2: patterns as lists, all* flags.
+	u3 := []any{"flags", []any{"on", "allkeys", "allchannels"}, "passwords", []any{}, "commands", "+@all", "keys", []any{"*"}, "channels", []any{"*"}}
+	if got, err := CloneRules(u3); err != nil || strings.Join(got, " ") != "on ~* &* ~* &* +@all" {
+		t.Errorf("Redis 6: %q, %v", got, err)
+	}
+	for name, bad := range map[string]any{
+		"space in a pattern": []any{"flags", []any{"on"}, "commands", "+@all", "keys", "~a b", "channels", ""},
+		"unknown flag":       []any{"flags", []any{"on", "future-flag"}, "commands", "+@all", "keys", "", "channels", ""},
+		"no commands":        []any{"flags", []any{"on"}, "keys", "", "channels", ""},
+		"odd list":           []any{"flags"},
+		"not a reply":        "user x on",
+	} {
+		if _, err := CloneRules(bad); !errors.Is(err, target.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
 	}
 }
