@@ -263,6 +263,20 @@ func (e *Env) service(actor string, faults bool) (*rotation.Service, error) {
 	return config.New(e.configOptions(actor, faults))
 }
 
+// ServiceWithClock is a Service (no faults) whose clock is now: a test
+// plays an execution from the past with it (e.g. one whose lease has
+// expired since).
+func (e *Env) ServiceWithClock(actor string, now func() time.Time) (*rotation.Service, error) {
+	o := e.configOptions(actor, false)
+	o.Ledger.Now = now
+	svc, err := config.New(o)
+	if err != nil {
+		return nil, err
+	}
+	svc.Now = now
+	return svc, nil
+}
+
 func (e *Env) configOptions(actor string, faults bool) config.Options {
 	o := config.Options{
 		AWS: e.AWS, LedgerTable: Table, Actor: actor,

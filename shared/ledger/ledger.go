@@ -29,15 +29,19 @@ type State string
 // The journal's states. STARTED is written with the lease; the *_STARTED
 // records are write-ahead intents; the last four are terminal.
 const (
-	Started            State = "STARTED"
-	Created            State = "CREATED"
-	SetStarted         State = "SET_STARTED"
-	SetDone            State = "SET_DONE"
-	Tested             State = "TESTED"
-	FinishStarted      State = "FINISH_STARTED"
-	FinishDone         State = "FINISH_DONE"
-	Verified           State = "VERIFIED"
-	CompensateStarted  State = "COMPENSATE_STARTED"
+	Started           State = "STARTED"
+	Created           State = "CREATED"
+	SetStarted        State = "SET_STARTED"
+	SetDone           State = "SET_DONE"
+	Tested            State = "TESTED"
+	FinishStarted     State = "FINISH_STARTED"
+	FinishDone        State = "FINISH_DONE"
+	Verified          State = "VERIFIED"
+	CompensateStarted State = "COMPENSATE_STARTED"
+	// Recovered: this rotation cleaned up after an earlier one whose
+	// execution died without ending (its lease expired in a non-final
+	// state): undone, or kept if it had already moved AWSCURRENT.
+	Recovered          State = "RECOVERED"
 	Finished           State = "FINISHED"
 	RolledBack         State = "ROLLED_BACK"
 	Abandoned          State = "ABANDONED"

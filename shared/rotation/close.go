@@ -3,6 +3,7 @@ package rotation
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/secretsaga/secretsaga/shared/events"
@@ -146,8 +147,11 @@ func (s *Service) compensate(ctx context.Context, o op, in CloseInput) (CloseOut
 	if in.Mode == ModeAbandon {
 		return out, s.abandon(ctx, o, &l, in, &out)
 	}
+	if in.Mode == ModeRecover {
+		return out, s.recoverDead(ctx, o, &l, &out)
+	}
 	if in.Mode != ModeRollback {
-		return out, o.input("Mode must be rollback or abandon", nil)
+		return out, o.input("Mode must be rollback, abandon or recover", nil)
 	}
 	if l.State != ledger.CompensateStarted {
 		rec := ledger.Record{State: ledger.CompensateStarted, Actor: s.Actor, ErrorClass: errClass(in.Error)}
@@ -213,6 +217,63 @@ func (s *Service) compensate(ctx context.Context, o op, in CloseInput) (CloseOut
 	out.State, out.AWSCURRENT = string(ledger.RolledBack), prev
 	_ = s.publish(ctx, o, l, events.RotationRolledBack, "warning", errClass(in.Error), "", "")
 	return out, nil
+}
+
+// recoverDead cleans up after a rotation whose execution died (Context.
+// Recover): if it had moved AWSCURRENT to its version, that rotation had
+// committed and is kept; if AWSCURRENT is still what it started from, its
+// work is undone (the target's credential back to AWSCURRENT if its set may
+// have run, its AWSPENDING removed); if someone else moved AWSCURRENT,
+// only its AWSPENDING goes. Then RECOVERED is journaled under this
+// rotation's lease. Each part is idempotent.
+func (s *Service) recoverDead(ctx context.Context, o op, l *ledger.Lease, out *CloseOutput) error {
+	r := o.rc.Recover
+	out.State = string(l.State)
+	if r == nil {
+		return nil
+	}
+	if p, ok := progress[l.State]; ok && p >= progress[ledger.Recovered] {
+		return nil // done before (a retried call)
+	}
+	d, err := s.Secrets.Describe(ctx, o.rc.SecretArn)
+	if err != nil {
+		return err
+	}
+	dead := o
+	dead.rc.ClientRequestToken, dead.rc.PreviousPreviousVersionId = r.Token, r.PreviousPreviousVersionId
+	var what string
+	switch cur := d.VersionWith(secretstore.Current); {
+	case cur == r.Token:
+		what = "it had moved AWSCURRENT to its version, so it had committed: kept"
+	case cur == r.PreviousVersionId:
+		what = "undone"
+		if _, labelled := d.Versions[r.Token]; r.SetMayHaveRun && labelled {
+			dead.rc.PreviousVersionId = cur
+			reverted, err := s.revertTarget(ctx, dead)
+			if err != nil {
+				return err
+			}
+			if reverted {
+				what += ", the target's credential set back to AWSCURRENT"
+			}
+		}
+	default:
+		what = "AWSCURRENT had been moved by someone else since; only its AWSPENDING removed"
+	}
+	if err := s.removeOwnPending(ctx, dead, d); err != nil {
+		return err
+	}
+	rec := ledger.Record{State: ledger.Recovered, Actor: s.Actor,
+		Detail: fmt.Sprintf("rotation #%d (execution %s, version %s) died in %s: %s", r.Fencing, r.Execution, r.Token, r.State, what)}
+	if err := s.Ledger.Append(ctx, l, rec, ledger.Change{}); err != nil {
+		if errors.Is(err, ledger.ErrFenced) {
+			return o.conflict("lost the lease while recovering", err)
+		}
+		return err
+	}
+	out.State = string(ledger.Recovered)
+	s.log().Info("recovered a dead rotation", "secret", o.rc.SecretArn, "deadFencing", r.Fencing, "deadVersion", r.Token, "outcome", what)
+	return nil
 }
 
 // revertTarget sets the target's credential back to the AWSCURRENT value

@@ -20,8 +20,8 @@ import (
 // progress orders the forward states, so a re-run step can tell whether its
 // record is already in the journal.
 var progress = map[ledger.State]int{
-	ledger.Started: 1, ledger.Created: 2, ledger.SetStarted: 3, ledger.SetDone: 4,
-	ledger.Tested: 5, ledger.FinishStarted: 6, ledger.FinishDone: 7, ledger.Verified: 8,
+	ledger.Started: 10, ledger.Recovered: 15, ledger.Created: 20, ledger.SetStarted: 30, ledger.SetDone: 40,
+	ledger.Tested: 50, ledger.FinishStarted: 60, ledger.FinishDone: 70, ledger.Verified: 80,
 }
 
 func (s *Service) now() time.Time {
@@ -165,7 +165,18 @@ func (s *Service) acquire(ctx context.Context, o op, in AcquireInput) (Context, 
 	if err := checkBake(o, in); err != nil {
 		return Context{}, err
 	}
-	if p := d.VersionWith(secretstore.Pending); p != "" && p != in.ClientRequestToken {
+	// An expired lease that never reached a final state is an execution that
+	// died (aborted, timed out, its Lambda retries exhausted): this rotation
+	// takes the lease over and, before anything else, cleans up after it
+	// (the state machine's RecoverAbandoned step), so a dead rotation never
+	// blocks the ones after it.
+	var recovery *Recovery
+	if leased && l.Holder != "" && !l.Held(s.now()) && !rerun && l.Token != in.ClientRequestToken {
+		recovery = &Recovery{Execution: l.Holder, Fencing: l.Fencing, Token: l.Token, State: string(l.State),
+			PreviousVersionId: l.PreviousVersion, PreviousPreviousVersionId: l.PreviousPrevious,
+			SetMayHaveRun: l.SetMayHaveRun, FinishMayHaveRun: l.FinishMayHaveRun}
+	}
+	if p := d.VersionWith(secretstore.Pending); p != "" && p != in.ClientRequestToken && (recovery == nil || p != recovery.Token) {
 		return Context{}, o.conflict(fmt.Sprintf("AWSPENDING is on version %s, left by another rotation that did not complete; if none is running, remove it with `aws secretsmanager update-secret-version-stage --secret-id %s --version-stage AWSPENDING --remove-from-version-id %s`", p, d.ARN, p), nil)
 	}
 	if _, err := secretstore.PolicyFromTags(d.Tags); err != nil {
@@ -191,6 +202,7 @@ func (s *Service) acquire(ctx context.Context, o op, in AcquireInput) (Context, 
 		SecretId: in.SecretId, SecretArn: d.ARN, ClientRequestToken: l.Token, ExecutionArn: l.Holder,
 		Fencing: l.Fencing, PreviousVersionId: l.PreviousVersion, PreviousPreviousVersionId: l.PreviousPrevious,
 		LedgerTable: in.LedgerTable, Rollback: in.Rollback, HealthCheckUrl: in.HealthCheckUrl, BakeSeconds: in.BakeSeconds,
+		Recover: recovery,
 	}, nil
 }
 

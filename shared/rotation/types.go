@@ -101,6 +101,21 @@ type Context struct {
 	Rollback                  bool   `json:",omitempty"`
 	HealthCheckUrl            string `json:",omitempty"`
 	BakeSeconds               int    `json:",omitempty"`
+	// Recover names a dead rotation this one must clean up after first.
+	Recover *Recovery `json:",omitempty"`
+}
+
+// Recovery is what the ledger knew of a rotation whose execution died: its
+// lease expired in a state that is not final.
+type Recovery struct {
+	Execution                 string
+	Fencing                   int64
+	Token                     string
+	State                     string
+	PreviousVersionId         string
+	PreviousPreviousVersionId string `json:",omitempty"`
+	SetMayHaveRun             bool   `json:",omitempty"`
+	FinishMayHaveRun          bool   `json:",omitempty"`
 }
 
 // MaxBakeSeconds keeps the bake inside the verify function's timeout.
@@ -124,6 +139,7 @@ type TaskError struct {
 const (
 	ModeRollback = "rollback"
 	ModeAbandon  = "abandon"
+	ModeRecover  = "recover"
 
 	OutcomeFinished           = string(ledger.Finished)
 	OutcomeCompensationFailed = string(ledger.CompensationFailed)

@@ -29,6 +29,7 @@ const (
 	newArn  = acct + "app/new-StUvWx"
 	oldArn  = acct + "legacy/db-YzAbCd"
 	runArn  = acct + "app/busy-EfGhIj"
+	deadArn = acct + "app/dead-KlMnOp"
 	fleetSM = "arn:aws:states:us-east-1:111122223333:stateMachine:secretsaga-fleet"
 )
 
@@ -84,6 +85,10 @@ func fixture() (*fakeSM, *fakeDB, *fakeSFN) {
 		{name: "legacy/db", arn: oldArn, versions: []fakeVersion{
 			{id: v2, stages: []string{"AWSCURRENT"}, created: daysAgo(120), value: value("pw-legacy-Ww44")},
 		}},
+		{name: "app/dead", arn: deadArn, versions: []fakeVersion{
+			{id: v3, stages: []string{"AWSCURRENT"}, created: daysAgo(50), value: value("pw-current-Zq81")},
+			{id: v4, stages: []string{"AWSPENDING"}, created: daysAgo(1), value: value("pw-pending-Lx77")},
+		}},
 		{name: "app/busy", arn: runArn, versions: []fakeVersion{
 			{id: v3, stages: []string{"AWSCURRENT"}, created: daysAgo(50), value: value("pw-current-Zq81")},
 			{id: v4, stages: []string{"AWSPENDING"}, created: now.Add(-time.Minute), value: value("pw-pending-Lx77")},
@@ -118,6 +123,12 @@ func fixture() (*fakeSM, *fakeDB, *fakeSFN) {
 	db.put(ledger.Lease{PK: "SECRET#" + runArn, SK: "LEASE", Secret: runArn, Fencing: 5, Seq: 2, State: ledger.Created, Token: v4, PreviousVersion: v3,
 		Holder: "arn:aws:states:us-east-1:111122223333:execution:rotation:x-5", Until: now.Add(13 * time.Minute).UnixMilli(),
 		StartedAt: now.Add(-2 * time.Minute).UnixMilli(), UpdatedAt: now.Add(-time.Minute).UnixMilli()})
+
+	// app/dead: rotation 6's execution died after set, a day ago; its lease expired.
+	db.rotation(deadArn, 6, daysAgo(1), v4, v3, "", ledger.Started, ledger.Created, ledger.SetStarted, ledger.SetDone)
+	db.put(ledger.Lease{PK: "SECRET#" + deadArn, SK: "LEASE", Secret: deadArn, Fencing: 6, Seq: 4, State: ledger.SetDone, Token: v4, PreviousVersion: v3,
+		Holder: "arn:aws:states:us-east-1:111122223333:execution:rotation:x-6", Until: daysAgo(1).Add(15 * time.Minute).UnixMilli(), SetMayHaveRun: true,
+		StartedAt: daysAgo(1).UnixMilli(), UpdatedAt: daysAgo(1).Add(time.Minute).UnixMilli()})
 
 	f := &fakeSFN{execs: map[string]*fakeExec{
 		"arn:aws:states:us-east-1:111122223333:execution:rotation:x-5": {polls: 1000, status: sfntypes.ExecutionStatusRunning},
@@ -154,6 +165,7 @@ func cases() []tcase {
 		{name: "status_pending_left", args: []string{"status", "app/pending"}, exit: 3},
 		{name: "status_never_rotated", args: []string{"status", "app/new"}},
 		{name: "status_running", args: []string{"status", "app/busy"}},
+		{name: "status_dead_rotation", args: []string{"status", "app/dead"}},
 		{name: "status_not_found", args: []string{"status", "app/missing"}, exit: 1},
 		{name: "status_lease_of_ended_execution", args: []string{"status", "app/busy"}, exit: 3, setup: func(_ *fakeSM, _ *fakeDB, f *fakeSFN) {
 			f.execs["arn:aws:states:us-east-1:111122223333:execution:rotation:x-5"] = &fakeExec{status: sfntypes.ExecutionStatusFailed}

@@ -273,13 +273,14 @@ func diagnose(s secretInfo, lease ledger.Lease, hasLease bool, hist []ledger.Rec
 				"wait until "+fmtTime(lease.UntilTime())+", or release it now: "+releaseLeaseCmd(table, lease))
 		case !held && !lease.State.Terminal():
 			what := fmt.Sprintf("rotation #%d (execution %s) stopped at %s without finishing; its lease expired at %s", lease.Fencing, executionName(lease.Holder), lease.State, fmtTime(lease.UntilTime()))
+			undo := "removes its AWSPENDING"
 			if lease.SetMayHaveRun && current != lease.Token {
-				add(sevStuck, what+fmt.Sprintf(", after it may have changed the database password: the database may hold version %s's password while AWSCURRENT is %s", lease.Token, current),
-					fmt.Sprintf("check which credential logs in: `secretctl get %s --stage AWSCURRENT` and `secretctl get %s --version %s`", arn, arn, lease.Token),
-					fmt.Sprintf("if only the new one does, either set the database password back to AWSCURRENT's, or move AWSCURRENT forward: %s", moveCurrentCmd(arn, lease.Token, current)))
-			} else {
-				add(sevWarning, what, "the next rotation takes the expired lease: `secretctl rotate "+arn+" --wait`")
+				undo = "sets the database password back to AWSCURRENT's and removes its AWSPENDING"
 			}
+			if current == lease.Token {
+				undo = "keeps it (it had moved AWSCURRENT) and removes its AWSPENDING"
+			}
+			add(sevWarning, what, "the next rotation takes the expired lease and first cleans up after it (it "+undo+", journaled RECOVERED): `secretctl rotate "+arn+" --wait`")
 		}
 	}
 
@@ -289,6 +290,9 @@ func diagnose(s secretInfo, lease ledger.Lease, hasLease bool, hist []ledger.Rec
 		}
 		if hasLease && lease.State == ledger.CompensationFailed && lease.Holder != "" && p == lease.Token {
 			continue // covered by the fix above
+		}
+		if hasLease && !held && lease.Holder != "" && !lease.State.Terminal() && p == lease.Token {
+			continue // the dead rotation's: the next rotation removes it
 		}
 		what := fmt.Sprintf("AWSPENDING is on version %s but no rotation is running for it: the next rotation will refuse to start", p)
 		if p == current {

@@ -1,0 +1,89 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/secretsaga/secretsaga/integration/local"
+	"github.com/secretsaga/secretsaga/shared/ledger"
+	"github.com/secretsaga/secretsaga/shared/rotation"
+)
+
+// TestRecoveryOfADeadRotation: an execution dies in the middle of a
+// rotation (aborted, timed out, out of retries) and never ends it. Once its
+// lease has expired, the next rotation takes the lease over, cleans up
+// after it (undoing its work, or keeping it if it had already moved
+// AWSCURRENT) and rotates: a dead rotation never blocks the ones after it.
+func TestRecoveryOfADeadRotation(t *testing.T) {
+	type step func(*rotation.Service, context.Context, rotation.Context) error
+	create := func(s *rotation.Service, ctx context.Context, rc rotation.Context) error {
+		_, err := s.Create(ctx, rc)
+		return err
+	}
+	set := func(s *rotation.Service, ctx context.Context, rc rotation.Context) error {
+		_, err := s.Set(ctx, rc)
+		return err
+	}
+	test := func(s *rotation.Service, ctx context.Context, rc rotation.Context) error {
+		_, err := s.Test(ctx, rc)
+		return err
+	}
+	finish := func(s *rotation.Service, ctx context.Context, rc rotation.Context) error {
+		_, err := s.Finish(ctx, rc)
+		return err
+	}
+	for _, tt := range []struct {
+		name      string
+		steps     []step
+		committed bool // the dead rotation had moved AWSCURRENT
+	}{
+		{"died after create", []step{create}, false},
+		{"died after set changed the password", []step{create, set}, false},
+		{"died after test", []step{create, set, test}, false},
+		{"died after finish moved AWSCURRENT", []step{create, set, test, finish}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			withFaults(t)
+			s := newScenario(t, "recovery: a dead rotation")
+			// The dead execution ran an hour ago; its 15-minute lease has expired.
+			dead, err := env.ServiceWithClock("dead-execution", func() time.Time { return time.Now().Add(-time.Hour) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc, err := dead.Acquire(s.ctx, rotation.AcquireInput{SecretId: s.arn, ClientRequestToken: uuid.NewString(),
+				ExecutionArn: "arn:aws:states:us-east-1:000000000000:execution:rotation:dead-" + uuid.NewString()[:8], LedgerTable: local.Table})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, st := range tt.steps {
+				if err := st(dead, s.ctx, rc); err != nil {
+					t.Fatal(err)
+				}
+			}
+			x := s.run(map[string]any{})
+			if x.Status != "SUCCEEDED" {
+				t.Fatalf("the next rotation ended %s %s: %s\n%s", x.Status, x.Error, x.Cause, x.Timeline())
+			}
+			if j := s.journal(); !slices.Contains(j, ledger.Recovered) {
+				t.Errorf("journal %v has no RECOVERED", j)
+			}
+			cur := s.current()
+			prev := holdersOf(t, s, "AWSPREVIOUS")
+			switch {
+			case cur == s.orig || cur == rc.ClientRequestToken:
+				t.Errorf("AWSCURRENT is %s: the next rotation did not rotate", cur)
+			case tt.committed && !slices.Equal(prev, []string{rc.ClientRequestToken}):
+				t.Errorf("AWSPREVIOUS %v, want the dead rotation's committed version %s", prev, rc.ClientRequestToken)
+			case !tt.committed && !slices.Equal(prev, []string{s.orig}):
+				t.Errorf("AWSPREVIOUS %v, want the original %s (the dead rotation undone)", prev, s.orig)
+			}
+			s.invariants(x)
+		})
+	}
+}
