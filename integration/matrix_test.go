@@ -101,20 +101,21 @@ func TestFaultMatrix(t *testing.T) {
 	}
 	for _, st := range sites {
 		st := st
+		var compCalls []site
 		t.Run("before/"+st.String(), func(t *testing.T) {
-			compCalls := matrixCell(t, "fault matrix: error before call", faultinject.Rule{
+			compCalls = matrixCell(t, "fault matrix: error before call", faultinject.Rule{
 				Function: st.Function, Call: st.Call, Nth: st.Nth, Phase: faultinject.Before, Err: hardError(st.Call),
 			}, "")
-			// Double faults: the same first fault, and a second one at
-			// each distinct call the compensation made.
-			for _, cs := range distinctCalls(compCalls) {
-				t.Run("then compensation fails at "+cs.String(), func(t *testing.T) {
-					matrixCell(t, "double fault: compensation fails too", faultinject.Rule{
-						Function: st.Function, Call: st.Call, Nth: st.Nth, Phase: faultinject.Before, Err: hardError(st.Call),
-					}, "", faultinject.Rule{Function: cs.Function, Call: cs.Call, Nth: cs.Nth, Phase: faultinject.Before, Err: hardError(cs.Call)})
-				})
-			}
 		})
+		// Double faults: the same first fault, and a second one at each
+		// distinct call the compensation made.
+		for _, cs := range distinctCalls(compCalls) {
+			t.Run("double/"+st.String()+"/then compensation fails at "+cs.String(), func(t *testing.T) {
+				matrixCell(t, "double fault: compensation fails too", faultinject.Rule{
+					Function: st.Function, Call: st.Call, Nth: st.Nth, Phase: faultinject.Before, Err: hardError(st.Call),
+				}, "", faultinject.Rule{Function: cs.Function, Call: cs.Call, Nth: cs.Nth, Phase: faultinject.Before, Err: hardError(cs.Call)})
+			})
+		}
 		t.Run("after/"+st.String(), func(t *testing.T) {
 			matrixCell(t, "fault matrix: reply lost after call", faultinject.Rule{
 				Function: st.Function, Call: st.Call, Nth: st.Nth, Phase: faultinject.After, Err: lostReply(st.Call),
