@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,9 +64,6 @@ func (e *Engine) EnsureUser(ctx context.Context, req target.EnsureUserRequest) (
 	if err != nil {
 		return target.EnsureUserResponse{}, err
 	}
-	if len(existing) > 0 {
-		return target.EnsureUserResponse{}, nil
-	}
 	likeHosts, err := accountHosts(ctx, s.conn, req.Like)
 	if err != nil {
 		return target.EnsureUserResponse{}, err
@@ -78,6 +76,10 @@ func (e *Engine) EnsureUser(ctx context.Context, req target.EnsureUserRequest) (
 		return target.EnsureUserResponse{}, fmt.Errorf("mysql: %q has %d accounts (hosts %q); which one %q should copy is not guessed: %w", req.Like, len(likeHosts), likeHosts, req.Username, target.ErrInvalid)
 	}
 	host := likeHosts[0]
+	if len(existing) > 0 && !slices.Contains(existing, host) {
+		// An account of that name exists elsewhere; it is not ours to change.
+		return target.EnsureUserResponse{}, nil
+	}
 	grants, err := showGrants(ctx, s, req.Like, host)
 	if err != nil {
 		return target.EnsureUserResponse{}, err
@@ -96,6 +98,18 @@ func (e *Engine) EnsureUser(ctx context.Context, req target.EnsureUserRequest) (
 		if err := req.BeforeChange(ctx); err != nil {
 			return target.EnsureUserResponse{}, err
 		}
+	}
+	if len(existing) > 0 {
+		// The account exists: replay the grants anyway. GRANT only adds, so
+		// this is a no-op when they are there, heals a clone whose creation
+		// was cut off between CREATE USER and its last GRANT (a crashed
+		// set step), and carries grants given to the user since.
+		for _, stmt := range stmts {
+			if _, err := s.conn.ExecContext(ctx, stmt); err != nil {
+				return target.EnsureUserResponse{}, fmt.Errorf("mysql: give %q the grants of %q again (%s): %w", req.Username, req.Like, firstWords(stmt), stmtErr(err))
+			}
+		}
+		return target.EnsureUserResponse{}, nil
 	}
 	if err := createAccount(ctx, s, req.Username, host, mariadb); err != nil {
 		return target.EnsureUserResponse{}, err

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -356,16 +357,34 @@ func TestEnsureUserMariaDB(t *testing.T) {
 			}
 			all = append(all, strings.ReplaceAll(l, "`app``q'_clone`", "`app``q'`"))
 		}
+		sort.Strings(all) // SHOW GRANTS orders by when a grant was made
 		return strings.Join(all, "\n")
 	}
 	if g, w := grants(clone), grants(like); g != w {
 		t.Errorf("clone's grants\n%s\nuser's\n%s", g, w)
 	}
 
-	// Existing clone: nothing to do, no BeforeChange.
+	// Existing clone: not created again; the grants are replayed (GRANT
+	// only adds), so they stay identical, and a grant the user got since
+	// reaches the clone.
 	calls = 0
-	if res, err := e.EnsureUser(ctx, req); err != nil || res.Created || calls != 0 {
+	exec("CREATE TABLE d1.later (n int)")
+	exec("GRANT SELECT ON d1.later TO ?@'%'", like)
+	if res, err := e.EnsureUser(ctx, req); err != nil || res.Created || calls != 1 {
 		t.Fatalf("second EnsureUser: %+v, %v, BeforeChange calls %d", res, err, calls)
+	}
+	if g, w := grants(clone), grants(like); g != w {
+		t.Errorf("after a replay, clone's grants\n%s\nuser's\n%s", g, w)
+	}
+
+	// A clone cut off between CREATE USER and its grants (a crashed set
+	// step) is healed by the next call.
+	exec("REVOKE SELECT ON d1.later FROM ?@'%'", clone)
+	if _, err := e.EnsureUser(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if g, w := grants(clone), grants(like); g != w {
+		t.Errorf("a half-made clone was not healed:\n%s\nuser's\n%s", g, w)
 	}
 
 	// A role the master may not grant: the clone is dropped again, so a
