@@ -11,6 +11,7 @@
 //	secretKmsKeyArns  customer managed KMS keys of the secrets: JSON list or comma-separated
 //	schedules         JSON list of {"name","secretArn"|"secretId","expression","timezone","verify"}
 //	verify            true: scheduled rotations run the bake (Verify) step
+//	bakeAlarmNames    CloudWatch alarms every bake watches (verify's BAKE_ALARM_NAMES): comma-separated or JSON list
 //	lambdaAssetDir    directory holding <function>/bootstrap (default build/lambda; relative to the repository root)
 //	eventBusName      name of the custom event bus
 //	reservedConcurrency  reserved concurrency of the database-facing functions; 0 disables
@@ -146,18 +147,12 @@ func propsFromContext(app awscdk.App) (*rotation.RotationStackProps, string, err
 		r.ReservedConcurrency = n
 		r.DisableReservedConcurrency = n == 0
 	}
-	if v := get("secretKmsKeyArns"); v != "" {
-		if strings.HasPrefix(v, "[") {
-			if err := json.Unmarshal([]byte(v), &r.SecretKmsKeyArns); err != nil {
-				return nil, "", fmt.Errorf("context secretKmsKeyArns: %w", err)
-			}
-		} else {
-			for _, a := range strings.Split(v, ",") {
-				if a = strings.TrimSpace(a); a != "" {
-					r.SecretKmsKeyArns = append(r.SecretKmsKeyArns, a)
-				}
-			}
-		}
+	var err error
+	if r.SecretKmsKeyArns, err = list("secretKmsKeyArns", get("secretKmsKeyArns")); err != nil {
+		return nil, "", err
+	}
+	if r.BakeAlarmNames, err = list("bakeAlarmNames", get("bakeAlarmNames")); err != nil {
+		return nil, "", err
 	}
 	if v := get("schedules"); v != "" {
 		dec := json.NewDecoder(strings.NewReader(v))
@@ -167,4 +162,21 @@ func propsFromContext(app awscdk.App) (*rotation.RotationStackProps, string, err
 		}
 	}
 	return p, name, nil
+}
+
+// list reads a context value that is a JSON list or comma-separated.
+func list(key, v string) ([]string, error) {
+	var out []string
+	if strings.HasPrefix(v, "[") {
+		if err := json.Unmarshal([]byte(v), &out); err != nil {
+			return nil, fmt.Errorf("context %s: %w", key, err)
+		}
+		return out, nil
+	}
+	for _, a := range strings.Split(v, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }

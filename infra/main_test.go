@@ -32,6 +32,7 @@ func TestPropsFromContext(t *testing.T) {
 				"reservedConcurrency":   "0",
 				"fleetEnabled":          "false",
 				"nativeRotationEnabled": "false",
+				"bakeAlarmNames":        "api-5xx, api-latency",
 			},
 			stack: "Payments",
 			want: rotation.RotationProps{
@@ -43,6 +44,7 @@ func TestPropsFromContext(t *testing.T) {
 				DisableReservedConcurrency: true,
 				FleetEnabled:               jsii.Bool(false),
 				NativeRotationEnabled:      jsii.Bool(false),
+				BakeAlarmNames:             []string{"api-5xx", "api-latency"},
 			},
 		},
 		{
@@ -51,14 +53,17 @@ func TestPropsFromContext(t *testing.T) {
 				"secretKmsKeyArns": []any{"arn:aws:kms:eu-west-1:111122223333:key/a"},
 				"schedules":        []any{map[string]any{"name": "orders", "secretArn": "arn:x", "expression": "rate(7 days)", "verify": true}},
 				"verify":           false,
+				"bakeAlarmNames":   []any{"api-5xx"},
 			},
 			stack: "SecretSaga",
 			want: rotation.RotationProps{
 				SecretKmsKeyArns: []string{"arn:aws:kms:eu-west-1:111122223333:key/a"},
 				Schedules:        []rotation.ScheduleProps{{Name: "orders", SecretArn: "arn:x", Expression: "rate(7 days)", Verify: jsii.Bool(true)}},
+				BakeAlarmNames:   []string{"api-5xx"},
 			},
 		},
 		{name: "misspelt schedule field", context: map[string]any{"schedules": `[{"name":"x","secret":"y","expression":"rate(1 day)"}]`}, wantErr: true},
+		{name: "bakeAlarmNames not a list of strings", context: map[string]any{"bakeAlarmNames": `[1]`}, wantErr: true},
 		{name: "bad verify", context: map[string]any{"verify": "sometimes"}, wantErr: true},
 		{name: "bad fleetEnabled", context: map[string]any{"fleetEnabled": "maybe"}, wantErr: true},
 		{name: "bad nativeRotationEnabled", context: map[string]any{"nativeRotationEnabled": "perhaps"}, wantErr: true},

@@ -5,6 +5,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -52,7 +53,10 @@ func TestStepsInOrderAndIdempotent(t *testing.T) {
 		name string
 		run  func(context.Context) (bool, error)
 	}{
-		{"acquire", func(ctx context.Context) (bool, error) { again, err := svc.Acquire(ctx, in); return again != rc, err }},
+		{"acquire", func(ctx context.Context) (bool, error) {
+			again, err := svc.Acquire(ctx, in)
+			return !reflect.DeepEqual(again, rc), err
+		}},
 		{"create", func(ctx context.Context) (bool, error) { o, err := svc.Create(ctx, rc); return o.Changed, err }},
 		{"set", func(ctx context.Context) (bool, error) { o, err := svc.Set(ctx, rc); return o.Changed, err }},
 		{"test", func(ctx context.Context) (bool, error) { o, err := svc.Test(ctx, rc); return o.Changed, err }},

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
@@ -52,6 +53,9 @@ const (
 	// EnvStateMachineArn is the native rotation entry's environment
 	// variable: the rotation state machine it starts (shared/config).
 	EnvStateMachineArn = "STATE_MACHINE_ARN"
+	// EnvBakeAlarmNames is the verify function's environment variable: the
+	// CloudWatch alarms (comma-separated) every bake watches (shared/config).
+	EnvBakeAlarmNames = "BAKE_ALARM_NAMES"
 	// SecretsManagerPrincipal invokes the native rotation entry.
 	SecretsManagerPrincipal = "secretsmanager.amazonaws.com"
 	// EnvLambdaAssetDir overrides where the built bootstraps are looked for.
@@ -73,14 +77,19 @@ const (
 	smList        = "secretsmanager:ListSecrets"
 )
 
-// unscopedActions are the only Secrets Manager actions a handler may get on
-// Resource "*" (Handler.Unscoped): neither supports resource-level
-// permissions nor the secretsmanager:ResourceTag condition, so IAM cannot
-// scope them to the rotation group's secrets. GetRandomPassword touches no
-// secret at all; ListSecrets returns metadata (names, ARNs, tags), never a
-// value, and every action on a listed secret is still subject to the
-// rotation-group condition of the saga's roles.
-var unscopedActions = map[string]bool{smRandom: true, smList: true}
+// cwDescribeAlarms reads the bake's CloudWatch alarms (verify).
+const cwDescribeAlarms = "cloudwatch:DescribeAlarms"
+
+// unscopedActions are the only actions a handler may get on Resource "*"
+// (Handler.Unscoped): none supports resource-level permissions (nor, for
+// the Secrets Manager ones, the secretsmanager:ResourceTag condition), so
+// IAM cannot scope them. GetRandomPassword touches no secret at all;
+// ListSecrets returns metadata (names, ARNs, tags), never a value, and
+// every action on a listed secret is still subject to the rotation-group
+// condition of the saga's roles. DescribeAlarms (verify only) reads alarm
+// states and configuration, never a secret; the alarms a bake watches are
+// named at run time (BakeAlarms) as well as at deploy time.
+var unscopedActions = map[string]bool{smRandom: true, smList: true, cwDescribeAlarms: true}
 
 // LedgerActions are the DynamoDB actions every function gets on the ledger
 // table (GetItem, Query and TransactWriteItems; a transaction is authorized
@@ -98,7 +107,8 @@ type Handler struct {
 	Database    bool     // talks to the target: reserved concurrency
 	Ledger      bool     // LedgerActions on the ledger table (and the LEDGER_TABLE, EVENT_BUS_NAME environment)
 	Secrets     []string // Secrets Manager actions on the rotation group's secrets
-	Unscoped    []string // Secrets Manager actions on Resource "*": only those of unscopedActions
+	Unscoped    []string // actions on Resource "*": only those of unscopedActions
+	BakeAlarms  bool     // the bake: gets BAKE_ALARM_NAMES (RotationProps.BakeAlarmNames)
 	PutEvents   bool
 	Fleet       bool // a step of the fleet only: left out when RotationProps.FleetEnabled is false
 	// Native is the Secrets Manager native rotation entry: it gets no
@@ -112,7 +122,9 @@ type Handler struct {
 
 // Handlers lists the functions: the saga's in saga order, then the fleet's.
 var Handlers = []Handler{
-	{Name: "acquirelease", Placeholder: "AcquireLeaseFunctionArn", Timeout: 30, Ledger: true,
+	// acquirelease reads BAKE_ALARM_NAMES too: it validates the bake
+	// (BakeSeconds needs something to watch) before anything starts.
+	{Name: "acquirelease", Placeholder: "AcquireLeaseFunctionArn", Timeout: 30, Ledger: true, BakeAlarms: true,
 		Secrets:     []string{smDescribe, smGetValue},
 		Description: "secretsaga acquirelease: takes the secret's lease and records its versions"},
 	{Name: "createsecret", Placeholder: "CreateSecretFunctionArn", Timeout: 30, Ledger: true,
@@ -128,7 +140,7 @@ var Handlers = []Handler{
 		Secrets: []string{smDescribe, smUpdateStage}, PutEvents: true,
 		Description: "secretsaga finishsecret: moves AWSCURRENT to the new version"},
 	{Name: "verify", Placeholder: "VerifyFunctionArn", Timeout: 60, Database: true, Ledger: true,
-		Secrets:     []string{smDescribe, smGetValue},
+		Secrets: []string{smDescribe, smGetValue}, Unscoped: []string{cwDescribeAlarms}, BakeAlarms: true,
 		Description: "secretsaga verify: bakes the new AWSCURRENT against the target"},
 	{Name: "releaselease", Placeholder: "ReleaseLeaseFunctionArn", Timeout: 30, Ledger: true,
 		Secrets: []string{smDescribe}, PutEvents: true,
@@ -191,6 +203,12 @@ type RotationProps struct {
 	// VerifyEnabled adds "Verify": true to scheduled executions' input, so
 	// the saga runs the bake step.
 	VerifyEnabled bool
+	// BakeAlarmNames are CloudWatch alarms (in the stack's account and
+	// region) that every bake watches, besides an execution's BakeAlarms:
+	// one in ALARM rolls the rotation back. They reach the verify function
+	// as BAKE_ALARM_NAMES; the bake runs when the saga enters Verify
+	// (Verify, HealthCheckUrl or BakeAlarms in the input).
+	BakeAlarmNames []string
 	// EventBusName is the custom bus's name: "secretsaga" for the default
 	// group, "secretsaga-<group>" otherwise.
 	EventBusName string
@@ -309,6 +327,11 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 		EnvLedgerTable: r.Table.TableName(),
 		EnvEventBus:    r.EventBus.EventBusName(),
 	}
+	for _, n := range props.BakeAlarmNames {
+		if n == "" || len(n) > 255 || strings.Contains(n, ",") {
+			panic(fmt.Sprintf("secretsaga: BakeAlarmNames: %q is not a CloudWatch alarm name this construct can pass on (1 to 255 characters, no comma)", n))
+		}
+	}
 	for _, h := range Handlers {
 		if (h.Fleet && !fleet) || (h.Native && !native) {
 			continue
@@ -380,6 +403,13 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 		}
 		if h.Ledger || h.PutEvents {
 			fp.Environment = env // the fleet's steps need neither
+		}
+		if h.BakeAlarms && len(props.BakeAlarmNames) > 0 {
+			bake := map[string]*string{EnvBakeAlarmNames: jsii.String(strings.Join(props.BakeAlarmNames, ","))}
+			for k, v := range *env {
+				bake[k] = v
+			}
+			fp.Environment = &bake
 		}
 		if h.Database && !props.DisableReservedConcurrency {
 			fp.ReservedConcurrentExecutions = jsii.Number(reserved)

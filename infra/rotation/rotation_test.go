@@ -134,6 +134,7 @@ var configuredProps = rotation.RotationProps{
 	SecretKmsKeyArns: []string{"arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
 	AlarmEmail:       "ops@example.com",
 	VerifyEnabled:    true,
+	BakeAlarmNames:   []string{"api-5xx", "api-latency"},
 	Schedules: []rotation.ScheduleProps{
 		{Name: "orders-db", SecretArn: "arn:aws:secretsmanager:eu-west-1:111122223333:secret:orders-db-AbCdEf", Expression: "rate(30 days)"},
 		{Name: "billing-db", SecretId: "billing/db", Expression: "cron(0 3 ? * SUN *)", Timezone: "Europe/Paris", Verify: jsii.Bool(false)},
@@ -701,18 +702,22 @@ var expectedSecretActions = map[string][]string{
 	"nativerotation": nil,
 }
 
-// expectedUnscoped are the Secrets Manager actions allowed on Resource "*"
-// (they have no resource-level permissions).
+// expectedUnscoped are the actions allowed on Resource "*" (they have no
+// resource-level permissions).
 var expectedUnscoped = map[string][]string{
 	"createsecret": {"secretsmanager:GetRandomPassword"},
+	"verify":       {"cloudwatch:DescribeAlarms"},
 	"listsecrets":  {"secretsmanager:ListSecrets"},
 }
 
 var expectedPutEvents = []string{"finishsecret", "releaselease", "compensate"}
 
-// unscopedSecretsAction: the Secrets Manager actions that may be on "*".
-func unscopedSecretsAction(a string) bool {
-	return a == "secretsmanager:GetRandomPassword" || a == "secretsmanager:ListSecrets"
+// unscopedAction: the Secrets Manager and CloudWatch actions that may be on
+// "*", and the one function each is for.
+var unscopedAction = map[string]string{
+	"secretsmanager:GetRandomPassword": "createsecret",
+	"secretsmanager:ListSecrets":       "listsecrets",
+	"cloudwatch:DescribeAlarms":        "verify",
 }
 
 func TestIAM(t *testing.T) {
@@ -758,20 +763,20 @@ func checkIAM(t *testing.T, d template, group string, kms bool) {
 				switch {
 				case svc == "dynamodb" && star:
 					t.Errorf("%s: %s on Resource *", roleID, a)
-				case svc == "secretsmanager" && star && !unscopedSecretsAction(a):
+				case (svc == "secretsmanager" || svc == "cloudwatch") && star && unscopedAction[a] == "":
 					t.Errorf("%s: %s on Resource *", roleID, a)
 				case svc == "kms" && star:
 					t.Errorf("%s: %s on Resource *", roleID, a)
 				}
-				if unscopedSecretsAction(a) {
+				if only := unscopedAction[a]; only != "" {
 					if jsonString(s.resources()) != `["*"]` || s.Condition != nil {
 						t.Errorf("%s: %s: %s", roleID, a, jsonString(s))
 					}
-					if a == "secretsmanager:ListSecrets" && roleOf[roleID] != "listsecrets" {
-						t.Errorf("%s (%s): %s is for listsecrets only", roleID, roleOf[roleID], a)
+					if roleOf[roleID] != only {
+						t.Errorf("%s (%s): %s is for %s only", roleID, roleOf[roleID], a, only)
 					}
 				}
-				if svc == "secretsmanager" && !unscopedSecretsAction(a) {
+				if svc == "secretsmanager" && unscopedAction[a] == "" {
 					if jsonString(s.Condition) != wantCondition {
 						t.Errorf("%s: %s without the rotation-group condition: %s", roleID, a, jsonString(s.Condition))
 					}
@@ -809,7 +814,7 @@ func checkIAM(t *testing.T, d template, group string, kms bool) {
 						t.Errorf("%s: %s in more than one statement", name, a)
 					}
 					states[a] = jsonString(s.resources())
-				case unscopedSecretsAction(a):
+				case unscopedAction[a] != "":
 					unscoped = append(unscoped, a)
 				case svc == "secretsmanager":
 					secrets = append(secrets, act)
@@ -946,6 +951,42 @@ func checkStateMachineRole(t *testing.T, d template, kind, smRole string, roleOf
 	if !slices.Equal(got, w) {
 		t.Errorf("%s state machine invokes %v, want %v", kind, got, w)
 	}
+}
+
+// TestBakeAlarmNames: the deploy-time alarms reach the verify function
+// (which watches them) and acquirelease (which validates the bake), and
+// only them, as BAKE_ALARM_NAMES next to the ledger and bus; without any,
+// no function has the variable. (Its cloudwatch:DescribeAlarms is in TestIAM.)
+func TestBakeAlarmNames(t *testing.T) {
+	for _, tc := range []struct {
+		s    *synthesized
+		want string
+	}{{configured(t), "api-5xx,api-latency"}, {defaults(t), ""}} {
+		for name, id := range tc.s.doc.functions(t) {
+			env, _ := tc.s.doc.Resources[id].Properties["Environment"].(map[string]any)
+			vars, _ := env["Variables"].(map[string]any)
+			got, has := vars[rotation.EnvBakeAlarmNames]
+			switch {
+			case (name == "verify" || name == "acquirelease") && tc.want != "":
+				if got != tc.want || vars[rotation.EnvLedgerTable] == nil || vars[rotation.EnvEventBus] == nil {
+					t.Errorf("%s: environment %s, want %s=%s with the ledger and bus", name, jsonString(vars), rotation.EnvBakeAlarmNames, tc.want)
+				}
+			case has:
+				t.Errorf("%s: %s=%v", name, rotation.EnvBakeAlarmNames, got)
+			}
+		}
+	}
+}
+
+func TestBakeAlarmNameWithCommaPanics(t *testing.T) {
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "BakeAlarmNames") {
+			t.Errorf("recover() = %v, want a panic naming BakeAlarmNames", r)
+		}
+	}()
+	app := awscdk.NewApp(nil)
+	rotation.NewRotationStack(app, "Test", &rotation.RotationStackProps{Rotation: rotation.RotationProps{
+		LambdaAssetDir: assetDir, BakeAlarmNames: []string{"a,b"}}})
 }
 
 func TestMissingBootstrapPanicsWithHint(t *testing.T) {

@@ -1,7 +1,7 @@
 // Package local runs secretsaga end to end on this machine: the real SDK
 // clients against local stand-ins (DynamoDB Local, throwaway PostgreSQL,
-// MariaDB and Redis servers, the Secrets Manager and EventBridge endpoints
-// of this repo), the Lambda handlers behind a local Lambda Invoke endpoint,
+// MariaDB and Redis servers, the Secrets Manager, EventBridge and CloudWatch
+// endpoints of this repo), the Lambda handlers behind a local Lambda Invoke endpoint,
 // and statemachines/rotation.asl.json executed by an ASL interpreter. Tests and the demo both
 // use it, so the demo shows exactly what the tests check.
 package local
@@ -22,6 +22,7 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/secretsaga/secretsaga/integration/cwlocal"
 	"github.com/secretsaga/secretsaga/integration/eventslocal"
 	"github.com/secretsaga/secretsaga/integration/faultinject"
 	"github.com/secretsaga/secretsaga/integration/lambdalocal"
@@ -83,11 +84,13 @@ type Env struct {
 	Redis    *standin.Redis
 	SM       *smlocal.Server
 	Events   *eventslocal.Server
+	Alarms   *cwlocal.Server // CloudWatch: the alarms a bake watches
 	Lambda   *lambdalocal.Server
 	Runner   *sfnlocal.Runner
 	Faults   *faultinject.Injector
 
 	SMURL, EventsURL, LambdaURL string
+	CloudWatchURL               string
 	AWS                         aws.Config
 	SMClient                    *secretsmanager.Client
 	DDB                         *dynamodb.Client
@@ -205,6 +208,10 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 		return nil, err
 	}
 	e.closers = append(e.closers, e.Events.Close)
+	if e.Alarms, e.CloudWatchURL, err = cwlocal.Start(); err != nil {
+		return nil, err
+	}
+	e.closers = append(e.closers, e.Alarms.Close)
 
 	if e.AWS, err = standin.AWSConfig(ctx); err != nil {
 		return nil, err
@@ -281,8 +288,9 @@ func (e *Env) configOptions(actor string, faults bool) config.Options {
 	o := config.Options{
 		AWS: e.AWS, LedgerTable: Table, Actor: actor,
 		SecretsManagerEndpoint: e.SMURL, DynamoDBEndpoint: e.DynamoDB.Endpoint, EventBridgeEndpoint: e.EventsURL,
-		Ledger: ledger.Options{LeaseDuration: e.opts.LeaseDuration},
-		Log:    slog.New(slog.NewJSONHandler(e.Logs, nil)).With("function", actor),
+		CloudWatchEndpoint: e.CloudWatchURL,
+		Ledger:             ledger.Options{LeaseDuration: e.opts.LeaseDuration},
+		Log:                slog.New(slog.NewJSONHandler(e.Logs, nil)).With("function", actor),
 	}
 	if faults {
 		o.APIOptions = append(o.APIOptions, e.Faults.APIOption)

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -36,6 +38,9 @@ const (
 	// EnvStateMachineArn is the rotation state machine the native rotation
 	// entry starts.
 	EnvStateMachineArn = "STATE_MACHINE_ARN"
+	// EnvBakeAlarmNames lists CloudWatch alarms (comma-separated) that every
+	// bake watches, besides the execution's BakeAlarms (verify function).
+	EnvBakeAlarmNames = "BAKE_ALARM_NAMES"
 )
 
 // Options build a Service.
@@ -46,7 +51,9 @@ type Options struct {
 	Actor       string
 	// Endpoints override the AWS endpoints (local stand-ins). Empty means the
 	// SDK's normal resolution, which also honours AWS_ENDPOINT_URL_<SERVICE>.
-	SecretsManagerEndpoint, DynamoDBEndpoint, EventBridgeEndpoint string
+	SecretsManagerEndpoint, DynamoDBEndpoint, EventBridgeEndpoint, CloudWatchEndpoint string
+	// BakeAlarmNames are CloudWatch alarms every bake watches.
+	BakeAlarmNames []string
 	// APIOptions are extra SDK middleware (fault injection, call recording).
 	APIOptions []func(*middleware.Stack) error
 	// WrapEngine, if set, wraps every target engine (fault injection).
@@ -87,15 +94,34 @@ func New(o Options) (*rotation.Service, error) {
 			eo.BaseEndpoint = &o.EventBridgeEndpoint
 		}
 	})
+	cw := cloudwatch.NewFromConfig(cfg, func(co *cloudwatch.Options) {
+		if o.CloudWatchEndpoint != "" {
+			co.BaseEndpoint = &o.CloudWatchEndpoint
+		}
+	})
 	log := logger(o)
 	return &rotation.Service{
-		Secrets: secretstore.New(sm),
-		Ledger:  ledger.New(db, o.LedgerTable, o.Ledger),
-		Engines: Engines(o.WrapEngine),
-		Events:  events.NewBus(eb, o.EventBus),
-		Actor:   o.Actor,
-		Log:     log,
+		Secrets:        secretstore.New(sm),
+		Ledger:         ledger.New(db, o.LedgerTable, o.Ledger),
+		Engines:        Engines(o.WrapEngine),
+		Events:         events.NewBus(eb, o.EventBus),
+		Alarms:         cw,
+		BakeAlarmNames: o.BakeAlarmNames,
+		Actor:          o.Actor,
+		Log:            log,
 	}, nil
+}
+
+// AlarmNames splits a comma-separated list of alarm names (BAKE_ALARM_NAMES),
+// dropping blanks.
+func AlarmNames(list string) []string {
+	var out []string
+	for _, n := range strings.Split(list, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func secretsManager(cfg aws.Config, o Options) *secretsmanager.Client {
@@ -131,13 +157,15 @@ func FleetFromEnv(ctx context.Context) (*fleet.Service, error) {
 }
 
 // FromEnv builds the Service a Lambda function runs: the default AWS
-// configuration chain and the table and bus from the environment.
+// configuration chain and the table, bus and bake alarms from the
+// environment.
 func FromEnv(ctx context.Context, actor string) (*rotation.Service, error) {
 	cfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return New(Options{AWS: cfg, LedgerTable: os.Getenv(EnvLedgerTable), EventBus: os.Getenv(EnvEventBus), Actor: actor})
+	return New(Options{AWS: cfg, LedgerTable: os.Getenv(EnvLedgerTable), EventBus: os.Getenv(EnvEventBus), Actor: actor,
+		BakeAlarmNames: AlarmNames(os.Getenv(EnvBakeAlarmNames))})
 }
 
 // NewNative builds the Secrets Manager native rotation entry: it starts and

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/secretsaga/secretsaga/shared/events"
@@ -298,3 +302,57 @@ func (b *fakeBus) types() string {
 }
 
 var errBoom = errors.New("boom")
+
+// fakeAlarms is CloudWatch's DescribeAlarms over alarms in memory.
+type fakeAlarms struct {
+	mu        sync.Mutex
+	metric    map[string]cwtypes.StateValue
+	composite map[string]cwtypes.StateValue
+	asked     [][]string // AlarmNames of every call
+	// beforeCall, if set, runs before call n (1-based) is answered.
+	beforeCall func(f *fakeAlarms, n int)
+	fail       error
+}
+
+func newFakeAlarms() *fakeAlarms {
+	return &fakeAlarms{metric: map[string]cwtypes.StateValue{}, composite: map[string]cwtypes.StateValue{}}
+}
+
+func (f *fakeAlarms) set(name string, state cwtypes.StateValue) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.metric[name] = state
+}
+
+func (f *fakeAlarms) calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.asked)
+}
+
+func (f *fakeAlarms) DescribeAlarms(_ context.Context, in *cloudwatch.DescribeAlarmsInput, _ ...func(*cloudwatch.Options)) (*cloudwatch.DescribeAlarmsOutput, error) {
+	f.mu.Lock()
+	f.asked = append(f.asked, append([]string(nil), in.AlarmNames...))
+	n, hook := len(f.asked), f.beforeCall
+	f.mu.Unlock()
+	if hook != nil {
+		hook(f, n)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return nil, f.fail
+	}
+	out := &cloudwatch.DescribeAlarmsOutput{}
+	for _, name := range in.AlarmNames {
+		if st, ok := f.metric[name]; ok {
+			out.MetricAlarms = append(out.MetricAlarms, cwtypes.MetricAlarm{AlarmName: aws.String(name), StateValue: st,
+				StateReason: aws.String("Threshold Crossed: 1 datapoint [9.0] was greater than the threshold (5.0).")})
+		}
+		// Composite alarms only when asked for, as in CloudWatch.
+		if st, ok := f.composite[name]; ok && slices.Contains(in.AlarmTypes, cwtypes.AlarmTypeCompositeAlarm) {
+			out.CompositeAlarms = append(out.CompositeAlarms, cwtypes.CompositeAlarm{AlarmName: aws.String(name), StateValue: st})
+		}
+	}
+	return out, nil
+}

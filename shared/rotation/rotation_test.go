@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -27,26 +28,28 @@ const (
 )
 
 type fixture struct {
-	svc  *Service
-	sm   *fakeSecrets
-	led  *fakeLedger
-	db   *fakeEngine
-	bus  *fakeBus
-	logs *bytes.Buffer
+	svc    *Service
+	alarms *fakeAlarms
+	sm     *fakeSecrets
+	led    *fakeLedger
+	db     *fakeEngine
+	bus    *fakeBus
+	logs   *bytes.Buffer
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{
-		sm:   newFakeSecrets(arn, `{"engine":"fake","host":"db","port":1,"username":"app","password":"`+original+`","note":{"keep":true}}`),
-		led:  &fakeLedger{lease: map[string]ledger.Lease{}},
-		db:   &fakeEngine{password: original},
-		bus:  &fakeBus{},
-		logs: &bytes.Buffer{},
+		sm:     newFakeSecrets(arn, `{"engine":"fake","host":"db","port":1,"username":"app","password":"`+original+`","note":{"keep":true}}`),
+		led:    &fakeLedger{lease: map[string]ledger.Lease{}},
+		db:     &fakeEngine{password: original},
+		bus:    &fakeBus{},
+		logs:   &bytes.Buffer{},
+		alarms: newFakeAlarms(),
 	}
 	reg := &target.Registry{}
 	reg.Register(f.db)
-	f.svc = &Service{Secrets: f.sm, Ledger: f.led, Engines: reg, Events: f.bus, Actor: "test",
+	f.svc = &Service{Secrets: f.sm, Ledger: f.led, Engines: reg, Events: f.bus, Alarms: f.alarms, Actor: "test",
 		Log: slog.New(slog.NewJSONHandler(f.logs, nil))}
 	t.Cleanup(func() { f.assertNoLeak(t) })
 	return f
@@ -135,7 +138,7 @@ func TestStepsAreIdempotent(t *testing.T) {
 	f := newFixture(t)
 	rc := f.acquire(t)
 	s := f.svc
-	if again := f.acquire(t); again != rc {
+	if again := f.acquire(t); !reflect.DeepEqual(again, rc) {
 		t.Fatalf("re-acquire = %+v, want %+v", again, rc)
 	}
 	for _, step := range []func(context.Context, Context) (StepOutput, error){s.Create, s.Set, s.Test, s.Finish, s.Verify} {
@@ -355,6 +358,10 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{name: "health check not a URL", in: AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, HealthCheckUrl: "localhost:80/health"}, want: faults.NameInput},
 		{name: "bake too long", in: AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, HealthCheckUrl: "http://127.0.0.1/h", BakeSeconds: MaxBakeSeconds + 1}, want: faults.NameInput},
 		{name: "bake without a health check", in: AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, BakeSeconds: 5}, want: faults.NameInput},
+		{name: "empty bake alarm name", in: AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, BakeAlarms: []string{"api-5xx", ""}}, want: faults.NameInput},
+		{name: "bake alarm name too long", in: AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, BakeAlarms: []string{strings.Repeat("a", 256)}}, want: faults.NameInput},
+		{name: "too many bake alarms", in: AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, BakeAlarms: make([]string, MaxBakeAlarms+1)}, want: faults.NameInput},
+		{name: "alarm bake too long", in: AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, BakeAlarms: []string{"api-5xx"}, BakeSeconds: MaxBakeSeconds + 1}, want: faults.NameInput},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

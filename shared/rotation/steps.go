@@ -8,7 +8,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/secretsaga/secretsaga/shared/faults"
 	"github.com/secretsaga/secretsaga/shared/ledger"
@@ -202,7 +209,7 @@ func (s *Service) acquire(ctx context.Context, o op, in AcquireInput) (Context, 
 		SecretId: in.SecretId, SecretArn: d.ARN, ClientRequestToken: l.Token, ExecutionArn: l.Holder,
 		Fencing: l.Fencing, PreviousVersionId: l.PreviousVersion, PreviousPreviousVersionId: l.PreviousPrevious,
 		LedgerTable: in.LedgerTable, Rollback: in.Rollback, HealthCheckUrl: in.HealthCheckUrl, BakeSeconds: in.BakeSeconds,
-		Recover: recovery,
+		BakeAlarms: in.BakeAlarms, Recover: recovery,
 	}, nil
 }
 
@@ -272,16 +279,30 @@ func (s *Service) checkToken(ctx context.Context, o op, in AcquireInput, d secre
 	return nil
 }
 
+// checkBake refuses a bake that cannot run: a health check that is not a
+// URL, a bake too long for the verify function, alarm names CloudWatch
+// cannot have, or BakeSeconds with nothing to watch.
 func checkBake(o op, in AcquireInput) error {
-	if in.HealthCheckUrl == "" {
+	if len(in.BakeAlarms) > MaxBakeAlarms {
+		return o.input(fmt.Sprintf("BakeAlarms names %d alarms; at most %d are allowed", len(in.BakeAlarms), MaxBakeAlarms), nil)
+	}
+	for _, name := range in.BakeAlarms {
+		if name == "" || len(name) > maxAlarmName {
+			return o.input(fmt.Sprintf("BakeAlarms holds %q; a CloudWatch alarm name is 1 to %d characters", name, maxAlarmName), nil)
+		}
+	}
+	alarms := len(in.BakeAlarms) > 0 || len(o.s.BakeAlarmNames) > 0
+	if in.HealthCheckUrl == "" && !alarms {
 		if in.BakeSeconds != 0 {
-			return o.input("BakeSeconds needs a HealthCheckUrl to watch", nil)
+			return o.input("BakeSeconds needs a HealthCheckUrl or BakeAlarms to watch", nil)
 		}
 		return nil
 	}
-	u, err := url.Parse(in.HealthCheckUrl)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return o.input("HealthCheckUrl must be an absolute http(s) URL", nil)
+	if in.HealthCheckUrl != "" {
+		u, err := url.Parse(in.HealthCheckUrl)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return o.input("HealthCheckUrl must be an absolute http(s) URL", nil)
+		}
 	}
 	if in.BakeSeconds < 0 || in.BakeSeconds > MaxBakeSeconds {
 		return o.input(fmt.Sprintf("BakeSeconds must be 0 to %d (the verify function's timeout bounds the bake)", MaxBakeSeconds), nil)
@@ -531,17 +552,27 @@ func (s *Service) verify(ctx context.Context, o op) error {
 	return s.probe(ctx, o, o.rc.ClientRequestToken, ledger.Verified)
 }
 
-// bake watches the health check for BakeSeconds (at least one check): any
-// answer other than 2xx, or none, fails the rotation, which rolls it back.
+// bake watches the health check and the CloudWatch alarms for BakeSeconds
+// (at least one check): any health answer other than 2xx, or none, or any
+// alarm in ALARM fails the rotation, which rolls it back.
 func (s *Service) bake(ctx context.Context, o op) error {
-	if o.rc.HealthCheckUrl == "" {
+	alarms := s.bakeAlarms(o.rc)
+	if o.rc.HealthCheckUrl == "" && len(alarms) == 0 {
 		return nil
+	}
+	if len(alarms) > 0 && s.Alarms == nil {
+		return o.input("the bake names CloudWatch alarms but the verify function has no CloudWatch client", nil)
 	}
 	deadline := s.now().Add(time.Duration(o.rc.BakeSeconds) * time.Second)
 	client := &http.Client{Timeout: 5 * time.Second}
 	for checks := 0; ; checks++ {
-		if err := healthCheck(ctx, client, o.rc.HealthCheckUrl); err != nil {
-			return o.testFailed(fmt.Sprintf("the health check failed after %d good answers during the bake", checks), err)
+		if o.rc.HealthCheckUrl != "" {
+			if err := healthCheck(ctx, client, o.rc.HealthCheckUrl); err != nil {
+				return o.testFailed(fmt.Sprintf("the health check failed after %d good answers during the bake", checks), err)
+			}
+		}
+		if err := s.checkAlarms(ctx, o, alarms, checks); err != nil {
+			return err
 		}
 		if !s.now().Before(deadline) {
 			return nil
@@ -552,6 +583,83 @@ func (s *Service) bake(ctx context.Context, o op) error {
 		case <-time.After(min(2*time.Second, time.Until(deadline))):
 		}
 	}
+}
+
+// bakeAlarm is an alarm the bake watches and who named it.
+type bakeAlarm struct {
+	name, source string
+}
+
+// bakeAlarms merges the deploy-time alarms with the execution's, once each.
+func (s *Service) bakeAlarms(rc Context) []bakeAlarm {
+	var out []bakeAlarm
+	seen := map[string]bool{}
+	add := func(names []string, source string) {
+		for _, n := range names {
+			if n = strings.TrimSpace(n); n != "" && !seen[n] {
+				seen[n] = true
+				out = append(out, bakeAlarm{name: n, source: source})
+			}
+		}
+	}
+	add(s.BakeAlarmNames, "the verify function's BAKE_ALARM_NAMES")
+	add(rc.BakeAlarms, "the execution input's BakeAlarms")
+	return out
+}
+
+// alarmState is what one DescribeAlarms entry says of an alarm.
+type alarmState struct {
+	state  cwtypes.StateValue
+	reason string
+}
+
+// checkAlarms is one bake check of the alarms: every one must exist and
+// none may be in ALARM.
+func (s *Service) checkAlarms(ctx context.Context, o op, alarms []bakeAlarm, checks int) error {
+	if len(alarms) == 0 {
+		return nil
+	}
+	names := make([]string, len(alarms))
+	for i, a := range alarms {
+		names[i] = a.name
+	}
+	states := map[string]alarmState{}
+	for chunk := range slices.Chunk(names, MaxBakeAlarms) {
+		in := &cloudwatch.DescribeAlarmsInput{AlarmNames: chunk, MaxRecords: aws.Int32(MaxBakeAlarms),
+			// Without AlarmTypes CloudWatch describes metric alarms only.
+			AlarmTypes: []cwtypes.AlarmType{cwtypes.AlarmTypeMetricAlarm, cwtypes.AlarmTypeCompositeAlarm}}
+		for {
+			out, err := s.Alarms.DescribeAlarms(ctx, in)
+			if err != nil {
+				var ae smithy.APIError
+				if errors.As(err, &ae) && strings.HasPrefix(ae.ErrorCode(), "AccessDenied") {
+					return o.input("the verify function may not read the bake's CloudWatch alarms; grant its role cloudwatch:DescribeAlarms", err)
+				}
+				return fmt.Errorf("describe the bake's CloudWatch alarms: %w", err)
+			}
+			for _, a := range out.MetricAlarms {
+				states[aws.ToString(a.AlarmName)] = alarmState{a.StateValue, aws.ToString(a.StateReason)}
+			}
+			for _, a := range out.CompositeAlarms {
+				states[aws.ToString(a.AlarmName)] = alarmState{a.StateValue, aws.ToString(a.StateReason)}
+			}
+			if aws.ToString(out.NextToken) == "" {
+				break
+			}
+			in.NextToken = out.NextToken
+		}
+	}
+	for _, a := range alarms {
+		if st, ok := states[a.name]; ok && st.state == cwtypes.StateValueAlarm {
+			return o.testFailed(fmt.Sprintf("CloudWatch alarm %q is in ALARM during the bake (after %d good checks): %s", a.name, checks, st.reason), nil)
+		}
+	}
+	for _, a := range alarms {
+		if _, ok := states[a.name]; !ok {
+			return o.input(fmt.Sprintf("CloudWatch alarm %q, named in %s, does not exist in this account and region; create it or remove it from there", a.name, a.source), nil)
+		}
+	}
+	return nil
 }
 
 func healthCheck(ctx context.Context, client *http.Client, u string) error {

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+
 	"github.com/secretsaga/secretsaga/shared/events"
 	"github.com/secretsaga/secretsaga/shared/ledger"
 	"github.com/secretsaga/secretsaga/shared/secret"
@@ -55,12 +57,23 @@ type Publisher interface {
 	Publish(ctx context.Context, e events.Event) error
 }
 
-// Service runs the steps. All fields are required except Log and Now.
+// Alarms is what the bake needs of CloudWatch (*cloudwatch.Client
+// implements it).
+type Alarms interface {
+	DescribeAlarms(ctx context.Context, in *cloudwatch.DescribeAlarmsInput, optFns ...func(*cloudwatch.Options)) (*cloudwatch.DescribeAlarmsOutput, error)
+}
+
+// Service runs the steps. All fields are required except Log, Now,
+// BakeAlarmNames and Alarms (which a bake needs only when it watches alarms).
 type Service struct {
 	Secrets Secrets
 	Ledger  Ledger
 	Engines *target.Registry
 	Events  Publisher
+	Alarms  Alarms
+	// BakeAlarmNames are CloudWatch alarms every bake watches (the verify
+	// function's BAKE_ALARM_NAMES), besides the execution's BakeAlarms.
+	BakeAlarmNames []string
 	// Actor names who acts in the journal (the function name).
 	Actor string
 	Log   *slog.Logger
@@ -84,6 +97,10 @@ type AcquireInput struct {
 	// finish (the verify step), or the rotation is rolled back.
 	HealthCheckUrl string `json:",omitempty"`
 	BakeSeconds    int    `json:",omitempty"`
+	// BakeAlarms are CloudWatch alarms that must stay out of ALARM
+	// throughout BakeSeconds (with Service.BakeAlarmNames), or the rotation
+	// is rolled back.
+	BakeAlarms []string `json:",omitempty"`
 }
 
 // Context is a rotation in flight: what AcquireLease returns and every later
@@ -96,11 +113,12 @@ type Context struct {
 	ExecutionArn              string
 	Fencing                   int64
 	PreviousVersionId         string
-	PreviousPreviousVersionId string `json:",omitempty"`
-	LedgerTable               string `json:",omitempty"`
-	Rollback                  bool   `json:",omitempty"`
-	HealthCheckUrl            string `json:",omitempty"`
-	BakeSeconds               int    `json:",omitempty"`
+	PreviousPreviousVersionId string   `json:",omitempty"`
+	LedgerTable               string   `json:",omitempty"`
+	Rollback                  bool     `json:",omitempty"`
+	HealthCheckUrl            string   `json:",omitempty"`
+	BakeSeconds               int      `json:",omitempty"`
+	BakeAlarms                []string `json:",omitempty"`
 	// Recover names a dead rotation this one must clean up after first.
 	Recover *Recovery `json:",omitempty"`
 }
@@ -120,6 +138,13 @@ type Recovery struct {
 
 // MaxBakeSeconds keeps the bake inside the verify function's timeout.
 const MaxBakeSeconds = 90
+
+// MaxBakeAlarms bounds an execution's BakeAlarms (one DescribeAlarms call
+// names at most 100 alarms); maxAlarmName is CloudWatch's limit.
+const (
+	MaxBakeAlarms = 100
+	maxAlarmName  = 255
+)
 
 // StepOutput is what a forward step returns (the state machine discards it;
 // it is there for logs and the local timeline).
