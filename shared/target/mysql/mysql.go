@@ -83,42 +83,10 @@ func (*Engine) Capabilities() target.Capabilities {
 // logs in, nothing is changed; otherwise the first login of req.Logins that
 // works runs SET PASSWORD.
 func (e *Engine) SetPassword(ctx context.Context, req target.SetPasswordRequest) (target.SetPasswordResponse, error) {
-	if req.Username == "" || req.New.IsZero() {
-		return target.SetPasswordResponse{}, fmt.Errorf("mysql: set password: username and new password are required: %w", target.ErrInvalid)
-	}
-	if len(req.Logins) == 0 {
-		return target.SetPasswordResponse{}, fmt.Errorf("mysql: set password of %q: no login to try: %w", req.Username, target.ErrInvalid)
-	}
-	probe := req.Logins[0]
-	probe.Username, probe.Password = req.Username, req.New
-	s, err := e.connect(ctx, probe)
-	if err == nil {
-		s.close()
-		return target.SetPasswordResponse{AlreadySet: true, LoggedInWith: -1}, nil
-	}
-	if !errors.Is(err, target.ErrAuthFailed) {
-		return target.SetPasswordResponse{}, fmt.Errorf("mysql: set password of %q: %w", req.Username, err)
-	}
-	var errs []error
-	for i, login := range req.Logins {
-		s, err := e.connect(ctx, login)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("login %d as %q: %w", i, login.Username, err))
-			if errors.Is(err, target.ErrAuthFailed) {
-				continue
-			}
-			// Unreachable or invalid: the next login goes to the same
-			// server and would fail the same way.
-			return target.SetPasswordResponse{}, fmt.Errorf("mysql: set password of %q: %w", req.Username, errors.Join(errs...))
-		}
-		err = e.change(ctx, s, login.Username, req)
-		s.close()
-		if err != nil {
-			return target.SetPasswordResponse{}, err
-		}
-		return target.SetPasswordResponse{LoggedInWith: i}, nil
-	}
-	return target.SetPasswordResponse{}, fmt.Errorf("mysql: set password of %q: no login worked: %w", req.Username, errors.Join(errs...))
+	return target.ChangePassword(ctx, "mysql", req, e.connect, func(s *session) { s.close() },
+		func(ctx context.Context, s *session, login target.Credential) error {
+			return e.change(ctx, s, login.Username, req)
+		})
 }
 
 // change runs on a logged-in session: it works out the statement first

@@ -70,50 +70,19 @@ func (*Engine) Capabilities() target.Capabilities {
 // logs in, nothing is changed (the step ran before, or a retry after a lost
 // reply); otherwise the first login of req.Logins that works runs ALTER ROLE.
 func (e *Engine) SetPassword(ctx context.Context, req target.SetPasswordRequest) (target.SetPasswordResponse, error) {
-	if req.Username == "" || req.New.IsZero() {
-		return target.SetPasswordResponse{}, fmt.Errorf("postgres: set password: username and new password are required: %w", target.ErrInvalid)
-	}
-	if len(req.Logins) == 0 {
-		return target.SetPasswordResponse{}, fmt.Errorf("postgres: set password of %q: no login to try: %w", req.Username, target.ErrInvalid)
-	}
-	// Is it done already? Log in as the user with the new password, on the
-	// first login's host.
-	probe := req.Logins[0]
-	probe.Username, probe.Password = req.Username, req.New
-	conn, err := e.connect(ctx, probe)
-	if err == nil {
-		_ = conn.Close(context.WithoutCancel(ctx))
-		return target.SetPasswordResponse{AlreadySet: true, LoggedInWith: -1}, nil
-	}
-	if !errors.Is(err, target.ErrAuthFailed) {
-		return target.SetPasswordResponse{}, err
-	}
-	var errs []error
-	for i, login := range req.Logins {
-		conn, err := e.connect(ctx, login)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("login %d as %q: %w", i, login.Username, err))
-			if errors.Is(err, target.ErrAuthFailed) {
-				continue
+	return target.ChangePassword(ctx, "postgres", req, e.connect,
+		func(c *pgx.Conn) { _ = c.Close(context.WithoutCancel(ctx)) },
+		func(ctx context.Context, conn *pgx.Conn, _ target.Credential) error {
+			if req.BeforeChange != nil {
+				if err := req.BeforeChange(ctx); err != nil {
+					return err
+				}
 			}
-			// Unreachable or invalid: the next login goes to the same
-			// server and would fail the same way.
-			return target.SetPasswordResponse{}, errors.Join(errs...)
-		}
-		if req.BeforeChange != nil {
-			if err := req.BeforeChange(ctx); err != nil {
-				_ = conn.Close(context.WithoutCancel(ctx))
-				return target.SetPasswordResponse{}, err
+			if err := alterPassword(ctx, conn, req.Username, req.New.Reveal()); err != nil {
+				return fmt.Errorf("postgres: alter role %q: %w", req.Username, err)
 			}
-		}
-		err = alterPassword(ctx, conn, req.Username, req.New.Reveal())
-		_ = conn.Close(context.WithoutCancel(ctx))
-		if err != nil {
-			return target.SetPasswordResponse{}, fmt.Errorf("postgres: alter role %q: %w", req.Username, err)
-		}
-		return target.SetPasswordResponse{LoggedInWith: i}, nil
-	}
-	return target.SetPasswordResponse{}, fmt.Errorf("postgres: set password of %q: no login worked: %w", req.Username, errors.Join(errs...))
+			return nil
+		})
 }
 
 // Verify logs in with the credential and runs a trivial query.

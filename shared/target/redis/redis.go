@@ -69,42 +69,10 @@ func (*Engine) Capabilities() target.Capabilities {
 // otherwise the first login of req.Logins that works runs ACL SETUSER, which
 // needs the +acl|setuser permission.
 func (e *Engine) SetPassword(ctx context.Context, req target.SetPasswordRequest) (target.SetPasswordResponse, error) {
-	if req.Username == "" || req.New.IsZero() {
-		return target.SetPasswordResponse{}, fmt.Errorf("redis: set password: username and new password are required: %w", target.ErrInvalid)
-	}
-	if len(req.Logins) == 0 {
-		return target.SetPasswordResponse{}, fmt.Errorf("redis: set password of %q: no login to try: %w", req.Username, target.ErrInvalid)
-	}
-	probe := req.Logins[0]
-	probe.Username, probe.Password = req.Username, req.New
-	c, err := e.connect(ctx, probe)
-	if err == nil {
-		_ = c.Close()
-		return target.SetPasswordResponse{AlreadySet: true, LoggedInWith: -1}, nil
-	}
-	if !errors.Is(err, target.ErrAuthFailed) {
-		return target.SetPasswordResponse{}, fmt.Errorf("redis: set password of %q: %w", req.Username, err)
-	}
-	var errs []error
-	for i, login := range req.Logins {
-		c, err := e.connect(ctx, login)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("login %d as %q: %w", i, login.Username, err))
-			if errors.Is(err, target.ErrAuthFailed) {
-				continue
-			}
-			// Unreachable or invalid: the next login goes to the same
-			// server and would fail the same way.
-			return target.SetPasswordResponse{}, fmt.Errorf("redis: set password of %q: %w", req.Username, errors.Join(errs...))
-		}
-		err = setPassword(ctx, c, req)
-		_ = c.Close()
-		if err != nil {
-			return target.SetPasswordResponse{}, err
-		}
-		return target.SetPasswordResponse{LoggedInWith: i}, nil
-	}
-	return target.SetPasswordResponse{}, fmt.Errorf("redis: set password of %q: no login worked: %w", req.Username, errors.Join(errs...))
+	return target.ChangePassword(ctx, "redis", req, e.connect, func(c *goredis.Client) { _ = c.Close() },
+		func(ctx context.Context, c *goredis.Client, _ target.Credential) error {
+			return setPassword(ctx, c, req)
+		})
 }
 
 func setPassword(ctx context.Context, c *goredis.Client, req target.SetPasswordRequest) error {

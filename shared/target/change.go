@@ -1,0 +1,55 @@
+package target
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// ChangePassword is SetPassword's contract, the same for every engine: check
+// the request; if New already logs in as Username, change nothing (the step
+// ran before, or its reply was lost); otherwise log in with each of Logins in
+// turn and, with the first that works, run change. A login refused as
+// ErrAuthFailed moves on to the next; any other failure stops, because the
+// next login goes to the same server and would fail the same way. connect
+// must wrap its failures with ErrAuthFailed, ErrUnreachable or ErrInvalid;
+// change must call req.BeforeChange right before it changes anything.
+func ChangePassword[S any](ctx context.Context, engine string, req SetPasswordRequest,
+	connect func(context.Context, Credential) (S, error), release func(S),
+	change func(ctx context.Context, s S, login Credential) error,
+) (SetPasswordResponse, error) {
+	if req.Username == "" || req.New.IsZero() {
+		return SetPasswordResponse{}, fmt.Errorf("%s: set password: username and new password are required: %w", engine, ErrInvalid)
+	}
+	if len(req.Logins) == 0 {
+		return SetPasswordResponse{}, fmt.Errorf("%s: set password of %q: no login to try: %w", engine, req.Username, ErrInvalid)
+	}
+	probe := req.Logins[0] // the new password, on the first login's server
+	probe.Username, probe.Password = req.Username, req.New
+	s, err := connect(ctx, probe)
+	if err == nil {
+		release(s)
+		return SetPasswordResponse{AlreadySet: true, LoggedInWith: -1}, nil
+	}
+	if !errors.Is(err, ErrAuthFailed) {
+		return SetPasswordResponse{}, fmt.Errorf("%s: set password of %q: %w", engine, req.Username, err)
+	}
+	var errs []error
+	for i, login := range req.Logins {
+		s, err := connect(ctx, login)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("login %d as %q: %w", i, login.Username, err))
+			if errors.Is(err, ErrAuthFailed) {
+				continue
+			}
+			return SetPasswordResponse{}, fmt.Errorf("%s: set password of %q: %w", engine, req.Username, errors.Join(errs...))
+		}
+		err = change(ctx, s, login)
+		release(s)
+		if err != nil {
+			return SetPasswordResponse{}, err
+		}
+		return SetPasswordResponse{LoggedInWith: i}, nil
+	}
+	return SetPasswordResponse{}, fmt.Errorf("%s: set password of %q: no login worked: %w", engine, req.Username, errors.Join(errs...))
+}
