@@ -481,3 +481,21 @@ func TestBakeHealthCheck(t *testing.T) {
 		})
 	}
 }
+
+// Finish refuses to make an untested password AWSCURRENT, whoever calls it.
+func TestFinishBeforeTestIsRefused(t *testing.T) {
+	f := newFixture(t)
+	rc := f.acquire(t)
+	s := f.svc
+	f.steps(t, rc, s.Create, s.Set)
+	if _, err := s.Finish(context.Background(), rc); faults.Name(err) != faults.NameInput {
+		t.Fatalf("finish before test = %v, want InputError", err)
+	}
+	if f.sm.holder("AWSCURRENT") != v1 {
+		t.Fatal("AWSCURRENT moved")
+	}
+	f.steps(t, rc, s.Test, s.Finish)
+	if f.sm.holder("AWSCURRENT") != token {
+		t.Fatal("finish after test did not move AWSCURRENT")
+	}
+}

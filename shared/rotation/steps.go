@@ -730,6 +730,11 @@ func (s *Service) finish(ctx context.Context, o op) (bool, error) {
 		if _, ok := d.Versions[token]; !ok {
 			return false, o.conflict("this rotation's version "+token+" no longer exists", nil)
 		}
+		if progress[l.State] < progress[ledger.Tested] {
+			// The state machine never gets here untested; anything else
+			// calling finish must not make an unproven password current.
+			return false, o.input("finish before the new password was tested (the ledger says "+string(l.State)+"); run test first", nil)
+		}
 		if err := o.journal(ctx, &l, ledger.FinishStarted, ledger.Change{FinishMayHaveRun: true}); err != nil {
 			return false, err
 		}
