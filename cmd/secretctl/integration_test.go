@@ -35,15 +35,7 @@ type result struct {
 func TestEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	env, err := local.Start(ctx, local.Options{RetryIntervalScale: 0.01})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
-	api, err := env.StartSFNAPI("secretsaga-rotation")
-	if err != nil {
-		t.Fatal(err)
-	}
+	env, api := local.StartWithSFNAPI(t, ctx)
 
 	deps := cli.Deps{
 		SM:  secretsmanager.NewFromConfig(env.AWS, func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(env.SMURL) }),

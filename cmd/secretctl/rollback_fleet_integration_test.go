@@ -25,15 +25,7 @@ import (
 func TestRollbackAndFleet(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	env, err := local.Start(ctx, local.Options{RetryIntervalScale: 0.01})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
-	api, err := env.StartSFNAPI("secretsaga-rotation")
-	if err != nil {
-		t.Fatal(err)
-	}
+	env, api := local.StartWithSFNAPI(t, ctx)
 	if api.FleetStateMachineArn == "" || api.FleetStateMachineArn == api.StateMachineArn {
 		t.Fatalf("fleet state machine %q", api.FleetStateMachineArn)
 	}

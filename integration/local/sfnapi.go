@@ -1,7 +1,9 @@
 package local
 
 import (
+	"context"
 	"strings"
+	"testing"
 
 	"github.com/secretsaga/secretsaga/integration/sfnlocal"
 )
@@ -51,4 +53,21 @@ func FleetName(rotationName string) string {
 		return base + "fleet"
 	}
 	return rotationName + "-fleet"
+}
+
+// StartWithSFNAPI starts the whole local stack (retry intervals scaled to
+// 1%) and its Step Functions API, for tests outside package integration,
+// and closes them when t ends.
+func StartWithSFNAPI(t testing.TB, ctx context.Context) (*Env, *SFNAPI) {
+	t.Helper()
+	env, err := Start(ctx, Options{RetryIntervalScale: 0.01})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	api, err := env.StartSFNAPI("secretsaga-rotation")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env, api
 }
