@@ -87,3 +87,46 @@ func TestRecoveryOfADeadRotation(t *testing.T) {
 		})
 	}
 }
+
+// A rotation that died while undoing itself after it had moved AWSCURRENT
+// (its bake failed, say) is not guessed about: the next rotation stops,
+// records COMPENSATION_FAILED, keeps the lease and alerts.
+func TestRecoveryRefusesToGuess(t *testing.T) {
+	withFaults(t)
+	s := newScenario(t, "recovery: a dead rotation")
+	dead, err := env.ServiceWithClock("dead-execution", func() time.Time { return time.Now().Add(-time.Hour) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := dead.Acquire(s.ctx, rotation.AcquireInput{SecretId: s.arn, ClientRequestToken: uuid.NewString(),
+		ExecutionArn: "arn:aws:states:us-east-1:000000000000:execution:rotation:dead-" + uuid.NewString()[:8], LedgerTable: local.Table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []func(context.Context, rotation.Context) (rotation.StepOutput, error){dead.Create, dead.Set, dead.Test, dead.Finish} {
+		if _, err := st(s.ctx, rc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// It begins undoing itself, then dies (on its clock, an hour ago).
+	past := ledger.New(env.DDB, local.Table, ledger.Options{Now: func() time.Time { return time.Now().Add(-time.Hour) }})
+	lease, _, err := past.Get(s.ctx, s.arn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := past.Append(s.ctx, &lease, ledger.Record{State: ledger.CompensateStarted, Actor: "dead-execution", ErrorClass: "TestFailedError"}, ledger.Change{}); err != nil {
+		t.Fatal(err)
+	}
+	x := s.run(map[string]any{})
+	if x.Status != "FAILED" || x.Error != "CompensationFailedError" {
+		t.Fatalf("ended %s %s, want FAILED CompensationFailedError", x.Status, x.Error)
+	}
+	if cur := s.current(); cur != rc.ClientRequestToken {
+		t.Errorf("AWSCURRENT moved to %s; nothing may change", cur)
+	}
+	l, _, _ := env.Ledger.Get(s.ctx, s.arn)
+	if l.State != ledger.CompensationFailed || l.Holder == "" {
+		t.Errorf("lease %s held by %q, want COMPENSATION_FAILED and held", l.State, l.Holder)
+	}
+	s.invariants(x)
+}

@@ -243,6 +243,12 @@ func (s *Service) recoverDead(ctx context.Context, o op, l *ledger.Lease, out *C
 	dead.rc.ClientRequestToken, dead.rc.PreviousPreviousVersionId = r.Token, r.PreviousPreviousVersionId
 	var what string
 	switch cur := d.VersionWith(secretstore.Current); {
+	case cur == r.Token && r.State == string(ledger.CompensateStarted):
+		// It had committed and then began undoing itself (a failed bake,
+		// say): whether its version may stay is not for us to guess.
+		return &faults.CompensationFailedError{Detail: o.detail(fmt.Sprintf(
+			"rotation #%d (version %s) died while undoing itself after it had moved AWSCURRENT; an operator must choose between its version and %s (see secretctl status)",
+			r.Fencing, r.Token, r.PreviousVersionId), nil)}
 	case cur == r.Token:
 		what = "it had moved AWSCURRENT to its version, so it had committed: kept"
 	case cur == r.PreviousVersionId:
