@@ -19,9 +19,11 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/secretsaga/secretsaga/integration/faultinject"
+	"github.com/secretsaga/secretsaga/integration/local"
 	"github.com/secretsaga/secretsaga/integration/sfnlocal"
 	"github.com/secretsaga/secretsaga/shared/faults"
 	"github.com/secretsaga/secretsaga/shared/ledger"
+	"github.com/secretsaga/secretsaga/shared/rotation"
 	"github.com/secretsaga/secretsaga/shared/target"
 )
 
@@ -467,4 +469,96 @@ func closedPort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestExecutionDiesAtEveryCall: for every call site of a successful
+// rotation, the execution dies right after that call took effect (its
+// handler crashes and nothing retries it: the execution was aborted or
+// timed out). Once its lease has expired, a new execution must complete a
+// rotation, cleaning up after the dead one, with the invariants holding.
+func TestExecutionDiesAtEveryCall(t *testing.T) {
+	sites := discoverSites(t)
+	for _, st := range sites {
+		t.Run(st.String(), func(t *testing.T) {
+			withFaults(t, faultinject.Rule{Function: st.Function, Call: st.Call, Nth: st.Nth, Phase: faultinject.Crash})
+			s := newScenario(t, "fault matrix: execution dies after call, next one recovers")
+			died := driveUntilCrash(t, s)
+			if !died {
+				t.Fatalf("the execution did not reach %s", st)
+			}
+			l, _, err := env.Ledger.Get(s.ctx, s.arn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			deadHeld := l.Holder != "" && !l.State.Terminal()
+			if err := env.ExpireLease(s.ctx, s.arn); err != nil {
+				t.Fatal(err)
+			}
+			env.Faults.Reset()
+			x := s.run(map[string]any{})
+			if x.Status != "SUCCEEDED" {
+				t.Fatalf("the next execution ended %s %s: %s\n%s", x.Status, x.Error, x.Cause, x.Timeline())
+			}
+			if got := slices.Contains(s.journal(), ledger.Recovered); got != deadHeld {
+				t.Errorf("RECOVERED journaled: %v; the dead execution held the lease unfinished: %v (state %s)", got, deadHeld, l.State)
+			}
+			if s.current() == s.orig {
+				t.Error("AWSCURRENT did not move")
+			}
+			s.invariants(x)
+		})
+	}
+}
+
+// driveUntilCrash runs the saga's success path step by step, each step in
+// the Service of the function the state machine would call, until the
+// injected crash kills it. It reports whether the crash happened.
+func driveUntilCrash(t *testing.T, s *scenario) (died bool) {
+	t.Helper()
+	svc := func(name string) *rotation.Service {
+		v, err := env.FunctionService(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(faultinject.CrashError); !ok {
+				panic(r)
+			}
+			died = true
+		}
+	}()
+	ctx := func(name string) context.Context { return faultinject.WithFunction(s.ctx, name) }
+	rc, err := svc("acquirelease").Acquire(ctx("acquirelease"), rotation.AcquireInput{SecretId: s.arn, ClientRequestToken: uuid.NewString(),
+		ExecutionArn: "arn:aws:states:us-east-1:000000000000:execution:rotation:dies-" + uuid.NewString()[:8], LedgerTable: local.Table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		name string
+		run  func(*rotation.Service) func(context.Context, rotation.Context) (rotation.StepOutput, error)
+	}{
+		{"createsecret", func(v *rotation.Service) func(context.Context, rotation.Context) (rotation.StepOutput, error) {
+			return v.Create
+		}},
+		{"setsecret", func(v *rotation.Service) func(context.Context, rotation.Context) (rotation.StepOutput, error) {
+			return v.Set
+		}},
+		{"testsecret", func(v *rotation.Service) func(context.Context, rotation.Context) (rotation.StepOutput, error) {
+			return v.Test
+		}},
+		{"finishsecret", func(v *rotation.Service) func(context.Context, rotation.Context) (rotation.StepOutput, error) {
+			return v.Finish
+		}},
+	} {
+		if _, err := step.run(svc(step.name))(ctx(step.name), rc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := svc("releaselease").Release(ctx("releaselease"), rotation.CloseInput{Rotation: rc, Outcome: rotation.OutcomeFinished}); err != nil {
+		t.Fatal(err)
+	}
+	return false
 }

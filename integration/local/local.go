@@ -270,6 +270,36 @@ func (e *Env) service(actor string, faults bool) (*rotation.Service, error) {
 	return config.New(e.configOptions(actor, faults))
 }
 
+// FunctionService is the Service the named function runs, fault injection
+// included: a test drives the steps itself with it (e.g. to let an
+// execution die at a chosen call).
+func (e *Env) FunctionService(name string) (*rotation.Service, error) {
+	return e.service(name, true)
+}
+
+// ExpireLease makes the secret's lease expire now, as it would once its
+// holder has been dead for the lease duration.
+func (e *Env) ExpireLease(ctx context.Context, secretARN string) error {
+	_, err := e.DDB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(Table),
+		Key: map[string]ddbtypes.AttributeValue{
+			"pk": &ddbtypes.AttributeValueMemberS{Value: "SECRET#" + secretARN},
+			"sk": &ddbtypes.AttributeValueMemberS{Value: "LEASE"},
+		},
+		UpdateExpression:    aws.String("SET leaseUntil = :past"),
+		ConditionExpression: aws.String("attribute_exists(pk) AND leaseUntil > :zero"),
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+			":past": &ddbtypes.AttributeValueMemberN{Value: fmt.Sprint(time.Now().Add(-time.Minute).UnixMilli())},
+			":zero": &ddbtypes.AttributeValueMemberN{Value: "0"},
+		},
+	})
+	var ccf *ddbtypes.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return nil // no lease, or one held until an operator acts
+	}
+	return err
+}
+
 // ServiceWithClock is a Service (no faults) whose clock is now: a test
 // plays an execution from the past with it (e.g. one whose lease has
 // expired since).
