@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/secretsaga/secretsaga/integration/faultinject"
 	"github.com/secretsaga/secretsaga/integration/local"
 	"github.com/secretsaga/secretsaga/shared/ledger"
 	"github.com/secretsaga/secretsaga/shared/rotation"
@@ -38,18 +39,23 @@ func TestRecoveryOfADeadRotation(t *testing.T) {
 		_, err := s.Finish(ctx, rc)
 		return err
 	}
+	// The successor's own acquire crashing right after it took the lease
+	// over: the retried acquire must still know what to clean up.
+	crashAfterTakeover := []faultinject.Rule{{Function: "acquirelease", Call: "DynamoDB.TransactWriteItems", Nth: 1, Phase: faultinject.Crash}}
 	for _, tt := range []struct {
 		name      string
 		steps     []step
 		committed bool // the dead rotation had moved AWSCURRENT
+		faults    []faultinject.Rule
 	}{
-		{"died after create", []step{create}, false},
-		{"died after set changed the password", []step{create, set}, false},
-		{"died after test", []step{create, set, test}, false},
-		{"died after finish moved AWSCURRENT", []step{create, set, test, finish}, true},
+		{"died after create", []step{create}, false, nil},
+		{"died after set changed the password", []step{create, set}, false, nil},
+		{"died after test", []step{create, set, test}, false, nil},
+		{"died after finish moved AWSCURRENT", []step{create, set, test, finish}, true, nil},
+		{"died after set, and the successor's acquire crashed after the takeover", []step{create, set}, false, crashAfterTakeover},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			withFaults(t)
+			withFaults(t, tt.faults...)
 			s := newScenario(t, "recovery: a dead rotation")
 			// The dead execution ran an hour ago; its 15-minute lease has expired.
 			dead, err := env.ServiceWithClock("dead-execution", func() time.Time { return time.Now().Add(-time.Hour) })
@@ -69,6 +75,9 @@ func TestRecoveryOfADeadRotation(t *testing.T) {
 			x := s.run(map[string]any{})
 			if x.Status != "SUCCEEDED" {
 				t.Fatalf("the next rotation ended %s %s: %s\n%s", x.Status, x.Error, x.Cause, x.Timeline())
+			}
+			if fired := env.Faults.Fired(); fired != len(tt.faults) {
+				t.Fatalf("%d faults fired, want %d", fired, len(tt.faults))
 			}
 			if j := s.journal(); !slices.Contains(j, ledger.Recovered) {
 				t.Errorf("journal %v has no RECOVERED", j)

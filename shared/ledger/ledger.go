@@ -86,7 +86,29 @@ type Lease struct {
 	FinishMayHaveRun bool   `dynamodbav:"finishMayHaveRun"`
 	StartedAt        int64  `dynamodbav:"startedAt"`
 	UpdatedAt        int64  `dynamodbav:"updatedAt"`
+	// TakenOver is set when this lease was taken over from a rotation whose
+	// lease expired before it ended: what it knew, for its successor to
+	// clean up. It is written in the same transaction as the takeover, so a
+	// retried acquire finds it too.
+	TakenOver *TakenOver `dynamodbav:"takenOver,omitempty"`
 }
+
+// TakenOver is the lease of a rotation that died unfinished, as it was
+// when its successor took the lease over.
+type TakenOver struct {
+	Execution        string `dynamodbav:"execution"`
+	Fencing          int64  `dynamodbav:"fencing"`
+	Token            string `dynamodbav:"token"`
+	State            State  `dynamodbav:"state"`
+	PreviousVersion  string `dynamodbav:"previousVersion"`
+	PreviousPrevious string `dynamodbav:"previousPreviousVersion,omitempty"`
+	SetMayHaveRun    bool   `dynamodbav:"setMayHaveRun"`
+	FinishMayHaveRun bool   `dynamodbav:"finishMayHaveRun"`
+}
+
+// Unfinished reports whether a rotation holds (or held, until it expired)
+// this lease without having ended.
+func (l Lease) Unfinished() bool { return l.Holder != "" && !l.State.Terminal() }
 
 // Held reports whether the lease is held by someone at now.
 func (l Lease) Held(now time.Time) bool {
@@ -234,6 +256,11 @@ func (l *Ledger) Acquire(ctx context.Context, req AcquireRequest) (Lease, error)
 			Until: now.Add(l.leaseFor).UnixMilli(), State: Started, Token: req.Token,
 			PreviousVersion: req.PreviousVersion, PreviousPrevious: req.PreviousPrevious,
 			StartedAt: now.UnixMilli(), UpdatedAt: now.UnixMilli(),
+		}
+		if exists && cur.Unfinished() {
+			next.TakenOver = &TakenOver{Execution: cur.Holder, Fencing: cur.Fencing, Token: cur.Token, State: cur.State,
+				PreviousVersion: cur.PreviousVersion, PreviousPrevious: cur.PreviousPrevious,
+				SetMayHaveRun: cur.SetMayHaveRun, FinishMayHaveRun: cur.FinishMayHaveRun}
 		}
 		item, err := attributevalue.MarshalMap(next)
 		if err != nil {

@@ -175,15 +175,16 @@ func (s *Service) acquire(ctx context.Context, o op, in AcquireInput) (Context, 
 	// An expired lease that never reached a final state is an execution that
 	// died (aborted, timed out, its Lambda retries exhausted): this rotation
 	// takes the lease over and, before anything else, cleans up after it
-	// (the state machine's RecoverAbandoned step), so a dead rotation never
-	// blocks the ones after it.
-	var recovery *Recovery
-	if leased && l.Holder != "" && !l.Held(s.now()) && !rerun && l.Token != in.ClientRequestToken {
-		recovery = &Recovery{Execution: l.Holder, Fencing: l.Fencing, Token: l.Token, State: string(l.State),
-			PreviousVersionId: l.PreviousVersion, PreviousPreviousVersionId: l.PreviousPrevious,
-			SetMayHaveRun: l.SetMayHaveRun, FinishMayHaveRun: l.FinishMayHaveRun}
+	// (the state machine's RecoverDeadRotation step), so a dead rotation
+	// never blocks the ones after it. Its AWSPENDING is expected, then.
+	deadToken := ""
+	switch {
+	case rerun && l.TakenOver != nil:
+		deadToken = l.TakenOver.Token
+	case leased && !rerun && l.Unfinished() && !l.Held(s.now()):
+		deadToken = l.Token
 	}
-	if p := d.VersionWith(secretstore.Pending); p != "" && p != in.ClientRequestToken && (recovery == nil || p != recovery.Token) {
+	if p := d.VersionWith(secretstore.Pending); p != "" && p != in.ClientRequestToken && p != deadToken {
 		return Context{}, o.conflict(fmt.Sprintf("AWSPENDING is on version %s, left by another rotation that did not complete; if none is running, remove it with `aws secretsmanager update-secret-version-stage --secret-id %s --version-stage AWSPENDING --remove-from-version-id %s`", p, d.ARN, p), nil)
 	}
 	if _, err := secretstore.PolicyFromTags(d.Tags); err != nil {
@@ -204,6 +205,14 @@ func (s *Service) acquire(ctx context.Context, o op, in AcquireInput) (Context, 
 	}
 	if err != nil {
 		return Context{}, err
+	}
+	// The ledger recorded what it took over, in the same write as the
+	// takeover: a retried acquire recovers the same dead rotation.
+	var recovery *Recovery
+	if t := l.TakenOver; t != nil {
+		recovery = &Recovery{Execution: t.Execution, Fencing: t.Fencing, Token: t.Token, State: string(t.State),
+			PreviousVersionId: t.PreviousVersion, PreviousPreviousVersionId: t.PreviousPrevious,
+			SetMayHaveRun: t.SetMayHaveRun, FinishMayHaveRun: t.FinishMayHaveRun}
 	}
 	return Context{
 		SecretId: in.SecretId, SecretArn: d.ARN, ClientRequestToken: l.Token, ExecutionArn: l.Holder,
