@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -351,58 +350,14 @@ func (a *API) run(ctx context.Context, m *machine, x *execution) {
 	}
 }
 
-// execute is Runner.Execute with the API's state machine and execution
-// ARNs, so that $$.Execution.Id (which the rotation journals as the lease
-// holder) is the ARN the API reports.
+// execute runs x on the runner under the API's own state machine and
+// execution ARNs.
 func (a *API) execute(ctx context.Context, m *machine, x *execution) (*Execution, error) {
-	r := a.r
-	if r == nil || r.client == nil {
-		return nil, errors.New("sfnlocal: runner not started")
-	}
-	scale := a.o.RetryIntervalScale
-	if scale <= 0 {
-		scale = 1
-	}
-	body, err := json.Marshal(wireRequest{
-		Definition: m.definition, Input: json.RawMessage(x.input), Name: x.name,
+	return a.r.Execute(ctx, Request{
+		Definition: m.definition, Name: x.name, Input: json.RawMessage(x.input),
+		LambdaEndpoint: a.o.LambdaEndpoint, RetryIntervalScale: a.o.RetryIntervalScale,
 		ExecutionArn: x.arn, StateMachineArn: m.arn,
-		LambdaEndpoint: a.o.LambdaEndpoint, RetryIntervalScale: scale,
 	})
-	if err != nil {
-		return nil, fmt.Errorf("sfnlocal: %w", err)
-	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url+"/execute", bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("sfnlocal: %w", err)
-	}
-	hreq.Header.Set("Content-Type", "application/json")
-	res, err := r.client.Do(hreq)
-	if err != nil {
-		return nil, fmt.Errorf("sfnlocal: execution %s: %w", x.name, err)
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		return nil, fmt.Errorf("sfnlocal: execution %s: read response: %w", x.name, err)
-	}
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("sfnlocal: execution %s: runner answered %s: %s", x.name, res.Status, raw)
-	}
-	var w wireResponse
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return nil, fmt.Errorf("sfnlocal: execution %s: decode response: %w", x.name, err)
-	}
-	out := &Execution{Arn: x.arn, Name: x.name, Status: w.Status, Error: w.Error, Cause: w.Cause}
-	if w.Status == "SUCCEEDED" {
-		out.Output = w.Output
-	}
-	for _, e := range w.Events {
-		out.Events = append(out.Events, Event{
-			Time: time.UnixMilli(e.Time), Type: e.Type, State: e.State,
-			Error: e.Error, Cause: e.Cause, Attempt: e.Attempt, Next: e.Next,
-		})
-	}
-	return out, nil
 }
 
 func (a *API) lookup(arn string) (*execution, *apiError) {

@@ -23,6 +23,7 @@ package sfnlocal
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -237,6 +238,11 @@ type Request struct {
 	LambdaEndpoint string
 	// RetryIntervalScale multiplies every Retry interval (0 means 1).
 	RetryIntervalScale float64
+	// ExecutionArn and StateMachineArn, when set, replace the default ARNs
+	// (ExecutionArn(Name), StateMachineArn()): the local Step Functions API
+	// names its own executions, and $$.Execution.Id (the rotation's lease
+	// holder) must be the ARN it reports.
+	ExecutionArn, StateMachineArn string
 }
 
 // Event is one entry of an execution's history. Type is the library's
@@ -344,10 +350,10 @@ func (r *Runner) Execute(ctx context.Context, req Request) (*Execution, error) {
 	if scale <= 0 {
 		scale = 1
 	}
-	x := &Execution{Arn: ExecutionArn(req.Name), Name: req.Name}
+	x := &Execution{Arn: cmp.Or(req.ExecutionArn, ExecutionArn(req.Name)), Name: req.Name}
 	body, err := json.Marshal(wireRequest{
 		Definition: req.Definition, Input: input, Name: req.Name,
-		ExecutionArn: x.Arn, StateMachineArn: StateMachineArn(),
+		ExecutionArn: x.Arn, StateMachineArn: cmp.Or(req.StateMachineArn, StateMachineArn()),
 		LambdaEndpoint: req.LambdaEndpoint, RetryIntervalScale: scale,
 	})
 	if err != nil {
