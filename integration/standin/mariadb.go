@@ -12,7 +12,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -313,27 +312,6 @@ func pingMariaDB(ctx context.Context, cfg *mysql.Config) error {
 	}
 	defer db.Close()
 	return db.PingContext(ctx)
-}
-
-// sweepStaleServers removes server directories under base that a killed
-// test left behind: older than ten minutes and without a live process in
-// their pid file.
-func sweepStaleServers(base, prefix, pidFile string) {
-	dirs, _ := filepath.Glob(filepath.Join(base, prefix+"*"))
-	for _, d := range dirs {
-		fi, err := os.Stat(d)
-		if err != nil || !fi.IsDir() || time.Since(fi.ModTime()) < 10*time.Minute {
-			continue
-		}
-		if b, err := os.ReadFile(filepath.Join(d, pidFile)); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
-				if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
-					continue // still running
-				}
-			}
-		}
-		_ = os.RemoveAll(d)
-	}
 }
 
 // Close stops the server (SIGTERM is mariadbd's clean shutdown; SIGKILL to

@@ -165,7 +165,7 @@ func StartPostgres(ctx context.Context, dir string) (*Postgres, error) {
 	if dir == "" {
 		dir = os.TempDir()
 	}
-	sweepStale(dir)
+	sweepStaleServers(dir, "standin-postgres-", filepath.Join("data", "postmaster.pid"))
 	begin := time.Now()
 	cdir, err := os.MkdirTemp(dir, "standin-postgres-")
 	if err != nil {
@@ -280,27 +280,6 @@ func pgEnv() []string {
 		}
 	}
 	return env
-}
-
-// sweepStale removes cluster directories under base that a killed test
-// left behind: older than ten minutes and without a live postmaster.
-func sweepStale(base string) {
-	dirs, _ := filepath.Glob(filepath.Join(base, "standin-postgres-*"))
-	for _, d := range dirs {
-		fi, err := os.Stat(d)
-		if err != nil || !fi.IsDir() || time.Since(fi.ModTime()) < 10*time.Minute {
-			continue
-		}
-		if b, err := os.ReadFile(filepath.Join(d, "data", "postmaster.pid")); err == nil {
-			first, _, _ := strings.Cut(string(b), "\n")
-			if pid, err := strconv.Atoi(strings.TrimSpace(first)); err == nil && pid > 0 {
-				if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
-					continue // still running
-				}
-			}
-		}
-		_ = os.RemoveAll(d)
-	}
 }
 
 // Close shuts the cluster down the way `pg_ctl stop -m immediate` does

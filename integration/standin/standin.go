@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -219,4 +220,27 @@ func openLog(dir, name string) (*os.File, error) {
 		return nil, fmt.Errorf("standin: %w", err)
 	}
 	return f, nil
+}
+
+// sweepStaleServers removes server directories under base that a killed
+// test left behind: older than ten minutes and without a live process in
+// their pid file (the pid is its first line, as in
+// PostgreSQL's postmaster.pid).
+func sweepStaleServers(base, prefix, pidFile string) {
+	dirs, _ := filepath.Glob(filepath.Join(base, prefix+"*"))
+	for _, d := range dirs {
+		fi, err := os.Stat(d)
+		if err != nil || !fi.IsDir() || time.Since(fi.ModTime()) < 10*time.Minute {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(d, pidFile)); err == nil {
+			first, _, _ := strings.Cut(string(b), "\n")
+			if pid, err := strconv.Atoi(strings.TrimSpace(first)); err == nil && pid > 0 {
+				if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
+					continue // still running
+				}
+			}
+		}
+		_ = os.RemoveAll(d)
+	}
 }
