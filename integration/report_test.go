@@ -67,11 +67,10 @@ func finalLeakScan(w io.Writer) int {
 	report.Lock()
 	arns := slices.Clone(report.arns)
 	report.Unlock()
-	hits, passwords := 0, 0
+	passwords, leaks := env.LeakScan(ctx, arns)
+	hits := 0
 	for _, arn := range arns {
-		n, found := env.LeakScan(ctx, arn)
-		passwords += n
-		if len(found) > 0 {
+		if found := leaks[arn]; len(found) > 0 {
 			hits += len(found)
 			fmt.Fprintf(w, "LEAK: a password of %s appears in %s\n", arn, strings.Join(found, ", "))
 		}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 
 	"fmt"
-	"maps"
 	"sort"
 	"strings"
 
@@ -186,17 +185,7 @@ func (e *Env) alerted(secretARN, token string) bool {
 // leaks searches every output the product produced for every password any
 // version of the secret holds.
 func (e *Env) leaks(ctx context.Context, secretARN string, stages map[string][]string, execs []*sfnlocal.Execution) []string {
-	return e.leaksIn(ctx, secretARN, stages, execs, e.outputs(ctx))
-}
-
-// leaksIn is leaks over the given outputs (which it may add to).
-func (e *Env) leaksIn(ctx context.Context, secretARN string, stages map[string][]string, execs []*sfnlocal.Execution, haystacks map[string]string) []string {
-	var pws []string
-	for id := range stages {
-		if v, err := e.value(ctx, secretARN, id, ""); err == nil && len(v.Password.Reveal()) >= 8 {
-			pws = append(pws, v.Password.Reveal())
-		}
-	}
+	haystacks := e.outputs(ctx)
 	for _, x := range execs {
 		if x == nil {
 			continue
@@ -204,6 +193,23 @@ func (e *Env) leaksIn(ctx context.Context, secretARN string, stages map[string][
 		raw, _ := json.Marshal(x)
 		haystacks["execution "+x.Arn] = string(raw) + x.Error + x.Cause
 	}
+	return find(e.passwords(ctx, secretARN, stages), haystacks)
+}
+
+// passwords are the passwords of the secret's versions (those long enough
+// to be told apart from ordinary text).
+func (e *Env) passwords(ctx context.Context, secretARN string, stages map[string][]string) []string {
+	var pws []string
+	for id := range stages {
+		if v, err := e.value(ctx, secretARN, id, ""); err == nil && len(v.Password.Reveal()) >= 8 {
+			pws = append(pws, v.Password.Reveal())
+		}
+	}
+	return pws
+}
+
+// find names the haystacks that hold any of pws, sorted.
+func find(pws []string, haystacks map[string]string) []string {
 	var found []string
 	for where, text := range haystacks {
 		for _, pw := range pws {
@@ -245,43 +251,23 @@ func (e *Env) outputs(ctx context.Context) map[string]string {
 }
 
 // LeakScan searches every output of the whole run (logs, events, the ledger
-// table, every execution's events, errors and output) for the password of
-// every version the secret ever had. It returns how many passwords it
-// searched for and where any was found.
-func (e *Env) LeakScan(ctx context.Context, secretARN string) (int, []string) {
-	stages, err := e.Stages(ctx, secretARN)
-	if err != nil {
-		return 0, []string{"list versions: " + err.Error()}
-	}
-	n := 0
-	for id := range stages {
-		if v, err := e.value(ctx, secretARN, id, ""); err == nil && len(v.Password.Reveal()) >= 8 {
-			n++
+// table, every execution's events, errors and output), gathered once, for
+// the password of every version each secret ever had. It returns how many
+// passwords it searched for and, by secret, where any was found.
+func (e *Env) LeakScan(ctx context.Context, secretARNs []string) (int, map[string][]string) {
+	haystacks := e.outputs(ctx)
+	n, found := 0, map[string][]string{}
+	for _, arn := range secretARNs {
+		stages, err := e.Stages(ctx, arn)
+		if err != nil {
+			found[arn] = []string{"list versions: " + err.Error()}
+			continue
+		}
+		pws := e.passwords(ctx, arn, stages)
+		n += len(pws)
+		if f := find(pws, haystacks); len(f) > 0 {
+			found[arn] = f
 		}
 	}
-	return n, e.leaksIn(ctx, secretARN, stages, nil, e.outputsSnapshot(ctx))
-}
-
-// outputsSnapshot is outputs, gathered again only when the run has
-// produced something since the last call: a log line, an event or an
-// execution (every ledger write of the product comes with a log line).
-// The final scan calls LeakScan for every secret of the run, hundreds of
-// times over the same outputs; gathering them (a scan of the whole ledger
-// table and every execution) once instead of per secret keeps it within
-// its deadline.
-func (e *Env) outputsSnapshot(ctx context.Context) map[string]string {
-	e.mu.Lock()
-	nexec := len(e.executions)
-	e.mu.Unlock()
-	key := [3]int{e.Logs.Len(), len(e.Events.Entries()), nexec}
-	e.snapMu.Lock()
-	defer e.snapMu.Unlock()
-	if e.snap != nil && e.snapKey == key {
-		return maps.Clone(e.snap)
-	}
-	out := e.outputs(ctx)
-	if !strings.HasPrefix(out["ledger items"], "scan failed") {
-		e.snap, e.snapKey = maps.Clone(out), key
-	}
-	return out
+	return n, found
 }

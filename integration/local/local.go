@@ -115,11 +115,6 @@ type Env struct {
 	// engines, by engine, created on first use.
 	masters map[string]string
 
-	// The outputs LeakScan last searched, and what they were gathered at.
-	snapMu  sync.Mutex
-	snap    map[string]string
-	snapKey [3]int
-
 	closers []func() error
 }
 
@@ -137,13 +132,6 @@ func (b *SyncBuffer) Write(p []byte) (int, error) {
 		_, _ = b.tee.Write(p)
 	}
 	return b.buf.Write(p)
-}
-
-// Len is the number of bytes written so far.
-func (b *SyncBuffer) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Len()
 }
 
 // String returns everything written so far.
