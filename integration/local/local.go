@@ -177,9 +177,16 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 	e.Startup["ASL runner (node)"] = runT
 	e.Startup["MariaDB"] = mdbT
 	e.Startup["Redis"] = redisT
-	for _, c := range []io.Closer{e.DynamoDB, e.Postgres, e.Runner, e.MariaDB, e.Redis} {
-		if c != nil && !isNil(c) {
-			e.closers = append(e.closers, c.Close)
+	// Close whichever started, even when another failed.
+	for _, c := range []struct {
+		started bool
+		close   func() error
+	}{
+		{e.DynamoDB != nil, e.DynamoDB.Close}, {e.Postgres != nil, e.Postgres.Close}, {e.Runner != nil, e.Runner.Close},
+		{e.MariaDB != nil, e.MariaDB.Close}, {e.Redis != nil, e.Redis.Close},
+	} {
+		if c.started {
+			e.closers = append(e.closers, c.close)
 		}
 	}
 	if err := errors.Join(ddbErr, pgErr, runErr, mdbErr, redisErr); err != nil {
@@ -234,22 +241,6 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 		return nil, err
 	}
 	return e, nil
-}
-
-func isNil(c io.Closer) bool {
-	switch v := c.(type) {
-	case *standin.DynamoDB:
-		return v == nil
-	case *standin.Postgres:
-		return v == nil
-	case *sfnlocal.Runner:
-		return v == nil
-	case *standin.MariaDB:
-		return v == nil
-	case *standin.Redis:
-		return v == nil
-	}
-	return false
 }
 
 // service wires a rotation.Service exactly as config.FromEnv does in Lambda,
