@@ -538,22 +538,12 @@ func driveUntilCrash(t *testing.T, s *scenario) (died bool) {
 	}
 	for _, step := range []struct {
 		name string
-		run  func(*rotation.Service) func(context.Context, rotation.Context) (rotation.StepOutput, error)
+		run  func(*rotation.Service, context.Context, rotation.Context) (rotation.StepOutput, error)
 	}{
-		{"createsecret", func(v *rotation.Service) func(context.Context, rotation.Context) (rotation.StepOutput, error) {
-			return v.Create
-		}},
-		{"setsecret", func(v *rotation.Service) func(context.Context, rotation.Context) (rotation.StepOutput, error) {
-			return v.Set
-		}},
-		{"testsecret", func(v *rotation.Service) func(context.Context, rotation.Context) (rotation.StepOutput, error) {
-			return v.Test
-		}},
-		{"finishsecret", func(v *rotation.Service) func(context.Context, rotation.Context) (rotation.StepOutput, error) {
-			return v.Finish
-		}},
+		{"createsecret", (*rotation.Service).Create}, {"setsecret", (*rotation.Service).Set},
+		{"testsecret", (*rotation.Service).Test}, {"finishsecret", (*rotation.Service).Finish},
 	} {
-		if _, err := step.run(svc(step.name))(ctx(step.name), rc); err != nil {
+		if _, err := step.run(svc(step.name), ctx(step.name), rc); err != nil {
 			t.Fatal(err)
 		}
 	}

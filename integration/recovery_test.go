@@ -22,23 +22,8 @@ import (
 // after it (undoing its work, or keeping it if it had already moved
 // AWSCURRENT) and rotates: a dead rotation never blocks the ones after it.
 func TestRecoveryOfADeadRotation(t *testing.T) {
-	type step func(*rotation.Service, context.Context, rotation.Context) error
-	create := func(s *rotation.Service, ctx context.Context, rc rotation.Context) error {
-		_, err := s.Create(ctx, rc)
-		return err
-	}
-	set := func(s *rotation.Service, ctx context.Context, rc rotation.Context) error {
-		_, err := s.Set(ctx, rc)
-		return err
-	}
-	test := func(s *rotation.Service, ctx context.Context, rc rotation.Context) error {
-		_, err := s.Test(ctx, rc)
-		return err
-	}
-	finish := func(s *rotation.Service, ctx context.Context, rc rotation.Context) error {
-		_, err := s.Finish(ctx, rc)
-		return err
-	}
+	type step func(*rotation.Service, context.Context, rotation.Context) (rotation.StepOutput, error)
+	create, set, test, finish := (*rotation.Service).Create, (*rotation.Service).Set, (*rotation.Service).Test, (*rotation.Service).Finish
 	// The successor's own acquire crashing right after it took the lease
 	// over: the retried acquire must still know what to clean up.
 	crashAfterTakeover := []faultinject.Rule{{Function: "acquirelease", Call: "DynamoDB.TransactWriteItems", Nth: 1, Phase: faultinject.Crash}}
@@ -68,7 +53,7 @@ func TestRecoveryOfADeadRotation(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, st := range tt.steps {
-				if err := st(dead, s.ctx, rc); err != nil {
+				if _, err := st(dead, s.ctx, rc); err != nil {
 					t.Fatal(err)
 				}
 			}
