@@ -1,11 +1,11 @@
 package secret
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -24,10 +24,11 @@ const (
 	FieldMasterARN = "masterarn"
 )
 
-// Value is a parsed secret. It keeps every top-level member of the original
-// JSON document in order with its exact bytes, so fields this program does not
-// know (and their formatting) survive a rotation byte-for-byte: only the
-// password member is ever rewritten.
+// Value is a parsed secret. It keeps the original JSON document byte for
+// byte, with where each top-level member's value lies in it, so fields this
+// program does not know, their order and all whitespace survive a rotation:
+// only the bytes of the password's value (or, for alternating users, the
+// username's) are ever replaced.
 type Value struct {
 	Engine    string
 	Host      string
@@ -37,12 +38,15 @@ type Value struct {
 	DBName    string
 	MasterARN string
 
-	members []member // the document as it was, in order
+	doc     string   // the document, exactly as stored but for replaced values
+	members []member // top-level members in document order
+	end     int      // offset in doc just past the last member's value, or of the closing brace when there is none
 }
 
+// member locates one top-level member's value in doc.
 type member struct {
-	key string
-	raw json.RawMessage // exact bytes from the input
+	key        string
+	start, end int // doc[start:end] is the value's exact JSON text
 }
 
 // FieldError says which field of a secret is wrong and how to fix it. Its
@@ -70,7 +74,7 @@ func Parse(s string) (*Value, error) {
 	if err != nil || tok != json.Delim('{') {
 		return nil, &FieldError{Reason: "is not a JSON object; store the database-secret structure {\"engine\",\"host\",\"port\",\"username\",\"password\",\"dbname\"}"}
 	}
-	v := &Value{}
+	v := &Value{doc: s}
 	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
@@ -86,7 +90,11 @@ func Parse(s string) (*Value, error) {
 		if err := dec.Decode(&raw); err != nil {
 			return nil, &FieldError{Field: key, Reason: "is not valid JSON (" + syntaxOnly(err) + ")"}
 		}
-		v.members = append(v.members, member{key: key, raw: raw})
+		// The decoder has just consumed the value, which RawMessage holds
+		// verbatim, so it ends at the input offset.
+		end := int(dec.InputOffset())
+		v.members = append(v.members, member{key: key, start: end - len(raw), end: end})
+		v.end = end
 		if err := v.setKnown(key, raw); err != nil {
 			return nil, err
 		}
@@ -94,8 +102,13 @@ func Parse(s string) (*Value, error) {
 	if _, err := dec.Token(); err != nil { // closing brace
 		return nil, &FieldError{Reason: "is not valid JSON (" + syntaxOnly(err) + ")"}
 	}
-	if _, err := dec.Token(); err == nil {
-		return nil, &FieldError{Reason: "has data after the JSON object; store exactly one object"}
+	if len(v.members) == 0 {
+		v.end = int(dec.InputOffset()) - 1
+	}
+	// Only JSON whitespace may follow the object: anything else (a second
+	// object, a stray character) would be dropped silently by a rewrite.
+	if rest := strings.TrimLeft(s[dec.InputOffset():], " \t\r\n"); rest != "" {
+		return nil, &FieldError{Reason: fmt.Sprintf("has data after the JSON object (at byte %d); store exactly one object and nothing after it", len(s)-len(rest))}
 	}
 	return v, nil
 }
@@ -190,21 +203,35 @@ func (v *Value) WithUsername(u string) *Value {
 	return n
 }
 
+// with replaces the bytes of key's value in the document (or, when the
+// document has no such member, inserts one after the last member) and moves
+// the offsets after it; every other byte stays as it was.
 func (v *Value) with(key, value string) *Value {
 	n := *v
 	enc, _ := json.Marshal(value) // marshalling a string cannot fail
-	n.members = make([]member, 0, len(v.members)+1)
-	replaced := false
-	for _, m := range v.members {
-		if m.key == key {
-			m.raw = enc
-			replaced = true
+	n.members = slices.Clone(v.members)
+	i := slices.IndexFunc(n.members, func(m member) bool { return m.key == key })
+	if i < 0 {
+		k, _ := json.Marshal(key)
+		prefix := string(k) + ":"
+		if len(n.members) > 0 {
+			prefix = "," + prefix
 		}
-		n.members = append(n.members, m)
+		start := n.end + len(prefix)
+		n.doc = n.doc[:n.end] + prefix + string(enc) + n.doc[n.end:]
+		n.members = append(n.members, member{key: key, start: start, end: start + len(enc)})
+		n.end = start + len(enc)
+		return &n
 	}
-	if !replaced {
-		n.members = append(n.members, member{key: key, raw: enc})
+	m := n.members[i]
+	n.doc = n.doc[:m.start] + string(enc) + n.doc[m.end:]
+	shift := len(enc) - (m.end - m.start)
+	n.members[i].end += shift
+	for j := i + 1; j < len(n.members); j++ {
+		n.members[j].start += shift
+		n.members[j].end += shift
 	}
+	n.end += shift // the last member's end, at or after this one's
 	return &n
 }
 
@@ -227,23 +254,10 @@ func (v *Value) SameServer(o *Value) bool {
 	return v.Engine == o.Engine && v.Host == o.Host && v.Port == o.Port && v.DBName == o.DBName
 }
 
-// SecretString renders the value for Secrets Manager. This is the one place
-// that writes the plaintext password into bytes.
-func (v *Value) SecretString() string {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, m := range v.members {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		k, _ := json.Marshal(m.key)
-		b.Write(k)
-		b.WriteByte(':')
-		b.Write(m.raw)
-	}
-	b.WriteByte('}')
-	return b.String()
-}
+// SecretString renders the value for Secrets Manager: the stored document
+// with only the replaced values changed. This is the one place that hands
+// out the plaintext password as text.
+func (v *Value) SecretString() string { return v.doc }
 
 // SameTarget reports whether two values point at the same account on the same
 // server; a rotation must never switch a secret to a different target.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -41,6 +42,9 @@ func TestParseInvalid(t *testing.T) {
 		{"truncated", `{"engine":`, FieldEngine},
 		{"array", `[1,2]`, ""},
 		{"trailing", `{"engine":"postgres"} {}`, ""},
+		{"trailing character", `{"engine":"postgres"} x`, ""},
+		{"trailing brace", `{"engine":"postgres"}}`, ""},
+		{"trailing after whitespace", "{}\n\t x", ""},
 		{"port text", `{"port":"abc"}`, FieldPort},
 		{"port range", `{"port":70000}`, FieldPort},
 		{"password number", `{"password":12}`, FieldPassword},
@@ -86,7 +90,7 @@ func TestWithPasswordPreservesOtherMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := v.WithPassword(NewPassword(`n"e\w`)).SecretString()
-	want := `{"engine":"postgres","extra":{"b": [1, 2.50]},"password":"n\"e\\w","host":"h","username":"u","zz":null}`
+	want := `{"engine":"postgres", "extra":{"b": [1, 2.50]},"password":"n\"e\\w","host":"h","username":"u","zz":null}`
 	if out != want {
 		t.Fatalf("got  %s\nwant %s", out, want)
 	}
@@ -96,6 +100,45 @@ func TestWithPasswordPreservesOtherMembers(t *testing.T) {
 	again, err := Parse(out)
 	if err != nil || again.Password.Reveal() != `n"e\w` {
 		t.Fatalf("round trip: %v", err)
+	}
+}
+
+// A rotation rewrites only the password's value: indentation, spacing, key
+// spelling (escapes included) and trailing whitespace are the user's and
+// survive byte for byte.
+func TestRewriteKeepsFormatting(t *testing.T) {
+	tests := []struct{ name, in, user, want string }{
+		{"pretty", "{\n  \"engine\" : \"postgres\",\n  \"password\" :  \"old\" ,\n  \"username\": \"u\"\n}\n", "",
+			"{\n  \"engine\" : \"postgres\",\n  \"password\" :  \"NEW\" ,\n  \"username\": \"u\"\n}\n"},
+		{"escaped key", `{"p\u0061ssword":"old","host":"h"}`, "", `{"p\u0061ssword":"NEW","host":"h"}`},
+		{"no password member", "{\"host\":\"h\" \n}", "", "{\"host\":\"h\",\"password\":\"NEW\" \n}"},
+		{"empty object", `{ }`, "", `{ "password":"NEW"}`},
+		{"username too", "{\"username\": \"u\",\t\"password\":\"longer-old\", \"x\":1}", "u_clone",
+			"{\"username\": \"u_clone\",\t\"password\":\"NEW\", \"x\":1}"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := Parse(tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := v.SecretString(); got != tt.in {
+				t.Fatalf("unchanged value renders as %q, want the input %q", got, tt.in)
+			}
+			if tt.user != "" {
+				v = v.WithUsername(tt.user)
+			}
+			got := v.WithPassword(NewPassword("NEW")).SecretString()
+			if got != tt.want {
+				t.Fatalf("got  %q\nwant %q", got, tt.want)
+			}
+			// The rewritten document's offsets must still be right: a
+			// second rewrite of the same value replaces the same bytes.
+			again := v.WithPassword(NewPassword("NEW")).WithPassword(NewPassword("NEW"))
+			if again.SecretString() != tt.want {
+				t.Fatalf("second rewrite gives %q", again.SecretString())
+			}
+		})
 	}
 }
 
@@ -129,6 +172,9 @@ func FuzzParse(f *testing.F) {
 	f.Add(`{"port":"12","password":"\u00e9"}`)
 	f.Add(`{}`)
 	f.Add(`{"a":`)
+	f.Add("{\n  \"password\" : \"p\" ,\n  \"host\":\"h\"\n}\n")
+	f.Add(`{"p\u0061ssword":"x"} `)
+	f.Add(`{"host":"h"} x`)
 	f.Fuzz(func(t *testing.T, in string) {
 		v, err := Parse(in)
 		if err != nil {
@@ -146,6 +192,31 @@ func FuzzParse(f *testing.F) {
 		}
 		if out.Password.Reveal() != "fuzz-\"pw\\" || !out.SameTarget(v) || out.MasterARN != v.MasterARN {
 			t.Fatal("rewrite changed more than the password")
+		}
+		// Byte for byte: an untouched value renders as its input, and a
+		// rewrite changes only the password's value (or adds the member
+		// after the last one).
+		if v.SecretString() != in {
+			t.Fatal("an unchanged value does not render as its input")
+		}
+		const pw = "fuzz-pw"
+		got := v.WithPassword(NewPassword(pw)).SecretString()
+		want := ""
+		if i := slices.IndexFunc(v.members, func(m member) bool { return m.key == FieldPassword }); i >= 0 {
+			m := v.members[i]
+			want = in[:m.start] + `"` + pw + `"` + in[m.end:]
+		} else {
+			sep := ","
+			if len(v.members) == 0 {
+				sep = ""
+			}
+			want = in[:v.end] + sep + `"password":"` + pw + `"` + in[v.end:]
+			if !strings.HasSuffix(strings.TrimRight(in[v.end:], " \t\r\n"), "}") {
+				t.Fatal("the insertion point is not inside the object")
+			}
+		}
+		if got != want {
+			t.Fatalf("rewrite changed more than the password:\n in  %q\n got %q", in, got)
 		}
 	})
 }
