@@ -268,10 +268,13 @@ func (l *Ledger) Acquire(ctx context.Context, req AcquireRequest) (Lease, error)
 		}
 		put := &types.Put{TableName: &l.table, Item: item}
 		if exists {
-			// Compare-and-swap on the counter we read: of many concurrent
-			// starts exactly one moves it.
-			put.ConditionExpression = aws.String("fencing = :old")
-			put.ExpressionAttributeValues = map[string]types.AttributeValue{":old": num(cur.Fencing)}
+			// Compare-and-swap on the counter and the journal sequence we
+			// read: of many concurrent starts exactly one moves it, and a
+			// late write of the holder we take over from (a SET_STARTED
+			// landing after our read) makes us read again, so TakenOver
+			// never misses a step the dead rotation journaled.
+			put.ConditionExpression = aws.String("fencing = :old AND seq = :seq")
+			put.ExpressionAttributeValues = map[string]types.AttributeValue{":old": num(cur.Fencing), ":seq": num(cur.Seq)}
 		} else {
 			put.ConditionExpression = aws.String("attribute_not_exists(pk)")
 		}

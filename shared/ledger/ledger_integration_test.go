@@ -132,3 +132,64 @@ func TestLedgerAgainstDynamoDBLocal(t *testing.T) {
 		}
 	})
 }
+
+// hookAPI runs before, once, ahead of the next TransactWriteItems: a test
+// acts there as a concurrent writer between a read and the write that
+// depends on it.
+type hookAPI struct {
+	ledger.API
+	mu     sync.Mutex
+	before func()
+}
+
+func (h *hookAPI) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	h.mu.Lock()
+	f := h.before
+	h.before = nil
+	h.mu.Unlock()
+	if f != nil {
+		f()
+	}
+	return h.API.TransactWriteItems(ctx, in, opts...)
+}
+
+// A dead holder's late journal write (SET_STARTED, sent before it died and
+// delivered late) can land between a takeover's read of the lease and its
+// write. The takeover is conditioned on the journal sequence it read, so it
+// reads again and records the SET_STARTED in TakenOver: recovery then knows
+// that the target may have changed. Conditioned on the fencing counter
+// alone, it would record CREATED and recovery would leave the target on a
+// password no secret version holds.
+func TestTakeoverSeesALateWriteOfTheDeadHolder(t *testing.T) {
+	db := startTable(t)
+	ctx := context.Background()
+	start := time.Unix(1_800_000_000, 0)
+	// A's clock stays in the past: its late write does not renew the lease.
+	dead := ledger.New(db, "ledger", ledger.Options{LeaseDuration: time.Minute, Now: func() time.Time { return start }})
+	a, err := dead.Acquire(ctx, ledger.AcquireRequest{Secret: "s", Execution: "A", Token: "ta", PreviousVersion: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dead.Append(ctx, &a, ledger.Record{State: ledger.Created}, ledger.Change{}); err != nil {
+		t.Fatal(err)
+	}
+	api := &hookAPI{API: db}
+	late := a
+	api.before = func() {
+		if err := dead.Append(ctx, &late, ledger.Record{State: ledger.SetStarted}, ledger.Change{SetMayHaveRun: true}); err != nil {
+			t.Errorf("the dead holder's late write: %v", err)
+		}
+	}
+	b, err := ledger.New(api, "ledger", ledger.Options{LeaseDuration: time.Minute, Now: func() time.Time { return start.Add(2 * time.Minute) }}).
+		Acquire(ctx, ledger.AcquireRequest{Secret: "s", Execution: "B", Token: "tb", PreviousVersion: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if to := b.TakenOver; to == nil || to.State != ledger.SetStarted || !to.SetMayHaveRun || to.Execution != "A" {
+		t.Fatalf("TakenOver = %+v, want A in SET_STARTED with SetMayHaveRun", to)
+	}
+	// A is fenced from here on.
+	if err := dead.Append(ctx, &late, ledger.Record{State: ledger.SetDone}, ledger.Change{}); !errors.Is(err, ledger.ErrFenced) {
+		t.Fatalf("the dead holder's next write = %v, want ErrFenced", err)
+	}
+}
