@@ -42,6 +42,29 @@ func (s *Service) publish(ctx context.Context, o op, l ledger.Lease, detailType,
 	return err
 }
 
+// outcome publishes the event of an outcome the journal already records.
+// Like Compensation Failed, it is not fire-and-forget: a failed PutEvents
+// is a RetryableError, so the state machine retries the step, which finds
+// the outcome journaled and publishes again without journaling twice.
+// (EventBridge delivers at least once anyway: a consumer already has to
+// tolerate a repeated event.)
+func (s *Service) outcome(ctx context.Context, o op, l ledger.Lease, detailType, severity, errClass, action string) error {
+	if err := s.publish(ctx, o, l, detailType, severity, errClass, "", action); err != nil {
+		return &faults.RetryableError{Detail: o.detail("the outcome is journaled but its \""+detailType+"\" event was not published; a retry publishes it", err)}
+	}
+	return nil
+}
+
+// succeeded is the event of a FINISHED rotation.
+func (o op) succeeded() string {
+	if o.rc.Rollback {
+		return events.RollbackCompleted
+	}
+	return events.RotationSucceeded
+}
+
+const abandonedAction = "Another actor changed AWSCURRENT during the rotation; check that it authenticates against the target."
+
 func errClass(e *TaskError) string {
 	if e == nil {
 		return ""
@@ -71,20 +94,20 @@ func (s *Service) release(ctx context.Context, o op, in CloseInput) (CloseOutput
 			if l.State != ledger.Finished {
 				return out, o.conflict("this rotation already ended as "+string(l.State), nil)
 			}
-			return out, nil
+			// A retry: the event may be what failed the first time.
+			return out, s.outcome(ctx, o, l, o.succeeded(), "info", "", "")
 		}
 		if !l.FinishMayHaveRun {
 			return out, o.input("release with outcome FINISHED before finish ran", nil)
 		}
-		rec, event := ledger.Record{State: ledger.Finished, Actor: s.Actor}, events.RotationSucceeded
+		rec := ledger.Record{State: ledger.Finished, Actor: s.Actor}
 		if o.rc.Rollback {
-			rec.Detail, event = "operator rollback: AWSPREVIOUS "+o.rc.ClientRequestToken+" is AWSCURRENT again", events.RollbackCompleted
+			rec.Detail = "operator rollback: AWSPREVIOUS " + o.rc.ClientRequestToken + " is AWSCURRENT again"
 		}
 		if err := s.Ledger.Append(ctx, &l, rec, ledger.Change{Release: true}); err != nil {
 			return out, err
 		}
-		_ = s.publish(ctx, o, l, event, "info", "", "", "")
-		return out, nil
+		return out, s.outcome(ctx, o, l, o.succeeded(), "info", "", "")
 	case OutcomeCompensationFailed:
 		out.State = string(ledger.CompensationFailed)
 		action := "Rotation of this secret is blocked until an operator acts: run `secretctl status " + o.rc.SecretArn + "`, make AWSCURRENT authenticate against the target, then release the lease."
@@ -141,7 +164,21 @@ func (s *Service) compensate(ctx context.Context, o op, in CloseInput) (CloseOut
 		return out, err
 	}
 	if finished {
+		// A retry. The outcome's event may be what failed the first time:
+		// publish it again; an abandoned rollback stays a conflict.
 		out.State = string(l.State)
+		switch {
+		case l.State == ledger.RolledBack && in.Mode == ModeRollback:
+			out.AWSCURRENT = o.rc.PreviousVersionId
+			return out, s.outcome(ctx, o, l, events.RotationRolledBack, "warning", errClass(in.Error), "")
+		case l.State == ledger.Abandoned:
+			if err := s.outcome(ctx, o, l, events.RotationAbandoned, "critical", errClass(in.Error), abandonedAction); err != nil {
+				return out, err
+			}
+			if in.Mode == ModeRollback {
+				return out, o.conflict("this rotation was abandoned: AWSCURRENT moved to a version it did not put there", nil)
+			}
+		}
 		return out, nil
 	}
 	if in.Mode == ModeAbandon {
@@ -215,8 +252,7 @@ func (s *Service) compensate(ctx context.Context, o op, in CloseInput) (CloseOut
 		return out, err
 	}
 	out.State, out.AWSCURRENT = string(ledger.RolledBack), prev
-	_ = s.publish(ctx, o, l, events.RotationRolledBack, "warning", errClass(in.Error), "", "")
-	return out, nil
+	return out, s.outcome(ctx, o, l, events.RotationRolledBack, "warning", errClass(in.Error), "")
 }
 
 // recoverDead cleans up after a rotation whose execution died (Context.
@@ -334,9 +370,7 @@ func (s *Service) abandon(ctx context.Context, o op, l *ledger.Lease, in CloseIn
 		return err
 	}
 	out.State, out.AWSCURRENT = string(ledger.Abandoned), d.VersionWith(secretstore.Current)
-	_ = s.publish(ctx, o, *l, events.RotationAbandoned, "critical", errClass(in.Error), "",
-		"Another actor changed AWSCURRENT during the rotation; check that it authenticates against the target.")
-	return nil
+	return s.outcome(ctx, o, *l, events.RotationAbandoned, "critical", errClass(in.Error), abandonedAction)
 }
 
 // abandonOver stops compensation that would undo someone else's work.

@@ -30,6 +30,10 @@ type fakeSecrets struct {
 	tags     map[string]string
 	n        int
 	failNext map[string]error // operation → error, once
+	// afterDescribe, if set, runs once right after the next Describe has
+	// read the stages: a concurrent actor acting between a step's read
+	// and the write that depends on it.
+	afterDescribe func()
 }
 
 func newFakeSecrets(arn, value string) *fakeSecrets {
@@ -58,13 +62,19 @@ func (f *fakeSecrets) holder(stage string) string {
 
 func (f *fakeSecrets) Describe(_ context.Context, id string) (secretstore.Description, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if err := f.fail("Describe"); err != nil {
+		f.mu.Unlock()
 		return secretstore.Description{}, err
 	}
 	vs := map[string][]string{}
 	for k, v := range f.stages {
 		vs[k] = append([]string(nil), v...)
+	}
+	hook := f.afterDescribe
+	f.afterDescribe = nil
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
 	}
 	return secretstore.Description{ARN: f.arn, Name: "app/db", Deleted: f.deleted, Versions: vs, Tags: f.tags}, nil
 }
@@ -282,11 +292,16 @@ func (e *fakeEngine) Verify(_ context.Context, r target.VerifyRequest) error {
 type fakeBus struct {
 	mu     sync.Mutex
 	events []events.Event
+	fail   int // the next fail calls of Publish fail, as a PutEvents that EventBridge refused
 }
 
 func (b *fakeBus) Publish(_ context.Context, e events.Event) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.fail > 0 {
+		b.fail--
+		return fmt.Errorf("publish %q: %w", e.DetailType, errBoom)
+	}
 	b.events = append(b.events, e)
 	return nil
 }

@@ -1,0 +1,95 @@
+package rotation
+
+import (
+	"context"
+	"testing"
+
+	"github.com/secretsaga/secretsaga/shared/faults"
+	"github.com/secretsaga/secretsaga/shared/ledger"
+)
+
+// Finish's stage move is a compare-and-swap on the version recorded at
+// acquire. Here another writer moves AWSCURRENT after finish has read the
+// stages and before it moves them: the move must be refused (it names the
+// recorded version, which no longer holds AWSCURRENT), and neither finish
+// nor the compensation that follows may undo the other writer's version.
+// Passing whoever holds AWSCURRENT at the time of the move instead would
+// put the token over the other writer's version.
+func TestFinishIsACompareAndSwapOnTheRecordedVersion(t *testing.T) {
+	const foreign = "foreign-0000000000000000000000000000"
+	for _, mode := range []string{ModeAbandon, ModeRollback} {
+		t.Run(mode, func(t *testing.T) {
+			f := newFixture(t)
+			rc := f.acquire(t)
+			s := f.svc
+			f.steps(t, rc, s.Create, s.Set, s.Test)
+			f.sm.afterDescribe = func() {
+				// The other writer knows the password the database has now.
+				f.sm.mu.Lock()
+				f.sm.values[foreign] = f.sm.values[token]
+				f.sm.mu.Unlock()
+				if err := f.sm.MoveStage(context.Background(), arn, "AWSCURRENT", foreign, v1); err != nil {
+					t.Error(err)
+				}
+			}
+			_, err := s.Finish(context.Background(), rc)
+			if faults.Name(err) != faults.NameConflict {
+				t.Fatalf("finish = %v, want ConflictError", err)
+			}
+			if f.sm.afterDescribe != nil {
+				t.Fatal("the other writer never ran")
+			}
+			if got := f.sm.holder("AWSCURRENT"); got != foreign {
+				t.Fatalf("AWSCURRENT is on %s after finish, want the other writer's %s", got, foreign)
+			}
+			// The state machine abandons on a conflict; a rollback must
+			// come to the same end.
+			out, err := s.Compensate(context.Background(), CloseInput{Rotation: rc, Mode: mode, Error: &TaskError{Error: faults.NameConflict}})
+			if mode == ModeRollback && faults.Name(err) != faults.NameConflict || mode == ModeAbandon && err != nil {
+				t.Fatalf("compensate (%s) = %+v, %v", mode, out, err)
+			}
+			if f.last() != ledger.Abandoned {
+				t.Fatalf("journal ends %s, want ABANDONED", f.last())
+			}
+			if got := f.sm.holder("AWSCURRENT"); got != foreign || f.sm.holder("AWSPREVIOUS") != v1 || f.sm.holder("AWSPENDING") != "" {
+				t.Fatalf("AWSCURRENT %q AWSPREVIOUS %q AWSPENDING %q: someone else's version was undone or AWSPENDING left",
+					got, f.sm.holder("AWSPREVIOUS"), f.sm.holder("AWSPENDING"))
+			}
+			if f.db.sets != 1 {
+				t.Fatalf("the target was changed %d times; the other writer's password must stay", f.db.sets)
+			}
+		})
+	}
+}
+
+// A zombie's finish reads a lease that is still its own; then the lease is
+// taken over; then the zombie writes. Its write-ahead journal entry is
+// conditioned on the fencing token and is refused, so it never moves
+// AWSCURRENT. (Taking the lease over before finish reads it only exercises
+// the read-side check.)
+func TestZombieFinishIsFencedAtItsWrite(t *testing.T) {
+	f := newFixture(t)
+	rc := f.acquire(t)
+	s := f.svc
+	f.steps(t, rc, s.Create, s.Set, s.Test)
+	journal := len(f.led.journal)
+	f.sm.afterDescribe = func() {
+		// finish has read the lease and the stages; now its lease expires
+		// and another execution takes it over.
+		f.led.mu.Lock()
+		defer f.led.mu.Unlock()
+		l := f.led.lease[arn]
+		l.Holder, l.Fencing, l.Token, l.Seq = "arn:other", l.Fencing+1, "99999999-2222-3333-4444-555555555555", 1
+		f.led.lease[arn] = l
+	}
+	_, err := s.Finish(context.Background(), rc)
+	if faults.Name(err) != faults.NameConflict {
+		t.Fatalf("zombie finish = %v, want ConflictError", err)
+	}
+	if f.sm.afterDescribe != nil {
+		t.Fatal("the takeover never ran")
+	}
+	if f.sm.holder("AWSCURRENT") != v1 || len(f.led.journal) != journal {
+		t.Fatalf("the zombie wrote: AWSCURRENT on %s, journal %d → %d", f.sm.holder("AWSCURRENT"), journal, len(f.led.journal))
+	}
+}
