@@ -3,13 +3,18 @@
 // the unmodified aws-sdk-go-v2 client (serialisation, typed errors, retries)
 // instead of through a hand-written fake interface.
 //
-// It models the parts of Secrets Manager that rotation depends on: versions,
-// staging labels and their AWSCURRENT/AWSPREVIOUS bookkeeping, idempotent
-// ClientRequestTokens, scheduled deletion, and write throttling.
+// It models the parts of Secrets Manager that rotation depends on: versions
+// (including the empty AWSPENDING version RotateSecret creates), staging
+// labels and their AWSCURRENT/AWSPREVIOUS bookkeeping, idempotent
+// ClientRequestTokens, RotateSecret driving a rotation function through a
+// Lambda Invoke endpoint, scheduled deletion, and write throttling. Each
+// behaviour's test names the AWS API reference sentence or the recorded AWS
+// response it follows; README.md lists what is not modelled.
 package smlocal
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -33,6 +38,7 @@ import (
 const (
 	stageCurrent  = "AWSCURRENT"
 	stagePrevious = "AWSPREVIOUS"
+	stagePending  = "AWSPENDING"
 )
 
 const (
@@ -55,6 +61,11 @@ type Options struct {
 	OnCall func(op string)
 	// Now, if set, replaces time.Now for timestamps in responses.
 	Now func() time.Time
+	// LambdaEndpoint is the base URL of a Lambda Invoke API
+	// ("http://127.0.0.1:PORT", as integration/lambdalocal serves it).
+	// RotateSecret invokes rotation functions there. It may also be set
+	// after Start with SetLambdaEndpoint.
+	LambdaEndpoint string
 }
 
 // Server is a running emulator. It is safe for concurrent use.
@@ -72,6 +83,16 @@ type Server struct {
 	// test clock would otherwise never refill the bucket.
 	tokens   float64
 	lastFill time.Time
+
+	// Rotation runs (see rotation.go). lambdaEndpoint is guarded by mu.
+	lambdaEndpoint string
+	httpClient     *http.Client
+	base           context.Context // cancelled by Close: ends in-flight rotations
+	cancel         context.CancelFunc
+	running        sync.WaitGroup
+	closed         bool
+	runSeq         int
+	rotations      []Rotation // finished runs, oldest first
 }
 
 type tag struct {
@@ -80,11 +101,18 @@ type tag struct {
 }
 
 type version struct {
-	id      string
-	str     *string
-	bin     []byte
-	stages  []string
-	created time.Time
+	id string
+	// hasValue is false for the version RotateSecret creates before it
+	// invokes the rotation function: AWS's reference says "During rotation,
+	// Secrets Manager creates an AWSPENDING version ID before creating the
+	// new secret version", and "When rotation is unsuccessful, the
+	// AWSPENDING staging label might be attached to an empty secret version".
+	hasValue bool
+	str      *string
+	bin      []byte
+	stages   []string
+	created  time.Time
+	accessed time.Time // day of the last GetSecretValue that returned it
 }
 
 type secret struct {
@@ -100,6 +128,7 @@ type secret struct {
 	accessed     time.Time
 	deleted      time.Time // zero unless scheduled for deletion
 	deletionDate time.Time
+	rot          rotationConfig
 }
 
 // Start listens on a loopback port and serves until Close. It returns the
@@ -128,11 +157,21 @@ func newServer(o Options) *Server {
 	s := &Server{opts: o, secrets: map[string]*secret{}, calls: map[string]int{}}
 	s.tokens = max(1, o.WriteRPS)
 	s.lastFill = time.Now()
+	s.lambdaEndpoint = o.LambdaEndpoint
+	s.httpClient = &http.Client{}
+	s.base, s.cancel = context.WithCancel(context.Background())
 	return s
 }
 
-// Close stops the listener and drops open connections.
+// Close cancels rotations still running (their current Invoke is
+// abandoned, as a caller's would be), waits for them, then stops the
+// listener and drops open connections.
 func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.running.Wait()
 	if s.srv == nil {
 		return nil
 	}
@@ -179,6 +218,12 @@ var (
 	errNotFound = &apiError{"ResourceNotFoundException", "Secrets Manager can't find the specified secret."}
 	errDeleted  = &apiError{"InvalidRequestException", "You can't perform this operation on the secret because it was marked for deletion."}
 	errThrottle = &apiError{"ThrottlingException", "Rate exceeded"}
+	// Recorded from AWS for a name outside the allowed characters, on every
+	// operation that takes a name or SecretId.
+	errInvalidName = &apiError{"ValidationException", "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!"}
+	// Recorded from AWS for a raw request (no SDK to fill the idempotency
+	// token) that creates a version without ClientRequestToken.
+	errNoToken = &apiError{"InvalidRequestException", "You must provide a ClientRequestToken value. We recommend a UUID-type value."}
 )
 
 type opFunc func(s *Server, body []byte) (any, *apiError)
@@ -197,6 +242,13 @@ var ops = map[string]opFunc{
 	"DeleteSecret":             (*Server).deleteSecret,
 	"RestoreSecret":            (*Server).restoreSecret,
 	"GetRandomPassword":        (*Server).getRandomPassword,
+	"CancelRotateSecret":       (*Server).cancelRotateSecret,
+}
+
+// unlocked names the operations that take s.mu themselves, because they
+// call out (RotateSecret checks its function through the Lambda endpoint).
+var unlocked = map[string]opFunc{
+	"RotateSecret": (*Server).rotateSecret,
 }
 
 // throttled names the operations sharing AWS's combined write quota.
@@ -232,6 +284,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.opts.OnCall(op)
 	}
 	fn, ok := ops[op]
+	selfLocking := false
+	if !ok {
+		fn, ok = unlocked[op]
+		selfLocking = ok
+	}
 	if !ok || r.Method != http.MethodPost {
 		writeError(w, errf("UnknownOperationException", "operation %s is not supported", op))
 		return
@@ -249,6 +306,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if selfLocking {
+		out, apiErr := fn(s, body)
+		if apiErr != nil {
+			writeError(w, apiErr)
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
 	s.mu.Lock()
 	if throttled[op] && !s.allowWrite() {
 		s.mu.Unlock()
@@ -325,6 +391,9 @@ func (s *Server) purgeExpired() {
 func (s *Server) find(id *string) (*secret, *apiError) {
 	if id == nil || *id == "" {
 		return nil, invalidParam("SecretId is required.")
+	}
+	if !strings.HasPrefix(*id, "arn:") && !validName(*id) {
+		return nil, errInvalidName
 	}
 	s.purgeExpired()
 	if strings.HasPrefix(*id, "arn:") {
@@ -446,6 +515,16 @@ func validToken(tok *string) *apiError {
 	return nil
 }
 
+// requireToken rejects a request that would create a version without a
+// ClientRequestToken. The SDKs always send one (an idempotency token they
+// generate), so only raw requests get here.
+func requireToken(tok *string) *apiError {
+	if tok == nil || *tok == "" {
+		return errNoToken
+	}
+	return nil
+}
+
 // checkValue enforces AWS's one-of and size rules; required says whether a
 // value must be present at all.
 func checkValue(str *string, bin []byte, required bool) *apiError {
@@ -468,6 +547,9 @@ func checkValue(str *string, bin []byte, required bool) *apiError {
 }
 
 func sameValue(v *version, str *string, bin []byte) bool {
+	if !v.hasValue {
+		return false
+	}
 	if (v.str == nil) != (str == nil) {
 		return false
 	}
@@ -477,31 +559,40 @@ func sameValue(v *version, str *string, bin []byte) bool {
 	return bytes.Equal(v.bin, bin)
 }
 
-// putVersion stores a new version (or recognises an idempotent retry of one).
-// It returns the version and whether it was newly created.
-func (s *Server) putVersion(sec *secret, token *string, str *string, bin []byte, stages []string) (*version, *apiError) {
-	id := uuid.NewString()
-	if token != nil {
-		id = *token
-	}
-	if v, ok := sec.versions[id]; ok {
+// putVersion stores a new version under token (callers have required it),
+// recognises an idempotent retry of one, or gives the empty version
+// RotateSecret created for token its value: the rotation function's
+// createSecret step does exactly that (PutSecretValue with the event's
+// ClientRequestToken and VersionStages [AWSPENDING]).
+func (s *Server) putVersion(sec *secret, token string, str *string, bin []byte, stages []string) (*version, *apiError) {
+	v, exists := sec.versions[token]
+	if exists && v.hasValue {
 		if sameValue(v, str, bin) {
-			return v, nil
+			return v, nil // "the request is ignored"
 		}
 		return nil, errf("ResourceExistsException", "You can't modify an existing version, you can only create a new version.")
 	}
 	if len(stages) == 0 {
 		stages = []string{stageCurrent}
+		// Recorded from AWS: without VersionStages, when the AWSCURRENT
+		// version also carries AWSPENDING (a finished rotation, as AWS's
+		// templates leave it), the old version keeps only AWSPREVIOUS.
+		if old := sec.holder(stageCurrent); old != nil && old.id != token {
+			old.remove(stagePending)
+		}
 	}
-	v := &version{id: id, created: s.now()}
+	if !exists {
+		v = &version{id: token, created: s.now()}
+		sec.versions[token] = v
+		sec.order = append(sec.order, token)
+	}
+	v.hasValue = true
 	if str != nil {
 		c := *str
 		v.str = &c
 	} else {
 		v.bin = slices.Clone(bin)
 	}
-	sec.versions[id] = v
-	sec.order = append(sec.order, id)
 	for _, st := range stages {
 		sec.attach(v, st)
 	}
@@ -529,13 +620,18 @@ func (s *Server) createSecret(body []byte) (any, *apiError) {
 		return nil, invalidParam("Name is required.")
 	}
 	if !validName(*in.Name) {
-		return nil, invalidParam("Invalid name. Must be 1-512 characters from [A-Za-z0-9/_+=.@-].")
+		return nil, errInvalidName
 	}
 	if err := validToken(in.ClientRequestToken); err != nil {
 		return nil, err
 	}
 	if err := checkValue(in.SecretString, in.SecretBinary, false); err != nil {
 		return nil, err
+	}
+	if in.SecretString != nil || in.SecretBinary != nil {
+		if err := requireToken(in.ClientRequestToken); err != nil {
+			return nil, err
+		}
 	}
 	s.purgeExpired()
 	if old, ok := s.secrets[*in.Name]; ok {
@@ -549,7 +645,7 @@ func (s *Server) createSecret(body []byte) (any, *apiError) {
 	sec := &secret{
 		seq:      s.seq,
 		name:     *in.Name,
-		arn:      fmt.Sprintf("arn:aws:secretsmanager:%s:%s:secret:%s-%s", s.opts.Region, s.opts.AccountID, *in.Name, randomSuffix()),
+		arn:      s.arnFor(*in.Name),
 		versions: map[string]*version{},
 		created:  now,
 		changed:  now,
@@ -566,7 +662,7 @@ func (s *Server) createSecret(body []byte) (any, *apiError) {
 		VersionId string `json:",omitempty"`
 	}{ARN: sec.arn, Name: sec.name}
 	if in.SecretString != nil || in.SecretBinary != nil {
-		v, err := s.putVersion(sec, in.ClientRequestToken, in.SecretString, in.SecretBinary, nil)
+		v, err := s.putVersion(sec, *in.ClientRequestToken, in.SecretString, in.SecretBinary, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -577,12 +673,21 @@ func (s *Server) createSecret(body []byte) (any, *apiError) {
 }
 
 type secretOut struct {
-	ARN                    string
-	Name                   string
-	Description            string `json:",omitempty"`
-	KmsKeyId               string `json:",omitempty"`
-	RotationEnabled        bool
-	Tags                   []tag               `json:",omitempty"`
+	ARN         string
+	Name        string
+	Description string `json:",omitempty"`
+	KmsKeyId    string `json:",omitempty"`
+	// RotationEnabled is absent until rotation has been configured
+	// (recorded from AWS: DescribeSecret of a never-rotated secret has no
+	// RotationEnabled field at all).
+	RotationEnabled   *bool     `json:",omitempty"`
+	RotationLambdaARN string    `json:",omitempty"`
+	RotationRules     *rulesOut `json:",omitempty"`
+	LastRotatedDate   *epoch    `json:",omitempty"`
+	NextRotationDate  *epoch    `json:",omitempty"`
+	// Tags is [] rather than absent for a secret without tags (recorded
+	// from AWS's DescribeSecret).
+	Tags                   []tag
 	VersionIdsToStages     map[string][]string `json:",omitempty"`
 	SecretVersionsToStages map[string][]string `json:",omitempty"`
 	CreatedDate            *epoch              `json:",omitempty"`
@@ -592,17 +697,19 @@ type secretOut struct {
 }
 
 func (sec *secret) out() secretOut {
-	return secretOut{
+	o := secretOut{
 		ARN:              sec.arn,
 		Name:             sec.name,
 		Description:      sec.description,
 		KmsKeyId:         sec.kmsKeyID,
-		Tags:             slices.Clone(sec.tags),
+		Tags:             append([]tag{}, sec.tags...),
 		CreatedDate:      ts(sec.created),
 		LastChangedDate:  ts(sec.changed),
 		LastAccessedDate: ts(sec.accessed),
 		DeletedDate:      ts(sec.deleted),
 	}
+	sec.rot.fill(&o)
+	return o
 }
 
 type idIn struct {
@@ -644,7 +751,10 @@ func (s *Server) getSecretValue(body []byte) (any, *apiError) {
 			return nil, errf("ResourceNotFoundException", "Secrets Manager can't find the specified secret value for VersionId: %s", *in.VersionId)
 		}
 		if in.VersionStage != nil && !slices.Contains(v.stages, *in.VersionStage) {
-			return nil, errf("ResourceNotFoundException", "You provided a VersionStage that is not associated to the provided VersionId.")
+			return nil, errf("InvalidRequestException", "You provided a VersionStage that is not associated to the provided VersionId.")
+		}
+		if !v.hasValue {
+			return nil, errf("ResourceNotFoundException", "Secrets Manager can't find the specified secret value for VersionId: %s", *in.VersionId)
 		}
 	default:
 		stage := stageCurrent
@@ -652,12 +762,13 @@ func (s *Server) getSecretValue(body []byte) (any, *apiError) {
 			stage = *in.VersionStage
 		}
 		v = sec.holder(stage)
-		if v == nil {
+		if v == nil || !v.hasValue {
 			return nil, errf("ResourceNotFoundException", "Secrets Manager can't find the specified secret value for staging label: %s", stage)
 		}
 	}
-	now := s.now()
-	sec.accessed = time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, now.Location())
+	// AWS reports access dates to the day.
+	day := s.now().UTC().Truncate(24 * time.Hour)
+	sec.accessed, v.accessed = day, day
 	return struct {
 		ARN           string
 		Name          string
@@ -692,11 +803,14 @@ func (s *Server) putSecretValue(body []byte) (any, *apiError) {
 	if err := checkValue(in.SecretString, in.SecretBinary, true); err != nil {
 		return nil, err
 	}
+	if err := requireToken(in.ClientRequestToken); err != nil {
+		return nil, err
+	}
 	sec, err := s.findLive(in.SecretId)
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.putVersion(sec, in.ClientRequestToken, in.SecretString, in.SecretBinary, in.VersionStages)
+	v, err := s.putVersion(sec, *in.ClientRequestToken, in.SecretString, in.SecretBinary, in.VersionStages)
 	if err != nil {
 		return nil, err
 	}
@@ -721,6 +835,11 @@ func (s *Server) updateSecret(body []byte) (any, *apiError) {
 	if err := checkValue(in.SecretString, in.SecretBinary, false); err != nil {
 		return nil, err
 	}
+	if in.SecretString != nil || in.SecretBinary != nil {
+		if err := requireToken(in.ClientRequestToken); err != nil {
+			return nil, err
+		}
+	}
 	sec, err := s.findLive(in.SecretId)
 	if err != nil {
 		return nil, err
@@ -730,7 +849,7 @@ func (s *Server) updateSecret(body []byte) (any, *apiError) {
 		VersionId string `json:",omitempty"`
 	}{ARN: sec.arn, Name: sec.name}
 	if in.SecretString != nil || in.SecretBinary != nil {
-		v, err := s.putVersion(sec, in.ClientRequestToken, in.SecretString, in.SecretBinary, nil)
+		v, err := s.putVersion(sec, *in.ClientRequestToken, in.SecretString, in.SecretBinary, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -844,9 +963,17 @@ func (s *Server) listSecretVersionIDs(body []byte) (any, *apiError) {
 		return nil, err
 	}
 	type entry struct {
-		VersionId     string
-		VersionStages []string `json:",omitempty"`
-		CreatedDate   *epoch
+		VersionId        string
+		VersionStages    []string `json:",omitempty"`
+		CreatedDate      *epoch
+		KmsKeyIds        []string `json:",omitempty"`
+		LastAccessedDate *epoch   `json:",omitempty"`
+	}
+	// Recorded from AWS: KmsKeyIds names the key that encrypts the version,
+	// "DefaultEncryptionKey" when the secret has no customer key.
+	keys := []string{"DefaultEncryptionKey"}
+	if sec.kmsKeyID != "" {
+		keys = []string{sec.kmsKeyID}
 	}
 	all := []entry{}
 	for _, id := range sec.order {
@@ -854,7 +981,13 @@ func (s *Server) listSecretVersionIDs(body []byte) (any, *apiError) {
 		if len(v.stages) == 0 && !in.IncludeDeprecated {
 			continue
 		}
-		all = append(all, entry{v.id, slices.Clone(v.stages), ts(v.created)})
+		e := entry{VersionId: v.id, VersionStages: slices.Clone(v.stages), CreatedDate: ts(v.created), LastAccessedDate: ts(v.accessed)}
+		// An empty version has nothing encrypted, so it names no key (not
+		// recorded from AWS).
+		if v.hasValue {
+			e.KmsKeyIds = slices.Clone(keys)
+		}
+		all = append(all, e)
 	}
 	lo, hi, next, err := page(len(all), in.MaxResults, in.NextToken)
 	if err != nil {
@@ -873,12 +1006,24 @@ type filter struct {
 }
 
 // matchOne applies AWS's filter semantics: prefix match per value, a leading
-// "!" negates, values within one filter are ORed.
-func matchOne(candidates []string, values []string) bool {
+// "!" negates, values within one filter are ORed. split turns a value into
+// the words any of which may match (the "all" key); fold makes the match
+// case-insensitive.
+func matchOne(candidates, values []string, split func(string) []string, fold bool) bool {
+	if fold {
+		for i, c := range candidates {
+			candidates[i] = strings.ToLower(c)
+		}
+	}
 	for _, val := range values {
 		neg := strings.HasPrefix(val, "!")
 		val = strings.TrimPrefix(val, "!")
-		hit := slices.ContainsFunc(candidates, func(c string) bool { return strings.HasPrefix(c, val) })
+		if fold {
+			val = strings.ToLower(val)
+		}
+		hit := slices.ContainsFunc(split(val), func(w string) bool {
+			return slices.ContainsFunc(candidates, func(c string) bool { return strings.HasPrefix(c, w) })
+		})
 		if hit != neg {
 			return true
 		}
@@ -886,14 +1031,61 @@ func matchOne(candidates []string, values []string) bool {
 	return false
 }
 
+// searchWords splits text into words as the console search does: "The words
+// are separated by any change from uppercase to lowercase, from letter to
+// number, or from number/letter to punctuation."
+func searchWords(text string) []string {
+	var words []string
+	var cur []rune
+	kind := func(r rune) int {
+		switch {
+		case r >= 'a' && r <= 'z':
+			return 1
+		case r >= 'A' && r <= 'Z':
+			return 2
+		case r >= '0' && r <= '9':
+			return 3
+		}
+		return 0
+	}
+	flush := func() {
+		if len(cur) > 0 {
+			words = append(words, string(cur))
+			cur = cur[:0]
+		}
+	}
+	prev := 0
+	for _, r := range text {
+		k := kind(r)
+		switch {
+		case k == 0:
+			flush()
+		// "credsDatabase" splits before the capital; "Database" stays one word.
+		case prev != 0 && k != prev && !(prev == 2 && k == 1):
+			flush()
+			cur = append(cur, r)
+		default:
+			cur = append(cur, r)
+		}
+		prev = k
+	}
+	flush()
+	return words
+}
+
 func (sec *secret) matches(filters []filter) bool {
+	whole := func(v string) []string { return []string{v} }
 	for _, f := range filters {
 		var cand []string
+		split, fold := whole, false
 		switch f.Key {
 		case "name":
 			cand = []string{sec.name}
 		case "description":
-			cand = []string{sec.description}
+			// "Prefix match, not case-sensitive", and recorded from AWS:
+			// the prefix may start any word of the description, not only
+			// the first.
+			cand, fold = strings.Fields(sec.description), true
 		case "tag-key":
 			for _, t := range sec.tags {
 				cand = append(cand, t.Key)
@@ -903,16 +1095,26 @@ func (sec *secret) matches(filters []filter) bool {
 				cand = append(cand, t.Value)
 			}
 		case "all":
-			cand = []string{sec.name, sec.description}
-			for _, t := range sec.tags {
-				cand = append(cand, t.Key, t.Value)
+			// "Breaks the filter value string into words and then searches
+			// all attributes for matches. Not case-sensitive."
+			for _, a := range append([]string{sec.name, sec.description}, tagStrings(sec.tags)...) {
+				cand = append(cand, searchWords(a)...)
 			}
+			split, fold = searchWords, true
 		}
-		if !matchOne(cand, f.Values) {
+		if !matchOne(cand, f.Values, split, fold) {
 			return false
 		}
 	}
 	return true
+}
+
+func tagStrings(tags []tag) []string {
+	var out []string
+	for _, t := range tags {
+		out = append(out, t.Key, t.Value)
+	}
+	return out
 }
 
 var filterKeys = []string{"name", "description", "tag-key", "tag-value", "all", "primary-region", "owning-service"}
@@ -988,7 +1190,7 @@ func (s *Server) tagResource(body []byte) (any, *apiError) {
 	if in.Tags == nil {
 		return nil, invalidParam("Tags is required.")
 	}
-	sec, err := s.find(in.SecretId)
+	sec, err := s.findLive(in.SecretId)
 	if err != nil {
 		return nil, err
 	}
@@ -1008,7 +1210,7 @@ func (s *Server) untagResource(body []byte) (any, *apiError) {
 	if in.TagKeys == nil {
 		return nil, invalidParam("TagKeys is required.")
 	}
-	sec, err := s.find(in.SecretId)
+	sec, err := s.findLive(in.SecretId)
 	if err != nil {
 		return nil, err
 	}
@@ -1038,10 +1240,16 @@ func (s *Server) deleteSecret(body []byte) (any, *apiError) {
 		}
 	}
 	sec, err := s.find(in.SecretId)
+	now := s.now()
+	if err == errNotFound && force {
+		// Recorded from AWS: a forced delete of a secret that does not
+		// exist succeeds with Name, ARN and DeletionDate.
+		name, arn := s.ghost(*in.SecretId)
+		return deleteOut{arn, name, ts(now)}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
 	if force {
 		delete(s.secrets, sec.name)
 		return deleteOut{sec.arn, sec.name, ts(now)}, nil
@@ -1057,6 +1265,21 @@ func (s *Server) deleteSecret(body []byte) (any, *apiError) {
 type deleteOut struct {
 	ARN, Name    string
 	DeletionDate *epoch
+}
+
+// ghost names a secret that does not exist: the name and ARN of SecretId as
+// the caller gave it (an ARN as is, its name being what follows
+// "secret:"), or, for a name, the ARN a secret of that name would have.
+func (s *Server) ghost(id string) (name, arn string) {
+	if strings.HasPrefix(id, "arn:") {
+		_, name, _ = strings.Cut(id, ":secret:")
+		return name, id
+	}
+	return id, s.arnFor(id)
+}
+
+func (s *Server) arnFor(name string) string {
+	return fmt.Sprintf("arn:aws:secretsmanager:%s:%s:secret:%s-%s", s.opts.Region, s.opts.AccountID, name, randomSuffix())
 }
 
 func (s *Server) restoreSecret(body []byte) (any, *apiError) {
