@@ -229,6 +229,9 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 		return nil, err
 	}
 	e.closers = append(e.closers, e.Lambda.Close)
+	// RotateSecret invokes rotation functions (registered on e.Lambda)
+	// through the same Invoke endpoint the state machine uses.
+	e.SM.SetLambdaEndpoint(e.LambdaURL)
 
 	subs := map[string]string{"LedgerTableName": Table}
 	for placeholder, fn := range Functions {
