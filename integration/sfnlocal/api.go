@@ -282,8 +282,17 @@ func (a *API) startExecution(body []byte) (any, *apiError) {
 	}
 	arn := fmt.Sprintf("arn:aws:states:%s:%s:execution:%s:%s", a.o.Region, a.o.AccountID, m.name, in.Name)
 	if x := a.execs[arn]; x != nil {
-		if !jsonEqual(x.input, input) {
-			return nil, apiErr("ExecutionAlreadyExists", "execution already exists with a different input: %s", arn)
+		// AWS API reference, StartExecution: "StartExecution is idempotent
+		// for STANDARD workflows. For a STANDARD workflow, if you call
+		// StartExecution with the same name and input as a running
+		// execution, the call succeeds and return the same response as the
+		// original request. If the execution is closed or if the input is
+		// different, it returns a 400 ExecutionAlreadyExists error."
+		switch {
+		case x.status != "RUNNING":
+			return nil, apiErr("ExecutionAlreadyExists", "Execution Already Exists: '%s' (it is %s)", arn, x.status)
+		case !jsonEqual(x.input, input):
+			return nil, apiErr("ExecutionAlreadyExists", "Execution Already Exists: '%s' (running with a different input)", arn)
 		}
 		return startOutput(x), nil
 	}

@@ -135,15 +135,12 @@ func TestAPIStartDescribeHistory(t *testing.T) {
 		t.Fatalf("paged ids %v", ids)
 	}
 
-	// Same name and input: the same execution. Different input: refused.
-	again, err := c.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: &smArn, Name: aws.String("run-1"), Input: aws.String(`{"v":1}`)})
-	if err != nil || aws.ToString(again.ExecutionArn) != *start.ExecutionArn || !again.StartDate.Equal(*start.StartDate) {
-		t.Fatalf("idempotent start: %v %+v", err, again)
-	}
-	_, err = c.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: &smArn, Name: aws.String("run-1"), Input: aws.String(`{"v":2}`)})
+	// The execution has ended: its name is taken, whatever the input
+	// (TestAPIStartExecutionIdempotence has the whole table).
+	_, err = c.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: &smArn, Name: aws.String("run-1"), Input: aws.String(`{"v":1}`)})
 	var exists *types.ExecutionAlreadyExists
 	if !errors.As(err, &exists) {
-		t.Fatalf("different input: %v", err)
+		t.Fatalf("same name as an ended execution: %v", err)
 	}
 
 	_, err = c.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(strings.Replace(*start.ExecutionArn, "run-1", "nope", 1))})
@@ -224,5 +221,69 @@ func TestAPIFailedListStop(t *testing.T) {
 	sm, err := c.DescribeStateMachine(ctx, &sfn.DescribeStateMachineInput{StateMachineArn: &smArn})
 	if err != nil || aws.ToString(sm.Name) != "mixed" || !strings.Contains(aws.ToString(sm.Definition), "Conflict") {
 		t.Fatalf("describe state machine: %v %+v", err, sm)
+	}
+}
+
+// startIdempotence is the AWS API reference's rule for StartExecution with
+// an execution name already used, which the API implements.
+const startIdempotence = "StartExecution is idempotent for STANDARD workflows. For a STANDARD workflow, if you call StartExecution " +
+	"with the same name and input as a running execution, the call succeeds and return the same response as the original request. " +
+	"If the execution is closed or if the input is different, it returns a 400 ExecutionAlreadyExists error."
+
+// TestAPIStartExecutionIdempotence starts an execution that waits, then
+// starts the same name again while it runs and after it was stopped.
+func TestAPIStartExecutionIdempotence(t *testing.T) {
+	c, api, smArn := apiClient(t, "idem", `{"StartAt": "Sleep", "States": {"Sleep": {"Type": "Wait", "Seconds": 60, "End": true}}}`)
+	ctx := context.Background()
+	first, err := c.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: &smArn, Name: aws.String("once"), Input: aws.String(`{"a": 1, "b": [2]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = c.StopExecution(context.Background(), &sfn.StopExecutionInput{ExecutionArn: first.ExecutionArn})
+	})
+	stop := func(t *testing.T) {
+		if _, err := c.StopExecution(ctx, &sfn.StopExecutionInput{ExecutionArn: first.ExecutionArn}); err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := api.Wait(wctx, *first.ExecutionArn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// In order: the first rows need the execution running, the last ones
+	// need it closed (stopped by the row that says so).
+	tests := []struct {
+		name, input string
+		stopFirst   bool
+		wantExists  bool
+		cite        string
+	}{
+		{name: "running, same input", input: `{"a": 1, "b": [2]}`, cite: startIdempotence},
+		{name: "running, same input written differently", input: `{"b":[2],"a":1}`, cite: startIdempotence + " (input compared as JSON)"},
+		{name: "running, different input", input: `{"a": 2}`, wantExists: true, cite: startIdempotence},
+		{name: "closed, same input", input: `{"a": 1, "b": [2]}`, stopFirst: true, wantExists: true, cite: startIdempotence},
+		{name: "closed, different input", input: `{"a": 3}`, wantExists: true, cite: startIdempotence},
+	}
+	for _, tt := range tests {
+		if tt.stopFirst {
+			stop(t)
+		}
+		out, err := c.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: &smArn, Name: aws.String("once"), Input: aws.String(tt.input)})
+		var exists *types.ExecutionAlreadyExists
+		switch {
+		case tt.wantExists && !errors.As(err, &exists):
+			t.Errorf("%s: err %v, want ExecutionAlreadyExists (%s)", tt.name, err, tt.cite)
+		case !tt.wantExists && err != nil:
+			t.Errorf("%s: %v, want the original response (%s)", tt.name, err, tt.cite)
+		case !tt.wantExists && (aws.ToString(out.ExecutionArn) != *first.ExecutionArn || !out.StartDate.Equal(*first.StartDate)):
+			t.Errorf("%s: got %s at %v, want the original %s at %v (%s)", tt.name, aws.ToString(out.ExecutionArn), out.StartDate, *first.ExecutionArn, first.StartDate, tt.cite)
+		}
+	}
+	// Refused starts changed nothing: one execution, aborted.
+	all, err := c.ListExecutions(ctx, &sfn.ListExecutionsInput{StateMachineArn: &smArn})
+	if err != nil || len(all.Executions) != 1 || all.Executions[0].Status != types.ExecutionStatusAborted {
+		t.Fatalf("executions after the refused starts: %v %+v", err, all)
 	}
 }

@@ -29,6 +29,7 @@ if (typeof Promise.withResolvers !== 'function') {
   };
 }
 
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -302,13 +303,31 @@ function convertEvents(raw, scopes) {
   return events;
 }
 
+// Hashes of the definitions that passed checkSupported and the library's
+// validation. Validating costs tens of milliseconds (seconds on a busy
+// machine) and a state machine's definition does not change between its
+// executions, so each definition is validated once, like Step Functions
+// validates it when the state machine is created, not when it runs. Only
+// definitions that passed are remembered: an invalid one is refused every
+// time. Bounded, oldest forgotten first.
+const validated = new Set();
+const maxValidated = 256;
+
+function validateOnce(def) {
+  const key = createHash('sha256').update(JSON.stringify(def)).digest('hex');
+  if (validated.has(key)) return;
+  checkSupported(def);
+  new StateMachine(def);
+  if (validated.size >= maxValidated) validated.delete(validated.values().next().value);
+  validated.add(key);
+}
+
 async function execute(req, signal) {
   const { definition, input, name, executionArn, stateMachineArn, lambdaEndpoint } = req;
   const scale = typeof req.retryIntervalScale === 'number' && req.retryIntervalScale > 0 ? req.retryIntervalScale : 1;
   const def = typeof definition === 'string' ? JSON.parse(definition) : definition;
-  checkSupported(def);
-  // Validate the definition as written, then run the scaled copy.
-  new StateMachine(def);
+  // Validate the definition as written (once), then run the scaled copy.
+  validateOnce(def);
   const sm = new StateMachine(scaleRetries(def, scale), { validationOptions: { noValidate: true } });
 
   const scopes = new Map();

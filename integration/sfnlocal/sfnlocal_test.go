@@ -43,7 +43,7 @@ var (
 )
 
 // setup starts one runner and one Lambda endpoint for all the tests.
-func setup(t *testing.T) *env {
+func setup(t testing.TB) *env {
 	t.Helper()
 	sharedOnce.Do(func() {
 		e := &env{lambda: lambdalocal.New()}
