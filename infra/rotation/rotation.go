@@ -33,6 +33,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/secretsaga/secretsaga/shared/functions"
 	"github.com/secretsaga/secretsaga/statemachines"
 )
 
@@ -101,9 +102,8 @@ var LedgerActions = []string{
 
 // Handler describes one Lambda function of the saga or of the fleet.
 type Handler struct {
-	Name        string // directory under functions/ and under the asset dir
-	Placeholder string // the ${Name} it fills in the state machine definitions
-	Timeout     float64
+	Name        string   // directory under functions/ and under the asset dir
+	Placeholder string   // the ${Name} it fills in the state machine definitions (as in shared/functions)
 	Database    bool     // talks to the target: reserved concurrency
 	Ledger      bool     // LedgerActions on the ledger table (and the LEDGER_TABLE, EVENT_BUS_NAME environment)
 	Secrets     []string // Secrets Manager actions on the rotation group's secrets
@@ -124,43 +124,43 @@ type Handler struct {
 var Handlers = []Handler{
 	// acquirelease reads BAKE_ALARM_NAMES too: it validates the bake
 	// (BakeSeconds needs something to watch) before anything starts.
-	{Name: "acquirelease", Placeholder: "AcquireLeaseFunctionArn", Timeout: 30, Ledger: true, BakeAlarms: true,
+	{Name: "acquirelease", Placeholder: "AcquireLeaseFunctionArn", Ledger: true, BakeAlarms: true,
 		Secrets:     []string{smDescribe, smGetValue},
 		Description: "secretsaga acquirelease: takes the secret's lease and records its versions"},
-	{Name: "createsecret", Placeholder: "CreateSecretFunctionArn", Timeout: 30, Ledger: true,
+	{Name: "createsecret", Placeholder: "CreateSecretFunctionArn", Ledger: true,
 		Secrets: []string{smDescribe, smGetValue, smPutValue}, Unscoped: []string{smRandom},
 		Description: "secretsaga createsecret: generates the new password as AWSPENDING"},
-	{Name: "setsecret", Placeholder: "SetSecretFunctionArn", Timeout: 60, Database: true, Ledger: true,
+	{Name: "setsecret", Placeholder: "SetSecretFunctionArn", Database: true, Ledger: true,
 		Secrets:     []string{smDescribe, smGetValue},
 		Description: "secretsaga setsecret: changes the credential on the target"},
-	{Name: "testsecret", Placeholder: "TestSecretFunctionArn", Timeout: 60, Database: true, Ledger: true,
+	{Name: "testsecret", Placeholder: "TestSecretFunctionArn", Database: true, Ledger: true,
 		Secrets:     []string{smDescribe, smGetValue},
 		Description: "secretsaga testsecret: logs in to the target with AWSPENDING"},
-	{Name: "finishsecret", Placeholder: "FinishSecretFunctionArn", Timeout: 30, Ledger: true,
+	{Name: "finishsecret", Placeholder: "FinishSecretFunctionArn", Ledger: true,
 		Secrets: []string{smDescribe, smUpdateStage}, PutEvents: true,
 		Description: "secretsaga finishsecret: moves AWSCURRENT to the new version"},
-	{Name: "verify", Placeholder: "VerifyFunctionArn", Timeout: 60, Database: true, Ledger: true,
+	{Name: "verify", Placeholder: "VerifyFunctionArn", Database: true, Ledger: true,
 		Secrets: []string{smDescribe, smGetValue}, Unscoped: []string{cwDescribeAlarms}, BakeAlarms: true,
 		Description: "secretsaga verify: bakes the new AWSCURRENT against the target"},
-	{Name: "releaselease", Placeholder: "ReleaseLeaseFunctionArn", Timeout: 30, Ledger: true,
+	{Name: "releaselease", Placeholder: "ReleaseLeaseFunctionArn", Ledger: true,
 		Secrets: []string{smDescribe}, PutEvents: true,
 		Description: "secretsaga releaselease: journals the outcome and releases the lease"},
-	{Name: "compensate", Placeholder: "CompensateFunctionArn", Timeout: 30, Database: true, Ledger: true,
+	{Name: "compensate", Placeholder: "CompensateFunctionArn", Database: true, Ledger: true,
 		Secrets: []string{smDescribe, smGetValue, smUpdateStage}, PutEvents: true,
 		Description: "secretsaga compensate: undoes a failed rotation"},
 	// The fleet's steps. listsecrets selects the secrets by tag; ListSecrets
 	// has no resource-level permissions, hence Resource "*" (see
 	// unscopedActions). fleetsummary only counts the Map's results: no AWS
 	// call, so no permission beyond its logs.
-	{Name: "listsecrets", Placeholder: "ListSecretsFunctionArn", Timeout: 300, Fleet: true,
+	{Name: "listsecrets", Placeholder: "ListSecretsFunctionArn", Fleet: true,
 		Unscoped:    []string{smList},
 		Description: "secretsaga listsecrets: lists the secrets that carry the fleet's tag"},
-	{Name: "fleetsummary", Placeholder: "FleetSummaryFunctionArn", Timeout: 60, Fleet: true,
+	{Name: "fleetsummary", Placeholder: "FleetSummaryFunctionArn", Fleet: true,
 		Description: "secretsaga fleetsummary: counts the fleet's outcomes"},
 	// The entry Secrets Manager's native rotation (RotateSecret, a secret's
 	// rotation schedule) invokes: it starts the saga on createSecret and
 	// watches it; finishSecret waits for the saga, hence the long timeout.
-	{Name: "nativerotation", Timeout: 300, Native: true,
+	{Name: "nativerotation", Native: true,
 		Description: "secretsaga nativerotation: Secrets Manager native rotation entry that starts and watches the saga"},
 }
 
@@ -389,17 +389,20 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 				Resources: jsii.Strings(*r.EventBus.EventBusArn()),
 			}))
 		}
+		settings := functions.MustGet(h.Name)
 		fp := &awslambda.FunctionProps{
 			Description:  jsii.String(h.Description),
 			Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
 			Architecture: awslambda.Architecture_ARM_64(),
 			Handler:      jsii.String("bootstrap"),
 			Code:         awslambda.Code_FromAsset(jsii.String(filepath.Join(assets, h.Name)), nil),
-			MemorySize:   jsii.Number(256),
-			Timeout:      awscdk.Duration_Seconds(jsii.Number(h.Timeout)),
-			Role:         role,
-			LogGroup:     logs,
-			Tracing:      awslambda.Tracing_ACTIVE,
+			// Timeout and memory come from shared/functions, the table the
+			// local stack runs the functions with.
+			MemorySize: jsii.Number(settings.MemoryMB),
+			Timeout:    awscdk.Duration_Seconds(jsii.Number(settings.Timeout.Seconds())),
+			Role:       role,
+			LogGroup:   logs,
+			Tracing:    awslambda.Tracing_ACTIVE,
 		}
 		if h.Ledger || h.PutEvents {
 			fp.Environment = env // the fleet's steps need neither

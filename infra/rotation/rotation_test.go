@@ -17,6 +17,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/secretsaga/secretsaga/infra/rotation"
+	"github.com/secretsaga/secretsaga/shared/functions"
 	"github.com/secretsaga/secretsaga/statemachines"
 )
 
@@ -381,7 +382,6 @@ func TestFunctions(t *testing.T) {
 			t.Errorf("no function %s", name)
 		}
 	}
-	timeouts := map[string]float64{"setsecret": 60, "testsecret": 60, "verify": 60, "listsecrets": 300, "fleetsummary": 60, "nativerotation": 300}
 	reserved := []string{"setsecret", "testsecret", "verify", "compensate"}
 	for _, h := range rotation.Handlers {
 		id, ok := fns[h.Name]
@@ -394,7 +394,9 @@ func TestFunctions(t *testing.T) {
 			"Runtime":       "provided.al2023",
 			"Architectures": []any{"arm64"},
 			"Handler":       "bootstrap",
-			"MemorySize":    256.0,
+			// The one table the local stack runs the functions with.
+			"MemorySize":    float64(functions.MustGet(h.Name).MemoryMB),
+			"Timeout":       functions.MustGet(h.Name).Timeout.Seconds(),
 			"TracingConfig": map[string]any{"Mode": "Active"},
 		}
 		for k, v := range want {
@@ -402,12 +404,8 @@ func TestFunctions(t *testing.T) {
 				t.Errorf("%s: %s = %s, want %s", h.Name, k, jsonString(p[k]), jsonString(v))
 			}
 		}
-		wantTimeout := 30.0
-		if v, ok := timeouts[h.Name]; ok {
-			wantTimeout = v
-		}
-		if p["Timeout"] != wantTimeout {
-			t.Errorf("%s: Timeout = %v, want %v", h.Name, p["Timeout"], wantTimeout)
+		if ph := functions.MustGet(h.Name).Placeholder; h.Placeholder != ph {
+			t.Errorf("%s: placeholder %q, shared/functions says %q", h.Name, h.Placeholder, ph)
 		}
 		rc, hasRC := p["ReservedConcurrentExecutions"]
 		if slices.Contains(reserved, h.Name) {

@@ -30,6 +30,7 @@ import (
 	"github.com/secretsaga/secretsaga/integration/smlocal"
 	"github.com/secretsaga/secretsaga/integration/standin"
 	"github.com/secretsaga/secretsaga/shared/config"
+	"github.com/secretsaga/secretsaga/shared/functions"
 	"github.com/secretsaga/secretsaga/shared/ledger"
 	"github.com/secretsaga/secretsaga/shared/rotation"
 	"github.com/secretsaga/secretsaga/statemachines"
@@ -43,19 +44,17 @@ const (
 )
 
 // Functions are the Lambda functions the state machine calls, by the
-// placeholder that carries each one's ARN.
-var Functions = map[string]string{
-	"AcquireLeaseFunctionArn": "acquirelease",
-	"CreateSecretFunctionArn": "createsecret",
-	"SetSecretFunctionArn":    "setsecret",
-	"TestSecretFunctionArn":   "testsecret",
-	"FinishSecretFunctionArn": "finishsecret",
-	"VerifyFunctionArn":       "verify",
-	"ReleaseLeaseFunctionArn": "releaselease",
-	"CompensateFunctionArn":   "compensate",
-	"ListSecretsFunctionArn":  "listsecrets",
-	"FleetSummaryFunctionArn": "fleetsummary",
-}
+// placeholder that carries each one's ARN (from shared/functions, as the
+// CDK app fills them).
+var Functions = func() map[string]string {
+	m := map[string]string{}
+	for _, name := range functions.Names() {
+		if p := functions.MustGet(name).Placeholder; p != "" {
+			m[p] = name
+		}
+	}
+	return m
+}()
 
 // FunctionARN is the ARN a function has in the local stack.
 func FunctionARN(name string) string {
@@ -334,11 +333,13 @@ func (e *Env) registerFunctions() error {
 		if err != nil {
 			return err
 		}
-		e.Lambda.Register("secretsaga-"+name, h(svc), 60*time.Second)
+		// The deployed timeout (shared/functions), so that a step too slow
+		// for AWS is too slow here.
+		e.Lambda.Register("secretsaga-"+name, h(svc), functions.MustGet(name).Timeout)
 	}
 	fleet := config.NewFleet(e.configOptions("fleet", true))
-	e.Lambda.Register("secretsaga-listsecrets", withFunction("listsecrets", fleet.List), 300*time.Second)
-	e.Lambda.Register("secretsaga-fleetsummary", withFunction("fleetsummary", fleet.Summarize), 60*time.Second)
+	e.Lambda.Register("secretsaga-listsecrets", withFunction("listsecrets", fleet.List), functions.MustGet("listsecrets").Timeout)
+	e.Lambda.Register("secretsaga-fleetsummary", withFunction("fleetsummary", fleet.Summarize), functions.MustGet("fleetsummary").Timeout)
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 
 	"github.com/secretsaga/secretsaga/shared/events"
+	"github.com/secretsaga/secretsaga/shared/functions"
 	"github.com/secretsaga/secretsaga/shared/ledger"
 	"github.com/secretsaga/secretsaga/shared/secret"
 	"github.com/secretsaga/secretsaga/shared/secretstore"
@@ -136,8 +137,9 @@ type Recovery struct {
 	FinishMayHaveRun          bool   `json:",omitempty"`
 }
 
-// MaxBakeSeconds keeps the bake inside the verify function's timeout.
-const MaxBakeSeconds = 90
+// MaxBakeSeconds keeps the bake inside the verify function's timeout: both
+// come from shared/functions, the table the CDK app deploys with.
+const MaxBakeSeconds = functions.MaxBakeSeconds
 
 // MaxBakeAlarms bounds an execution's BakeAlarms (one DescribeAlarms call
 // names at most 100 alarms); maxAlarmName is CloudWatch's limit.

@@ -1,0 +1,113 @@
+// Package functions is the one table of the Lambda functions' runtime
+// settings (timeout and memory) and of the placeholder each one fills in
+// the state machine definitions. The CDK app (infra/) deploys the functions
+// with these settings and the local stack (integration/local) runs them
+// with the same ones, so a timeout that is too short locally is too short
+// in AWS, and the other way round.
+//
+// It imports nothing but the standard library: the CDK app's module
+// imports it without pulling in the AWS SDK.
+package functions
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Settings are one function's runtime settings.
+type Settings struct {
+	// Timeout is the function's configured timeout (Lambda allows 1 s to
+	// 900 s); past it the invocation ends with Sandbox.Timedout.
+	Timeout time.Duration
+	// MemoryMB is the function's memory size (and so its CPU share).
+	MemoryMB int
+	// Placeholder is the ${Name} the state machine definitions use for the
+	// function's ARN; empty for a function no definition calls.
+	Placeholder string
+}
+
+// MemoryMB is every function's memory: they wait on the network, and 256
+// MB keeps the AWS SDK's JSON decoding and the TLS handshakes quick.
+const MemoryMB = 256
+
+// The bake (the verify function) is the one step whose length the caller
+// chooses (BakeSeconds), so its timeout is derived from the longest bake
+// the saga accepts.
+const (
+	// MaxBakeSeconds is the longest bake an execution may ask for
+	// (rotation.MaxBakeSeconds): ten minutes, as long as a deployment's
+	// usual post-change observation window, well under Lambda's 900 s.
+	MaxBakeSeconds = 600
+	// VerifyChecks bounds what verify does besides waiting out the bake:
+	// the last health check and alarm check after the bake's deadline (up
+	// to one poll interval late), reading the secret, logging in with the
+	// new AWSCURRENT and journalling the result. VerifyChecksBound
+	// (functions_test.go) itemises it.
+	VerifyChecks = 60 * time.Second
+	// verifyMargin is kept on top of the bake and the checks, so that a
+	// slow database or SDK retry during an accepted bake never turns a
+	// healthy rotation into a Sandbox.Timedout (and a rollback).
+	verifyMargin = 60 * time.Second
+)
+
+// VerifyTimeout is the verify function's timeout: the longest accepted
+// bake, its checks and a margin (720 s).
+const VerifyTimeout = MaxBakeSeconds*time.Second + VerifyChecks + verifyMargin
+
+var table = map[string]Settings{
+	"acquirelease": {Timeout: 30 * time.Second, MemoryMB: MemoryMB, Placeholder: "AcquireLeaseFunctionArn"},
+	"createsecret": {Timeout: 30 * time.Second, MemoryMB: MemoryMB, Placeholder: "CreateSecretFunctionArn"},
+	// setsecret, testsecret: a login to the target may wait out a connect
+	// timeout before the next credential is tried.
+	"setsecret":    {Timeout: 60 * time.Second, MemoryMB: MemoryMB, Placeholder: "SetSecretFunctionArn"},
+	"testsecret":   {Timeout: 60 * time.Second, MemoryMB: MemoryMB, Placeholder: "TestSecretFunctionArn"},
+	"finishsecret": {Timeout: 30 * time.Second, MemoryMB: MemoryMB, Placeholder: "FinishSecretFunctionArn"},
+	"verify":       {Timeout: VerifyTimeout, MemoryMB: MemoryMB, Placeholder: "VerifyFunctionArn"},
+	"releaselease": {Timeout: 30 * time.Second, MemoryMB: MemoryMB, Placeholder: "ReleaseLeaseFunctionArn"},
+	"compensate":   {Timeout: 30 * time.Second, MemoryMB: MemoryMB, Placeholder: "CompensateFunctionArn"},
+	// The fleet: listsecrets pages through every secret of the account.
+	"listsecrets":  {Timeout: 300 * time.Second, MemoryMB: MemoryMB, Placeholder: "ListSecretsFunctionArn"},
+	"fleetsummary": {Timeout: 60 * time.Second, MemoryMB: MemoryMB, Placeholder: "FleetSummaryFunctionArn"},
+	// The Secrets Manager native rotation entry: finishSecret waits for the
+	// saga.
+	"nativerotation": {Timeout: 300 * time.Second, MemoryMB: MemoryMB},
+}
+
+// Get returns the settings of the function named name (the directory under
+// functions/).
+func Get(name string) (Settings, bool) {
+	s, ok := table[name]
+	return s, ok
+}
+
+// MustGet is Get for names known at build time; it panics on an unknown
+// name, naming the known ones.
+func MustGet(name string) Settings {
+	s, ok := table[name]
+	if !ok {
+		panic(fmt.Sprintf("functions: no settings for %q; known: %v", name, Names()))
+	}
+	return s
+}
+
+// Names returns every function's name, sorted.
+func Names() []string {
+	names := make([]string, 0, len(table))
+	for n := range table {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// ByPlaceholder returns the function whose ARN fills the definitions'
+// ${placeholder}.
+func ByPlaceholder(placeholder string) (string, bool) {
+	for n, s := range table {
+		if s.Placeholder != "" && s.Placeholder == placeholder {
+			return n, true
+		}
+	}
+	return "", false
+}
