@@ -81,8 +81,9 @@ type Server struct {
 	// The limiter runs on the real clock even when Options.Now is injected:
 	// throttling is about how fast the client actually calls, and a frozen
 	// test clock would otherwise never refill the bucket.
-	tokens   float64
-	lastFill time.Time
+	tokens     float64
+	lastFill   time.Time
+	writeClock func() time.Time // time.Now; tests make it tick per request
 
 	// Rotation runs (see rotation.go). lambdaEndpoint is guarded by mu.
 	lambdaEndpoint string
@@ -156,7 +157,8 @@ func newServer(o Options) *Server {
 	}
 	s := &Server{opts: o, secrets: map[string]*secret{}, calls: map[string]int{}}
 	s.tokens = max(1, o.WriteRPS)
-	s.lastFill = time.Now()
+	s.writeClock = time.Now
+	s.lastFill = s.writeClock()
 	s.lambdaEndpoint = o.LambdaEndpoint
 	s.httpClient = &http.Client{}
 	s.base, s.cancel = context.WithCancel(context.Background())
@@ -336,7 +338,7 @@ func (s *Server) allowWrite() bool {
 	if rate <= 0 {
 		return true
 	}
-	now := time.Now()
+	now := s.writeClock()
 	s.tokens = min(max(1, rate), s.tokens+now.Sub(s.lastFill).Seconds()*rate)
 	s.lastFill = now
 	if s.tokens < 1 {

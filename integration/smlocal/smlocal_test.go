@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
@@ -632,9 +633,20 @@ func TestThrottling(t *testing.T) {
 		}
 	}
 
+	// tick makes the write limiter's clock advance step at each request,
+	// so the test, not the machine's load, decides how fast tokens return.
+	tick := func(s *Server, step time.Duration) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		now := time.Unix(1700000000, 0)
+		s.lastFill = now
+		s.writeClock = func() time.Time { now = now.Add(step); return now } // called under s.mu
+	}
+
 	t.Run("no retries sees ThrottlingException", func(t *testing.T) {
 		t.Parallel()
-		_, c := start(t, Options{WriteRPS: 2}, func(o *secretsmanager.Options) { o.Retryer = aws.NopRetryer{} })
+		s, c := start(t, Options{WriteRPS: 2}, func(o *secretsmanager.Options) { o.Retryer = aws.NopRetryer{} })
+		tick(s, 0) // no refill: the burst of 2, then throttling
 		create(t, c)
 		var throttled, ok int
 		for range 8 {
@@ -649,8 +661,8 @@ func TestThrottling(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if throttled == 0 || ok < 2 {
-			t.Fatalf("ok=%d throttled=%d", ok, throttled)
+		if throttled != 6 || ok != 2 {
+			t.Fatalf("ok=%d throttled=%d, want 2 and 6", ok, throttled)
 		}
 		// Reads are not part of the write quota.
 		for range 5 {
@@ -662,9 +674,17 @@ func TestThrottling(t *testing.T) {
 
 	t.Run("default retryer gets through", func(t *testing.T) {
 		t.Parallel()
-		s, c := start(t, Options{WriteRPS: 10})
+		// The standard retryer's decisions, without its sleeps.
+		s, c := start(t, Options{WriteRPS: 10}, func(o *secretsmanager.Options) {
+			o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+				so.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
+			})
+		})
+		// Half a token per request: the burst of 10 drains after about 19
+		// writes, then every other request is throttled and retried.
+		tick(s, 50*time.Millisecond)
 		create(t, c)
-		const n = 15
+		const n = 25
 		for range n {
 			if _, err := c.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String("t"), SecretString: aws.String("v")}); err != nil {
 				t.Fatal(err)
