@@ -76,6 +76,7 @@ const (
 	smUpdateStage = "secretsmanager:UpdateSecretVersionStage"
 	smRandom      = "secretsmanager:GetRandomPassword"
 	smList        = "secretsmanager:ListSecrets"
+	smVersions    = "secretsmanager:ListSecretVersionIds"
 )
 
 // cwDescribeAlarms reads the bake's CloudWatch alarms (verify).
@@ -123,9 +124,11 @@ type Handler struct {
 // Handlers lists the functions: the saga's in saga order, then the fleet's.
 var Handlers = []Handler{
 	// acquirelease reads BAKE_ALARM_NAMES too: it validates the bake
-	// (BakeSeconds needs something to watch) before anything starts.
+	// (BakeSeconds needs something to watch) before anything starts. It
+	// lists versions (unlabelled ones included) to refuse a token that
+	// names an old version.
 	{Name: "acquirelease", Placeholder: "AcquireLeaseFunctionArn", Ledger: true, BakeAlarms: true,
-		Secrets:     []string{smDescribe, smGetValue},
+		Secrets:     []string{smDescribe, smGetValue, smVersions},
 		Description: "secretsaga acquirelease: takes the secret's lease and records its versions"},
 	{Name: "createsecret", Placeholder: "CreateSecretFunctionArn", Ledger: true,
 		Secrets: []string{smDescribe, smGetValue, smPutValue}, Unscoped: []string{smRandom},

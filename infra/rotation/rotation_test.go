@@ -687,7 +687,7 @@ func TestSchedules(t *testing.T) {
 // expectedSecretActions is the least privilege of each handler on the
 // rotation group's secrets, written out independently of rotation.Handlers.
 var expectedSecretActions = map[string][]string{
-	"acquirelease":   {"DescribeSecret", "GetSecretValue"},
+	"acquirelease":   {"DescribeSecret", "GetSecretValue", "ListSecretVersionIds"},
 	"createsecret":   {"DescribeSecret", "GetSecretValue", "PutSecretValue"},
 	"setsecret":      {"DescribeSecret", "GetSecretValue"},
 	"testsecret":     {"DescribeSecret", "GetSecretValue"},

@@ -34,6 +34,7 @@ type fakeSecrets struct {
 	// read the stages: a concurrent actor acting between a step's read
 	// and the write that depends on it.
 	afterDescribe func()
+	binary        map[string]bool // versions that hold SecretBinary
 }
 
 func newFakeSecrets(arn, value string) *fakeSecrets {
@@ -66,9 +67,14 @@ func (f *fakeSecrets) Describe(_ context.Context, id string) (secretstore.Descri
 		f.mu.Unlock()
 		return secretstore.Description{}, err
 	}
+	// DescribeSecret's VersionIdsToStages: "A list of the versions of the
+	// secret that have staging labels attached. Versions that don't have
+	// staging labels are considered deprecated" (and are not listed).
 	vs := map[string][]string{}
 	for k, v := range f.stages {
-		vs[k] = append([]string(nil), v...)
+		if len(v) > 0 {
+			vs[k] = append([]string(nil), v...)
+		}
 	}
 	hook := f.afterDescribe
 	f.afterDescribe = nil
@@ -89,7 +95,22 @@ func (f *fakeSecrets) Value(_ context.Context, id, versionID, stage string) (str
 	if !ok {
 		return "", secretstore.ErrNoSuchVersion
 	}
+	if f.binary[versionID] {
+		return "", secretstore.ErrBinary
+	}
 	return v, nil
+}
+
+// HasVersion is ListSecretVersionIds with IncludeDeprecated: every version,
+// labelled or not.
+func (f *fakeSecrets) HasVersion(_ context.Context, id, versionID string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail("HasVersion"); err != nil {
+		return false, err
+	}
+	_, ok := f.values[versionID]
+	return ok, nil
 }
 
 func (f *fakeSecrets) PutPending(_ context.Context, id, token, value string) error {
@@ -233,11 +254,17 @@ type fakeEngine struct {
 	failTest error
 	down     bool // every call: unreachable
 	sets     int
+	caps     *target.Capabilities // nil: single user only
 }
 
-func (e *fakeEngine) Name() string                      { return "fake" }
-func (e *fakeEngine) DefaultPort() int                  { return 1 }
-func (e *fakeEngine) Capabilities() target.Capabilities { return target.Capabilities{SingleUser: true} }
+func (e *fakeEngine) Name() string     { return "fake" }
+func (e *fakeEngine) DefaultPort() int { return 1 }
+func (e *fakeEngine) Capabilities() target.Capabilities {
+	if e.caps != nil {
+		return *e.caps
+	}
+	return target.Capabilities{SingleUser: true}
+}
 
 func (e *fakeEngine) SetPassword(_ context.Context, r target.SetPasswordRequest) (target.SetPasswordResponse, error) {
 	e.mu.Lock()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/secretsaga/secretsaga/shared/faults"
 	"github.com/secretsaga/secretsaga/shared/ledger"
+	"github.com/secretsaga/secretsaga/shared/secret"
 	"github.com/secretsaga/secretsaga/shared/secretstore"
 	"github.com/secretsaga/secretsaga/shared/target"
 )
@@ -334,6 +335,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 		setup func(*fixture)
 		want  string
 		in    AcquireInput
+		// reason is what the message must say, so a person knows what to
+		// fix (rows without one predate the check).
+		reason string
 	}{
 		{name: "malformed json", value: `{"engine":`, want: faults.NameInput},
 		{name: "missing username", value: `{"engine":"fake","host":"h","password":"p"}`, want: faults.NameInput},
@@ -352,6 +356,16 @@ func TestBadInputChangesNothing(t *testing.T) {
 			f.sm.values[token] = "{}"
 			f.sm.stages[token] = []string{"release-2024"}
 		}, want: faults.NameInput},
+		{name: "token names an unlabelled version", setup: func(f *fixture) {
+			// An older version: its labels moved on, the version remains.
+			f.sm.values[token] = f.sm.values[v1]
+			f.sm.stages[token] = nil
+		}, want: faults.NameInput, reason: "no longer carries a staging label; versions cannot be changed, so a rotation needs a new token"},
+		{name: "SecretBinary", setup: func(f *fixture) { f.sm.binary = map[string]bool{v1: true} },
+			want: faults.NameInput, reason: "holds SecretBinary; secretsaga rotates the database-secret JSON in SecretString"},
+		{name: "clone name over the engine's limit", value: `{"engine":"fake","host":"h","username":"` + strings.Repeat("u", 58) + `","password":"p","masterarn":"arn:master"}`,
+			setup: func(f *fixture) { f.db.caps = &alternatingCaps }, want: faults.NameInput,
+			reason: `"` + strings.Repeat("u", 58) + `_clone" (64 bytes), longer than the 63 bytes of the limit; use a user name of at most 57 bytes`},
 		{name: "rollback without AWSPREVIOUS", in: AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, Rollback: true}, want: faults.NameInput},
 		{name: "rollback to a version that is not AWSPREVIOUS", setup: func(f *fixture) {
 			f.sm.values["prev-0000000000000000000000000000000"] = f.sm.values[v1]
@@ -390,10 +404,63 @@ func TestBadInputChangesNothing(t *testing.T) {
 			if !strings.Contains(err.Error(), "step acquire") {
 				t.Errorf("error does not name the step: %v", err)
 			}
+			if !strings.Contains(err.Error(), tt.reason) {
+				t.Errorf("error %q does not say %q", err, tt.reason)
+			}
 			if after := fmt.Sprint(f.sm.stages, f.led.lease); after != before || len(f.led.journal) != 0 {
 				t.Fatalf("bad input changed state:\n%s\n%s", before, after)
 			}
 		})
+	}
+}
+
+// alternatingCaps is an engine with the alternating strategy and a
+// PostgreSQL-like limit on user names.
+var alternatingCaps = target.Capabilities{SingleUser: true, Alternating: true,
+	UsernameLimits: map[string]target.NameLimit{"": {Max: 63, Bytes: true, Cause: "the limit"}, "other": {Max: 200}}}
+
+// The clone's name is checked against the limit for the secret's engine
+// value, in the unit the server counts, and only where it matters.
+func TestCloneNameLimit(t *testing.T) {
+	mysqlish := target.Capabilities{Alternating: true, UsernameLimits: map[string]target.NameLimit{
+		"": {Max: 32}, "mariadb": {Max: 80}}}
+	tests := []struct {
+		name, engine, user string
+		caps               target.Capabilities
+		ok                 bool
+	}{
+		{"fits exactly", "postgres", strings.Repeat("u", 57), alternatingCaps, true},
+		{"one byte over", "postgres", strings.Repeat("u", 58), alternatingCaps, false},
+		{"bytes, not characters", "postgres", strings.Repeat("é", 29), alternatingCaps, false},
+		{"the clone's base is shorter", "postgres", strings.Repeat("u", 58) + "_clone", alternatingCaps, true},
+		{"characters, not bytes", "mysql", strings.Repeat("é", 26), mysqlish, true},
+		{"mysql over 32", "mysql", strings.Repeat("u", 27), mysqlish, false},
+		{"mariadb allows 80", "mariadb", strings.Repeat("u", 74), mysqlish, true},
+		{"mariadb over 80", "mariadb", strings.Repeat("u", 75), mysqlish, false},
+		{"no limit", "redis", strings.Repeat("u", 500), target.Capabilities{Alternating: true}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.db.caps = &tt.caps
+			err := checkClone(f.svc.op(StepAcquire, Context{SecretId: "app/db"}), f.db, &secret.Value{Engine: tt.engine, Username: tt.user})
+			if (err == nil) != tt.ok || (err != nil && faults.Name(err) != faults.NameInput) {
+				t.Fatalf("checkClone(%d bytes) = %v, want ok=%v", len(tt.user), err, tt.ok)
+			}
+		})
+	}
+}
+
+// A rollback keeps the user, so an over-long clone name does not stop it.
+func TestRollbackIgnoresCloneLimit(t *testing.T) {
+	f := newFixture(t)
+	f.db.caps = &alternatingCaps
+	long := `{"engine":"fake","host":"h","port":1,"username":"` + strings.Repeat("u", 60) + `","password":"p","masterarn":"arn:master"}`
+	f.sm.values[v1] = long
+	f.sm.values[token] = long
+	f.sm.stages[token] = []string{"AWSPREVIOUS"}
+	if _, err := f.svc.Acquire(context.Background(), AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, Rollback: true}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
@@ -192,8 +193,14 @@ func (s *Service) acquire(ctx context.Context, o op, in AcquireInput) (Context, 
 	}
 	// Parse the current value now: a malformed secret or unknown engine is
 	// refused before anything is written.
-	if _, _, err := s.parse(ctx, o, current); err != nil {
+	cur, eng, err := s.parse(ctx, o, current)
+	if err != nil {
 		return Context{}, err
+	}
+	if cur.MasterARN != "" && !in.Rollback {
+		if err := checkClone(o, eng, cur); err != nil {
+			return Context{}, err
+		}
 	}
 	l, err = s.Ledger.Acquire(ctx, ledger.AcquireRequest{
 		Secret: d.ARN, Execution: in.ExecutionArn, Token: in.ClientRequestToken, Actor: s.Actor,
@@ -227,6 +234,9 @@ func (s *Service) parse(ctx context.Context, o op, versionID string) (*secret.Va
 	raw, err := s.Secrets.Value(ctx, o.rc.SecretArnOrID(), versionID, "")
 	if errors.Is(err, secretstore.ErrNoSuchVersion) {
 		return nil, nil, o.conflict("version "+versionID+" no longer exists", err)
+	}
+	if errors.Is(err, secretstore.ErrBinary) {
+		return nil, nil, o.input("version "+versionID+" holds SecretBinary; secretsaga rotates the database-secret JSON in SecretString: store it with put-secret-value --secret-string", err)
 	}
 	if err != nil {
 		return nil, nil, err
@@ -265,7 +275,7 @@ func (s *Service) checkToken(ctx context.Context, o op, in AcquireInput, d secre
 		if _, exists := d.Versions[token]; exists {
 			return o.input("the ClientRequestToken names an existing version; a rotation needs a new one (omit it to have one made), and returning to AWSPREVIOUS is a rollback (Rollback: true)", nil)
 		}
-		return nil
+		return s.checkUnlabelled(ctx, o, token)
 	}
 	prev := d.VersionWith(secretstore.Previous)
 	switch {
@@ -286,6 +296,41 @@ func (s *Service) checkToken(ctx context.Context, o op, in AcquireInput, d secre
 		return o.input("AWSPREVIOUS names a different engine, host, port, user or database than AWSCURRENT; a rollback only changes the password back", nil)
 	}
 	return nil
+}
+
+// checkUnlabelled refuses a token that names a version without staging
+// labels (an older one, or one a rollback left behind): DescribeSecret does
+// not list those, but Secrets Manager versions are immutable, so create's
+// PutSecretValue would fail on it (ResourceExistsException) after retries.
+// It is the caller's input that is wrong, as with a labelled version, and
+// only a new token helps: InputError, not a ConflictError (no other actor
+// is at work) nor a RetryableError (no retry can succeed).
+func (s *Service) checkUnlabelled(ctx context.Context, o op, token string) error {
+	exists, err := s.Secrets.HasVersion(ctx, o.rc.SecretArnOrID(), token)
+	if err != nil {
+		return err
+	}
+	if exists {
+		return o.input("the ClientRequestToken names version "+token+", an older version of the secret that no longer carries a staging label; versions cannot be changed, so a rotation needs a new token (omit it to have one made)", nil)
+	}
+	return nil
+}
+
+// checkClone refuses an alternating-users secret whose other user's name
+// (<user>_clone) the server would not accept: every rotation would fail
+// at set, and on PostgreSQL a longer name is truncated to another role's.
+func checkClone(o op, eng target.Engine, cur *secret.Value) error {
+	limit, ok := eng.Capabilities().UsernameLimit(cur.Engine)
+	other := secret.AlternateUsername(cur.Username)
+	if !ok || limit.Fits(other) {
+		return nil
+	}
+	n := len(other)
+	if !limit.Bytes {
+		n = utf8.RuneCountInString(other)
+	}
+	return o.input(fmt.Sprintf("the alternating-users strategy needs a second user %q (%d %s), longer than the %d %s of %s; use a user name of at most %d %s so that %q fits, or rotate the user's own password (remove masterarn)",
+		other, n, limit.Unit(), limit.Max, limit.Unit(), limit.Cause, limit.Max-len(secret.CloneSuffix), limit.Unit(), secret.CloneSuffix), nil)
 }
 
 // checkBake refuses a bake that cannot run: a health check that is not a
@@ -326,6 +371,9 @@ func (s *Service) master(ctx context.Context, o op, cur *secret.Value, eng targe
 	raw, err := s.Secrets.Value(ctx, cur.MasterARN, "", secretstore.Current)
 	if errors.Is(err, secretstore.ErrNoSuchVersion) {
 		return nil, o.input("the master secret "+cur.MasterARN+" (masterarn) does not exist or has no AWSCURRENT version; masterarn must name the secret holding the administrator's login", err)
+	}
+	if errors.Is(err, secretstore.ErrBinary) {
+		return nil, o.input("the master secret "+cur.MasterARN+" (masterarn) holds SecretBinary; store the administrator's database-secret JSON in SecretString", err)
 	}
 	if err != nil {
 		return nil, err

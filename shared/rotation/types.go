@@ -39,6 +39,7 @@ const (
 type Secrets interface {
 	Describe(ctx context.Context, id string) (secretstore.Description, error)
 	Value(ctx context.Context, id, versionID, stage string) (string, error)
+	HasVersion(ctx context.Context, id, versionID string) (bool, error)
 	PutPending(ctx context.Context, id, token, value string) error
 	MoveStage(ctx context.Context, id, stage, to, from string) error
 	RemoveStage(ctx context.Context, id, stage, from string) error

@@ -29,6 +29,7 @@ type API interface {
 	PutSecretValue(context.Context, *sm.PutSecretValueInput, ...func(*sm.Options)) (*sm.PutSecretValueOutput, error)
 	UpdateSecretVersionStage(context.Context, *sm.UpdateSecretVersionStageInput, ...func(*sm.Options)) (*sm.UpdateSecretVersionStageOutput, error)
 	GetRandomPassword(context.Context, *sm.GetRandomPasswordInput, ...func(*sm.Options)) (*sm.GetRandomPasswordOutput, error)
+	ListSecretVersionIds(context.Context, *sm.ListSecretVersionIdsInput, ...func(*sm.Options)) (*sm.ListSecretVersionIdsOutput, error)
 }
 
 // Store wraps the client.
@@ -87,6 +88,10 @@ func (s *Store) Describe(ctx context.Context, id string) (Description, error) {
 // ErrNoSuchVersion is returned by Value when the version or stage is absent.
 var ErrNoSuchVersion = errors.New("no such secret version")
 
+// ErrBinary is returned by Value for a version that holds SecretBinary
+// instead of SecretString.
+var ErrBinary = errors.New("the version holds SecretBinary, not SecretString")
+
 // Value reads the SecretString of a version (by id, by stage, or both).
 func (s *Store) Value(ctx context.Context, id, versionID, stage string) (string, error) {
 	in := &sm.GetSecretValueInput{SecretId: &id}
@@ -105,9 +110,29 @@ func (s *Store) Value(ctx context.Context, id, versionID, stage string) (string,
 		return "", err
 	}
 	if out.SecretString == nil {
-		return "", errors.New("the version holds SecretBinary; secretsaga rotates JSON SecretString values")
+		return "", ErrBinary
 	}
 	return *out.SecretString, nil
+}
+
+// HasVersion reports whether the secret has a version with this id,
+// labelled or not. DescribeSecret's VersionIdsToStages lists only versions
+// that carry a staging label; ListSecretVersionIds with IncludeDeprecated
+// lists the unlabelled ("deprecated") ones too.
+func (s *Store) HasVersion(ctx context.Context, id, versionID string) (bool, error) {
+	p := sm.NewListSecretVersionIdsPaginator(s.api, &sm.ListSecretVersionIdsInput{SecretId: &id, IncludeDeprecated: aws.Bool(true)})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return false, err
+		}
+		for _, v := range out.Versions {
+			if aws.ToString(v.VersionId) == versionID {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // PutPending stores value under token with the AWSPENDING stage. Secrets

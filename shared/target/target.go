@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/secretsaga/secretsaga/shared/secret"
 )
@@ -99,6 +100,44 @@ var ErrNotSupported = errors.New("not supported by this engine")
 type Capabilities struct {
 	SingleUser  bool // a user changes its own password
 	Alternating bool // a master user clones and alternates users
+	// UsernameLimits are the longest user names the server accepts, by
+	// the secret's "engine" value; the "" entry applies to every other
+	// value, and no entry means no limit. The alternating strategy's
+	// clone name (<user>_clone) must fit.
+	UsernameLimits map[string]NameLimit
+}
+
+// NameLimit is a server's limit on the length of a name.
+type NameLimit struct {
+	Max   int    // longest accepted length
+	Bytes bool   // Max counts bytes (else characters)
+	Cause string // whose limit it is, for the error message
+}
+
+// UsernameLimit returns the limit for a secret whose "engine" value is
+// engine, and whether there is one.
+func (c Capabilities) UsernameLimit(engine string) (NameLimit, bool) {
+	if l, ok := c.UsernameLimits[engine]; ok {
+		return l, true
+	}
+	l, ok := c.UsernameLimits[""]
+	return l, ok
+}
+
+// Fits reports whether name is within the limit.
+func (l NameLimit) Fits(name string) bool {
+	if l.Bytes {
+		return len(name) <= l.Max
+	}
+	return utf8.RuneCountInString(name) <= l.Max
+}
+
+// Unit names what Max counts.
+func (l NameLimit) Unit() string {
+	if l.Bytes {
+		return "bytes"
+	}
+	return "characters"
 }
 
 // Engine is one kind of target. Implementations must be safe for concurrent

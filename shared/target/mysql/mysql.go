@@ -75,8 +75,14 @@ func (*Engine) Name() string { return "mysql" }
 func (*Engine) DefaultPort() int { return 3306 }
 
 // Capabilities: single user and alternating users.
+// User names are at most 32 characters in MySQL 5.7.8 and later (and
+// Aurora MySQL), 80 in MariaDB (mysql.global_priv.User is CHAR(80)): a
+// secret whose engine is "mariadb" gets MariaDB's.
 func (*Engine) Capabilities() target.Capabilities {
-	return target.Capabilities{SingleUser: true, Alternating: true}
+	return target.Capabilities{SingleUser: true, Alternating: true, UsernameLimits: map[string]target.NameLimit{
+		"":        {Max: 32, Cause: "MySQL's limit on user names (set the secret's engine to \"mariadb\" for a MariaDB server, which allows 80)"},
+		"mariadb": {Max: 80, Cause: "MariaDB's limit on user names"},
+	}}
 }
 
 // SetPassword changes req.Username's password to req.New. If New already

@@ -62,8 +62,13 @@ func (*Engine) DefaultPort() int { return 5432 }
 
 // Capabilities: single user, and alternating users (a master clones the
 // user as <user>_clone, a member of the user's role, and the two take turns).
+// A role name is at most NAMEDATALEN-1 = 63 bytes: PostgreSQL truncates a
+// longer identifier (with only a NOTICE), so <user>_clone would silently
+// name a different role.
 func (*Engine) Capabilities() target.Capabilities {
-	return target.Capabilities{SingleUser: true, Alternating: true}
+	return target.Capabilities{SingleUser: true, Alternating: true, UsernameLimits: map[string]target.NameLimit{
+		"": {Max: 63, Bytes: true, Cause: "PostgreSQL's limit on role names (NAMEDATALEN-1)"},
+	}}
 }
 
 // SetPassword changes req.Username's password to req.New. If New already
