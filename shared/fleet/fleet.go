@@ -191,3 +191,17 @@ func firstNonEmpty(a, b string) string {
 	}
 	return b
 }
+
+// UnmarshalJSON makes a field of the wrong JSON type in the fleet's
+// execution input an InputError naming the field (not encoding/json's
+// UnmarshalTypeError, which no Catch names).
+func (in *ListInput) UnmarshalJSON(b []byte) error {
+	type plain ListInput
+	return faults.DecodeInput(b, (*plain)(in), step, "the fleet execution input")
+}
+
+// UnmarshalJSON: see ListInput's.
+func (in *SummaryInput) UnmarshalJSON(b []byte) error {
+	type plain SummaryInput
+	return faults.DecodeInput(b, (*plain)(in), "fleetsummary", "the fleet summary's input (the Map state's results)")
+}

@@ -293,3 +293,10 @@ func (s *Service) dur(d, def time.Duration) time.Duration {
 	}
 	return def
 }
+
+// UnmarshalJSON makes an event field of the wrong JSON type an InputError
+// naming the field (not encoding/json's UnmarshalTypeError).
+func (ev *Event) UnmarshalJSON(b []byte) error {
+	type plain Event
+	return faults.DecodeInput(b, (*plain)(ev), "native", "the rotation event")
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 
 	"github.com/secretsaga/secretsaga/shared/events"
+	"github.com/secretsaga/secretsaga/shared/faults"
 	"github.com/secretsaga/secretsaga/shared/functions"
 	"github.com/secretsaga/secretsaga/shared/ledger"
 	"github.com/secretsaga/secretsaga/shared/secret"
@@ -189,4 +190,29 @@ type CloseOutput struct {
 	State          string // the ledger's final state
 	AWSCURRENT     string // the version that carries AWSCURRENT afterwards
 	TargetReverted bool   `json:",omitempty"`
+}
+
+// StepInput names, in errors, a handler's input that does not decode (the
+// handler, and so its step, never ran).
+const StepInput = "input"
+
+// UnmarshalJSON makes a field of the wrong JSON type in the execution input
+// (say "Rollback": "false") an InputError naming the field, instead of
+// encoding/json's UnmarshalTypeError, which no Catch of the state machine
+// names. The same holds for every handler input below.
+func (in *AcquireInput) UnmarshalJSON(b []byte) error {
+	type plain AcquireInput
+	return faults.DecodeInput(b, (*plain)(in), StepAcquire, "the execution input")
+}
+
+// UnmarshalJSON: see AcquireInput's.
+func (rc *Context) UnmarshalJSON(b []byte) error {
+	type plain Context
+	return faults.DecodeInput(b, (*plain)(rc), StepInput, "the rotation context (the AcquireLease result the state machine passes on)")
+}
+
+// UnmarshalJSON: see AcquireInput's.
+func (in *CloseInput) UnmarshalJSON(b []byte) error {
+	type plain CloseInput
+	return faults.DecodeInput(b, (*plain)(in), StepInput, "the close step's input (the state machine's Parameters for Compensate or ReleaseLease)")
 }
