@@ -318,6 +318,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, deps Deps
 	if err == nil && e.g.output != "table" && e.g.output != "json" {
 		err = usagef("--output must be table or json, not %q", e.g.output)
 	}
+	if err == nil && strings.TrimSpace(e.g.ledgerTable) == "" {
+		// Otherwise DynamoDB's own validation error would surface, as a
+		// runtime failure, from whichever call came first.
+		err = usagef("--ledger-table is empty; name the ledger's DynamoDB table, or leave the flag out to use %s (or %q)", EnvLedgerTable, DefaultLedgerTable)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "secretctl %s: %v\nUsage: secretctl %s [flags] %s (see secretctl %s --help)\n", c.name, err, c.name, c.args, c.name)
 		return ExitUsage

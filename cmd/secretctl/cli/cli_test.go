@@ -261,6 +261,10 @@ func cases() []tcase {
 		{name: "get_default_stage", args: []string{"get", "app/db"}, getter: true},
 		{name: "get_version_json", args: []string{"get", "app/db", "--version", v1, "--output", "json"}, getter: true},
 		{name: "get_missing_version", args: []string{"get", "app/db", "--version", v6}, exit: 1},
+		{name: "get_missing_secret", args: []string{"get", "no/such/secret"}, exit: 1},
+		{name: "get_missing_stage", args: []string{"get", "app/db", "--stage", "NOPE"}, exit: 1},
+		{name: "empty_ledger_table", args: []string{"status", "app/db", "--ledger-table", ""}, exit: 2},
+		{name: "empty_ledger_table_global", args: []string{"--ledger-table", " ", "audit"}, exit: 2},
 	}
 	for _, c := range []string{"status", "history", "rotate", "rollback", "audit", "compliance", "get"} {
 		cs = append(cs, tcase{name: "help_" + c, args: []string{c, "--help"}})

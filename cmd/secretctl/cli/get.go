@@ -56,6 +56,11 @@ func (e *env) get(id, stage, version string) error {
 	out, err := e.deps.SM.GetSecretValue(e.ctx, in)
 	var nf *smtypes.ResourceNotFoundException
 	if errors.As(err, &nf) {
+		// GetSecretValue says ResourceNotFoundException both for a secret
+		// that does not exist and for a stage or version it lacks.
+		if _, err := e.describe(id); err != nil {
+			return err
+		}
 		what := "stage " + stage
 		if version != "" {
 			what = "version " + version
