@@ -572,3 +572,18 @@ func TestFinishBeforeTestIsRefused(t *testing.T) {
 		t.Fatal("finish after test did not move AWSCURRENT")
 	}
 }
+
+// A secret whose engine or port names another kind of server fails at the
+// first login, create's pre-flight, as InputError: retrying cannot help.
+func TestWrongProtocolIsInputError(t *testing.T) {
+	f := newFixture(t)
+	rc := f.acquire(t)
+	f.db.failTest = fmt.Errorf("fake: verify: %w", &target.WrongProtocolError{Addr: "db:3306", Want: target.ProtocolPostgres, Found: target.ProtocolMySQL})
+	_, err := f.svc.Create(context.Background(), rc)
+	if faults.Name(err) != faults.NameInput || !strings.Contains(err.Error(), "db:3306 speaks the MySQL protocol, not PostgreSQL; check the secret's engine and port") {
+		t.Fatalf("create = %v, want InputError naming the protocol", err)
+	}
+	if f.sm.holder("AWSPENDING") != "" || f.db.sets != 0 {
+		t.Fatal("a refused create changed something")
+	}
+}

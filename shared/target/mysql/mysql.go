@@ -268,10 +268,18 @@ func (e *Engine) connect(ctx context.Context, c target.Credential) (*session, er
 		_ = db.Close()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			// Our own bound, not the caller's: a server that accepts but
-			// never greets (a black-holed proxy, a hung mysqld).
-			return nil, fmt.Errorf("no answer from %s within %v: %w", cfg.Addr, e.o.ConnectTimeout+time.Second, target.ErrUnreachable)
+			// never greets (a black-holed proxy, a hung mysqld, or a
+			// PostgreSQL or Redis server, which wait for the client).
+			err = fmt.Errorf("no answer from %s within %v: %w", cfg.Addr, e.o.ConnectTimeout+time.Second, target.ErrUnreachable)
+		} else {
+			err = classify(err)
 		}
-		return nil, classify(err)
+		if errors.Is(err, target.ErrUnreachable) {
+			if wp := target.CheckProtocol(ctx, cfg.Addr, target.ProtocolMySQL); wp != nil {
+				return nil, wp
+			}
+		}
+		return nil, err
 	}
 	return &session{db: db, conn: conn}, nil
 }

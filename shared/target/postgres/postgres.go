@@ -127,13 +127,48 @@ func (e *Engine) connect(ctx context.Context, c target.Credential) (*pgx.Conn, e
 	cfg.Password = c.Password.Reveal()
 	cfg.ConnectTimeout = e.o.ConnectTimeout
 	cfg.RuntimeParams["application_name"] = "secretsaga"
-	ctx, cancel := context.WithTimeout(ctx, e.o.ConnectTimeout+time.Second)
+	cctx, cancel := context.WithTimeout(ctx, e.o.ConnectTimeout+time.Second)
 	defer cancel()
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	conn, err := pgx.ConnectConfig(cctx, cfg)
+	if prepped, ok := saslprepped(cfg.Password); ok && isInvalidPassword(err) {
+		// PostgreSQL's SCRAM (and libpq's) SASLprep the password (RFC
+		// 4013: NFKC, so fullwidth "Ａ" is "A"), falling back to the raw
+		// bytes when SASLprep fails; pgx applies only PRECIS OpaqueString
+		// (NFC, no compatibility mapping). A password that psql logs in
+		// with would fail here: try again with it as libpq sends it. The
+		// raw password went first, for md5 and password authentication,
+		// which PostgreSQL does not normalise.
+		cfg.Password = prepped
+		conn, err = pgx.ConnectConfig(cctx, cfg)
+	}
 	if err != nil {
-		return nil, classify(err)
+		err = classify(err)
+		if errors.Is(err, target.ErrUnreachable) {
+			// Another database at this port answers in its own protocol
+			// (pgx: "received unexpected message", or a timeout, Redis
+			// being silent to a StartupMessage); say so, once. The
+			// caller's context: the login's own bound may be used up.
+			if wp := target.CheckProtocol(ctx, net.JoinHostPort(c.Host, strconv.Itoa(port)), target.ProtocolPostgres); wp != nil {
+				return nil, wp
+			}
+		}
+		return nil, err
 	}
 	return conn, nil
+}
+
+// saslprepped returns the SASLprep form of password and whether it
+// differs from password.
+func saslprepped(password string) (string, bool) {
+	prepped, err := stringprep.SASLprep.Prepare(password)
+	return prepped, err == nil && prepped != password
+}
+
+// isInvalidPassword reports whether err is the server refusing the
+// password (SQLSTATE 28P01, invalid_password).
+func isInvalidPassword(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "28P01"
 }
 
 // quoteDSN quotes a keyword/value DSN value (libpq rules: single quotes,

@@ -115,3 +115,52 @@ func TestAgainstPostgres(t *testing.T) {
 		}
 	}
 }
+
+// A password set through SQL is stored SASLprepped (PostgreSQL normalises
+// it with RFC 4013 before computing the SCRAM verifier), so psql logs in
+// with fullwidth letters; pgx alone (PRECIS OpaqueString, no width mapping)
+// did not: "AWSCURRENT does not log in". The engine logs in as libpq does,
+// both with a password set through SQL and with one it set itself.
+func TestSASLprepPasswordAgainstPostgres(t *testing.T) {
+	ctx := context.Background()
+	pg, err := standin.StartPostgres(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pg.Close() })
+	admin, err := pgx.Connect(ctx, pg.AdminDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	const role = "fullwidth_app"
+	const fullwidth = "Ｆｕｌｌｗｉｄｔｈ-Ｐｗ-１２３" // normalises to "Fullwidth-Pw-123"
+	if _, err := admin.Exec(ctx, "SET password_encryption = 'scram-sha-256'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", role, fullwidth)); err != nil {
+		t.Fatal(err)
+	}
+	cred := func(pw string) target.Credential {
+		return target.Credential{Host: pg.Host, Port: pg.Port, Username: role, Password: secret.NewPassword(pw), DBName: "postgres"}
+	}
+	e := postgres.New(postgres.Options{})
+	if err := e.Verify(ctx, target.VerifyRequest{Credential: cred(fullwidth)}); err != nil {
+		t.Fatalf("the fullwidth password set through SQL: %v", err)
+	}
+	// What libpq would send, too (the server compares normalised forms).
+	if err := e.Verify(ctx, target.VerifyRequest{Credential: cred("Fullwidth-Pw-123")}); err != nil {
+		t.Fatalf("the normalised password: %v", err)
+	}
+	if err := e.Verify(ctx, target.VerifyRequest{Credential: cred("Ｆｕｌｌｗｉｄｔｈ-Ｐｗ-１２４")}); !errors.Is(err, target.ErrAuthFailed) {
+		t.Fatalf("a wrong password: %v, want ErrAuthFailed", err)
+	}
+	// A fullwidth password the engine sets itself logs in as well.
+	const next = "Ｎｅｘｔ-Ｐｗ-４５６"
+	if _, err := e.SetPassword(ctx, target.SetPasswordRequest{Username: role, New: secret.NewPassword(next), Logins: []target.Credential{cred(fullwidth)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Verify(ctx, target.VerifyRequest{Credential: cred(next)}); err != nil {
+		t.Fatalf("the password the engine set: %v", err)
+	}
+}

@@ -109,3 +109,26 @@ func TestUnreachable(t *testing.T) {
 		t.Fatal("error holds the password")
 	}
 }
+
+func TestSASLprepped(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+		differs        bool
+	}{
+		{"ascii", "Plain-Passw0rd!", "Plain-Passw0rd!", false},
+		{"fullwidth letters and digits", "Ｐａｓｓ-１２３", "Pass-123", true},
+		{"non-ASCII space maps to a space", "a\u00a0b", "a b", true},
+		{"already normal", "pässwörd", "pässwörd", false},
+		// Prohibited in SASLprep (a control character): PostgreSQL uses
+		// the raw password, so no second try.
+		{"prohibited", "a\u0007b", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, differs := saslprepped(tt.in)
+			if differs != tt.differs || (differs && got != tt.want) {
+				t.Fatalf("saslprepped(%q) = %q, %v; want %q, %v", tt.in, got, differs, tt.want, tt.differs)
+			}
+		})
+	}
+}

@@ -160,7 +160,15 @@ func (e *Engine) connect(ctx context.Context, c target.Credential) (*goredis.Cli
 	defer cancel()
 	if err := client.Ping(pctx).Err(); err != nil {
 		_ = client.Close()
-		return nil, classify(err)
+		err = classify(err)
+		if errors.Is(err, target.ErrUnreachable) {
+			// A database at this port that speaks another protocol
+			// (go-redis: "invalid reply", or EOF).
+			if wp := target.CheckProtocol(ctx, opt.Addr, target.ProtocolRedis); wp != nil {
+				return nil, wp
+			}
+		}
+		return nil, err
 	}
 	return client, nil
 }
