@@ -41,6 +41,7 @@ func TestFleetRotation(t *testing.T) {
 	if err := env.SetRolePassword(broken.ctx, broken.role, "changed-behind-our-back-"+uuid.NewString()); err != nil {
 		t.Fatal(err)
 	}
+	broken.baseline() // it never works from here on
 	held := newScenario(t, "fleet")
 	tag(held)
 	lease, err := env.Ledger.Acquire(held.ctx, ledger.AcquireRequest{Secret: held.arn, Execution: "arn:aws:states:us-east-1:000000000000:execution:rotation:operator",
@@ -96,4 +97,9 @@ func TestFleetRotation(t *testing.T) {
 	}
 	held.invariants(x)
 	untagged.invariants()
+	// The broken secret is refused and left alone: not a violation.
+	broken.invariants(x)
+	if !broken.verdict.refusedUnchanged {
+		t.Error("the secret whose AWSCURRENT never logged in is not reported as refused and unchanged")
+	}
 }

@@ -254,12 +254,28 @@ func TestConcurrentStarts(t *testing.T) {
 
 // TestZombieIsFenced: an execution whose lease expired and was taken over
 // (a "zombie", e.g. paused by a long GC or a stuck network) cannot write the
-// ledger or move a label afterwards.
+// ledger or move a label afterwards: whether the takeover comes before
+// finish reads the lease (its read-side check refuses) or after finish has
+// read the lease and the stages (its write-ahead journal write, conditioned
+// on the fencing token, is refused, so the stage move never happens).
 func TestZombieIsFenced(t *testing.T) {
+	for _, at := range []struct {
+		name  string
+		call  string
+		phase faultinject.Phase
+	}{
+		{"taken over before finish reads the lease", "DynamoDB.GetItem", faultinject.Before},
+		{"taken over after finish read the lease and the stages", "Secrets Manager.DescribeSecret", faultinject.After},
+	} {
+		t.Run(at.name, func(t *testing.T) { testZombieIsFenced(t, at.call, at.phase) })
+	}
+}
+
+func testZombieIsFenced(t *testing.T, call string, phase faultinject.Phase) {
 	var s *scenario
 	var taken ledger.Lease
 	var before []ledger.Record
-	withFaults(t, faultinject.Rule{Function: "finishsecret", Call: "DynamoDB.GetItem", Nth: 1, Phase: faultinject.Before,
+	withFaults(t, faultinject.Rule{Function: "finishsecret", Call: call, Nth: 1, Phase: phase,
 		Hook: func(ctx context.Context) error {
 			// Another party, whose clock says the lease expired, takes it.
 			later := ledger.New(env.DDB, env.Ledger.Table(), ledger.Options{Now: func() time.Time { return time.Now().Add(24 * time.Hour) }})
@@ -304,12 +320,28 @@ func TestZombieIsFenced(t *testing.T) {
 // TestForeignMoveAbandons: while a rotation is in flight, someone else
 // rotates the secret (a new AWSCURRENT whose password they set on the
 // database). Our rotation must stop, journal ABANDONED, and undo nothing
-// over their work: their value keeps working.
+// over their work: their value keeps working. The move comes either
+// before finish reads the stages (finish sees it) or after, between its
+// read and its UpdateSecretVersionStage: then only the compare-and-swap
+// (RemoveFromVersionId is the version recorded at acquire, not whoever
+// holds AWSCURRENT at the time) stops finish from moving AWSCURRENT over it.
 func TestForeignMoveAbandons(t *testing.T) {
+	for _, at := range []struct {
+		name  string
+		phase faultinject.Phase
+	}{
+		{"before finish reads the stages", faultinject.Before},
+		{"between finish's read and its stage move", faultinject.After},
+	} {
+		t.Run(at.name, func(t *testing.T) { testForeignMoveAbandons(t, at.phase) })
+	}
+}
+
+func testForeignMoveAbandons(t *testing.T, phase faultinject.Phase) {
 	var s *scenario
 	foreignPW := "Foreign-" + strings.ReplaceAll(uuid.NewString(), "-", "")
 	var foreignVersion string
-	withFaults(t, faultinject.Rule{Function: "finishsecret", Call: "Secrets Manager.DescribeSecret", Nth: 1, Phase: faultinject.Before,
+	withFaults(t, faultinject.Rule{Function: "finishsecret", Call: "Secrets Manager.DescribeSecret", Nth: 1, Phase: phase,
 		Hook: func(ctx context.Context) error {
 			v, err := env.PostgresRole(ctx, s.role) // a new role password...
 			if err != nil {
@@ -386,7 +418,7 @@ func TestBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			withFaults(t)
-			violations := cell(t, "bad input")
+			verdict := cell(t, "bad input")
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			id := uuid.NewString()[:8]
@@ -418,6 +450,10 @@ func TestBadInput(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			baseline, err := env.Baseline(ctx, arn)
+			if err != nil {
+				t.Fatal(err)
+			}
 			start := time.Now()
 			x, err := env.Execute(ctx, "bad-"+id, map[string]any{"SecretId": arn})
 			if err != nil {
@@ -441,9 +477,17 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("the role's password changed: %v", err)
 			}
 			if strings.Contains(x.Cause, origPW) {
-				*violations++
+				verdict.violations++
 				t.Errorf("the error holds the password")
 			}
+			// Bad input is refused and changes nothing: where AWSCURRENT
+			// never logged in, that is "refused, unchanged", not broken.
+			check := env.CheckAgainst(ctx, baseline, arn, x)
+			for _, msg := range check.Violations {
+				verdict.violations++
+				t.Error(msg)
+			}
+			verdict.refusedUnchanged = check.RefusedUnchanged
 			if lease, leased, _ := env.Ledger.Get(ctx, arn); leased && lease.Holder != "" {
 				t.Errorf("the lease is still held by %s (%s)", lease.Holder, lease.State)
 			}

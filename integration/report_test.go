@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -25,15 +26,24 @@ var report = struct {
 
 type row struct {
 	cells, passing, violations int
-	elapsed                    time.Duration
+	// refused counts cells whose secret never worked (AWSCURRENT did not
+	// log in before the scenario) and that the product left byte-for-byte
+	// unchanged: refused, not broken.
+	refused int
+	elapsed time.Duration
+}
+
+// verdict is one cell's invariant check, filled in by the scenario.
+type verdict struct {
+	violations       int
+	refusedUnchanged bool
 }
 
 // cell counts t as one cell of family; it passes if t does.
-// violations is filled in by the scenario's invariant check.
-func cell(t *testing.T, family string) *int {
+func cell(t *testing.T, family string) *verdict {
 	t.Helper()
 	start := time.Now()
-	violations := new(int)
+	v := new(verdict)
 	t.Cleanup(func() {
 		report.Lock()
 		defer report.Unlock()
@@ -47,10 +57,13 @@ func cell(t *testing.T, family string) *int {
 		if !t.Failed() {
 			r.passing++
 		}
-		r.violations += *violations
+		r.violations += v.violations
+		if v.refusedUnchanged {
+			r.refused++
+		}
 		r.elapsed += time.Since(start)
 	})
-	return violations
+	return v
 }
 
 func trackSecret(arn string) {
@@ -67,15 +80,13 @@ func finalLeakScan(w io.Writer) int {
 	report.Lock()
 	arns := slices.Clone(report.arns)
 	report.Unlock()
-	passwords, leaks := env.LeakScan(ctx, arns)
+	secrets, passwords, leaks := env.LeakScan(ctx, arns)
 	hits := 0
-	for _, arn := range arns {
-		if found := leaks[arn]; len(found) > 0 {
-			hits += len(found)
-			fmt.Fprintf(w, "LEAK: a password of %s appears in %s\n", arn, strings.Join(found, ", "))
-		}
+	for _, arn := range slices.Sorted(maps.Keys(leaks)) {
+		hits += len(leaks[arn])
+		fmt.Fprintf(w, "LEAK: a password of %s appears in %s\n", arn, strings.Join(leaks[arn], ", "))
 	}
-	fmt.Fprintf(w, "leak scan: %d passwords of %d secrets searched in every log line, event, ledger item and execution: %d hits\n", passwords, len(arns), hits)
+	fmt.Fprintf(w, "leak scan: %d passwords of %d secrets (masters included) searched in every log line, stdout and stderr line, event, ledger item and execution: %d hits\n", passwords, secrets, hits)
 	return hits
 }
 
@@ -86,16 +97,20 @@ func printReport(w io.Writer) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario family\tcells\tpassing\tinvariant violations\ttime\t")
+	fmt.Fprintln(tw, "scenario family\tcells\tpassing\tinvariant violations\trefused, unchanged\ttime\t")
 	var total row
 	for _, f := range report.order {
 		r := report.rows[f]
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%v\t\n", f, r.cells, r.passing, r.violations, r.elapsed.Round(100*time.Millisecond))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%v\t\n", f, r.cells, r.passing, r.violations, r.refused, r.elapsed.Round(100*time.Millisecond))
 		total.cells += r.cells
 		total.passing += r.passing
 		total.violations += r.violations
+		total.refused += r.refused
 		total.elapsed += r.elapsed
 	}
-	fmt.Fprintf(tw, "total\t%d\t%d\t%d\t%v\t\n", total.cells, total.passing, total.violations, total.elapsed.Round(100*time.Millisecond))
+	fmt.Fprintf(tw, "total\t%d\t%d\t%d\t%d\t%v\t\n", total.cells, total.passing, total.violations, total.refused, total.elapsed.Round(100*time.Millisecond))
+	// "refused, unchanged": cells whose secret never worked (AWSCURRENT did
+	// not log in before the scenario) and that the product left
+	// byte-for-byte as it was, secret and target; not violations.
 	_ = tw.Flush()
 }

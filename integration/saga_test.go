@@ -30,7 +30,7 @@ var env *local.Env
 func TestMain(m *testing.M) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	var err error
-	env, err = local.Start(ctx, local.Options{RetryIntervalScale: 0.01})
+	env, err = local.Start(ctx, local.Options{RetryIntervalScale: 0.01, CaptureStdio: true})
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start local stack:", err)
@@ -59,12 +59,14 @@ func TestMain(m *testing.M) {
 
 // scenario is one secret with its own role, so tests cannot see each other.
 type scenario struct {
-	t          *testing.T
-	ctx        context.Context
-	arn        string
-	role       string
-	orig       string // AWSCURRENT version at start
-	violations *int
+	t       *testing.T
+	ctx     context.Context
+	arn     string
+	role    string
+	orig    string // AWSCURRENT version at start
+	verdict *verdict
+	// before is the secret and its target at the start (see baseline).
+	before *local.Baseline
 }
 
 // newScenario counts t as a cell of the report's family and gives it a
@@ -78,7 +80,7 @@ func newScenario(t *testing.T, family string) *scenario {
 // the secret (named name) for a new user (role, which starts with prefix).
 func newScenarioWith(t *testing.T, family, prefix string, create func(ctx context.Context, name, role string) (string, error)) *scenario {
 	t.Helper()
-	violations := cell(t, family)
+	v := cell(t, family)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
 	id := strings.ReplaceAll(uuid.NewString()[:8], "-", "")
@@ -88,9 +90,21 @@ func newScenarioWith(t *testing.T, family, prefix string, create func(ctx contex
 		t.Fatal(err)
 	}
 	trackSecret(arn)
-	s := &scenario{t: t, ctx: ctx, arn: arn, role: role, violations: violations}
+	s := &scenario{t: t, ctx: ctx, arn: arn, role: role, verdict: v}
 	s.orig = s.current()
+	s.baseline()
 	return s
+}
+
+// baseline records the secret and its target as the scenario starts; a
+// test that spoils the setup after newScenario records it again.
+func (s *scenario) baseline() {
+	s.t.Helper()
+	b, err := env.Baseline(s.ctx, s.arn)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.before = b
 }
 
 // secretName keeps the characters Secrets Manager allows in a name.
@@ -131,9 +145,14 @@ func (s *scenario) run(input map[string]any) *sfnlocal.Execution {
 
 func (s *scenario) invariants(execs ...*sfnlocal.Execution) {
 	s.t.Helper()
-	for _, v := range env.CheckInvariants(s.ctx, s.arn, execs...) {
-		*s.violations++
-		s.t.Error(v)
+	v := env.CheckAgainst(s.ctx, s.before, s.arn, execs...)
+	for _, msg := range v.Violations {
+		s.verdict.violations++
+		s.t.Error(msg)
+	}
+	if v.RefusedUnchanged {
+		s.verdict.refusedUnchanged = true
+		s.t.Log("AWSCURRENT did not log in before the scenario; the product refused and left the secret and the target unchanged")
 	}
 }
 

@@ -74,6 +74,9 @@ func (e *Env) CreateSecret(ctx context.Context, name, value, description string)
 	if err != nil {
 		return "", err
 	}
+	e.createdMu.Lock()
+	e.created = append(e.created, aws.ToString(out.ARN))
+	e.createdMu.Unlock()
 	return aws.ToString(out.ARN), nil
 }
 

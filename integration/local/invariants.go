@@ -196,13 +196,34 @@ func (e *Env) leaks(ctx context.Context, secretARN string, stages map[string][]s
 	return find(e.passwords(ctx, secretARN, stages), haystacks)
 }
 
-// passwords are the passwords of the secret's versions (those long enough
-// to be told apart from ordinary text).
+// passwords are the passwords of the secret's versions and of every
+// version of the master secrets they name (masterarn: the alternating
+// strategy's administrator, whose password the product reads too), those
+// long enough to be told apart from ordinary text.
 func (e *Env) passwords(ctx context.Context, secretARN string, stages map[string][]string) []string {
 	var pws []string
+	masters := map[string]bool{}
 	for id := range stages {
-		if v, err := e.value(ctx, secretARN, id, ""); err == nil && len(v.Password.Reveal()) >= 8 {
+		v, err := e.value(ctx, secretARN, id, "")
+		if err != nil {
+			continue
+		}
+		if len(v.Password.Reveal()) >= 8 {
 			pws = append(pws, v.Password.Reveal())
+		}
+		if v.MasterARN != "" && v.MasterARN != secretARN {
+			masters[v.MasterARN] = true
+		}
+	}
+	for m := range masters {
+		ms, err := e.Stages(ctx, m)
+		if err != nil {
+			continue
+		}
+		for id := range ms {
+			if v, err := e.value(ctx, m, id, ""); err == nil && len(v.Password.Reveal()) >= 8 {
+				pws = append(pws, v.Password.Reveal())
+			}
 		}
 	}
 	return pws
@@ -224,9 +245,17 @@ func find(pws []string, haystacks map[string]string) []string {
 }
 
 // outputs is everything the product wrote that a person or system can read:
-// log lines, events, ledger items, and every execution the runner ran.
+// log lines, this process's stdout and stderr (with CaptureStdio: what a
+// handler prints there is in CloudWatch Logs in Lambda), events, ledger
+// items, and every execution the runner ran.
 func (e *Env) outputs(ctx context.Context) map[string]string {
 	haystacks := map[string]string{"logs": e.Logs.String()}
+	if e.Stdout != nil {
+		haystacks["stdout"] = e.Stdout.String()
+	}
+	if e.Stderr != nil {
+		haystacks["stderr"] = e.Stderr.String()
+	}
 	evs, _ := json.Marshal(e.Events.Entries())
 	haystacks["events"] = string(evs)
 	var items []map[string]ddbtypes.AttributeValue
@@ -250,14 +279,31 @@ func (e *Env) outputs(ctx context.Context) map[string]string {
 	return haystacks
 }
 
-// LeakScan searches every output of the whole run (logs, events, the ledger
-// table, every execution's events, errors and output), gathered once, for
-// the password of every version each secret ever had. It returns how many
-// passwords it searched for and, by secret, where any was found.
-func (e *Env) LeakScan(ctx context.Context, secretARNs []string) (int, map[string][]string) {
+// CreatedSecrets returns every secret CreateSecret made, masters included.
+func (e *Env) CreatedSecrets() []string {
+	e.createdMu.Lock()
+	defer e.createdMu.Unlock()
+	return append([]string(nil), e.created...)
+}
+
+// LeakScan searches every output of the whole run (logs, stdout and stderr,
+// events, the ledger table, every execution's events, errors and output),
+// gathered once, for the password of every version each secret ever had:
+// secretARNs and every secret the Env created (masters included). It
+// returns how many secrets and passwords it searched for and, by secret,
+// where any was found.
+func (e *Env) LeakScan(ctx context.Context, secretARNs []string) (secrets, passwords int, leaks map[string][]string) {
 	haystacks := e.outputs(ctx)
 	n, found := 0, map[string][]string{}
-	for _, arn := range secretARNs {
+	var all []string
+	seen := map[string]bool{}
+	for _, arn := range append(append([]string(nil), secretARNs...), e.CreatedSecrets()...) {
+		if !seen[arn] {
+			seen[arn] = true
+			all = append(all, arn)
+		}
+	}
+	for _, arn := range all {
 		stages, err := e.Stages(ctx, arn)
 		if err != nil {
 			found[arn] = []string{"list versions: " + err.Error()}
@@ -269,5 +315,5 @@ func (e *Env) LeakScan(ctx context.Context, secretARNs []string) (int, map[strin
 			found[arn] = f
 		}
 	}
-	return n, found
+	return len(all), n, found
 }

@@ -71,6 +71,11 @@ type Options struct {
 	SecretsManagerWriteRPS float64
 	// LeaseDuration for the ledger (default 15 minutes).
 	LeaseDuration time.Duration
+	// CaptureStdio copies this process's stdout and stderr (file
+	// descriptors 1 and 2) into Env.Stdout and Env.Stderr for the leak scan,
+	// still passing them on: what the handlers print there goes to
+	// CloudWatch Logs in Lambda.
+	CaptureStdio bool
 }
 
 // Env is a running local stack.
@@ -104,6 +109,9 @@ type Env struct {
 	FleetDefinition []byte
 	// Logs holds every log line the handlers wrote (JSON).
 	Logs *SyncBuffer
+	// Stdout and Stderr hold what this process (handlers included) wrote
+	// to file descriptors 1 and 2, with Options.CaptureStdio.
+	Stdout, Stderr *SyncBuffer
 	// Startup records how long each stand-in took to become ready.
 	Startup map[string]time.Duration
 
@@ -113,6 +121,10 @@ type Env struct {
 	// masters are the alternating strategy's master secrets of the other
 	// engines, by engine, created on first use.
 	masters map[string]string
+	// created is every secret CreateSecret made, masters included, for
+	// the leak scan.
+	createdMu sync.Mutex
+	created   []string
 
 	closers []func() error
 }
@@ -151,6 +163,15 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 			e.Close()
 		}
 	}()
+	if o.CaptureStdio {
+		// First in, last closed: it sees everything up to the end.
+		e.Stdout, e.Stderr = &SyncBuffer{}, &SyncBuffer{}
+		stop, err := captureStdio(e.Stdout, e.Stderr)
+		if err != nil {
+			return nil, fmt.Errorf("capture stdout and stderr: %w", err)
+		}
+		e.closers = append(e.closers, func() error { stop(); return nil })
+	}
 	// The slow stand-ins start concurrently; each records its own time,
 	// and Startup is written once they are all done.
 	var wg sync.WaitGroup
