@@ -1,0 +1,128 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// fakeDB is an in-memory table with the DynamoDB semantics the ledger
+// relies on: strongly consistent GetItem, all-or-nothing
+// TransactWriteItems whose condition expressions (the few the ledger
+// writes: `a = :v`, `attribute_not_exists(a)`, joined by AND) are checked
+// against the items before any write, and Query by partition key and sort
+// key prefix in sort key order.
+type fakeDB struct {
+	mu    sync.Mutex
+	items map[string]map[string]types.AttributeValue // pk \x00 sk → item
+	// beforeWrite, if set, runs once before the next TransactWriteItems:
+	// a concurrent writer between the ledger's read and its write.
+	beforeWrite func()
+	writes      int
+	fail        error // every call fails with it
+}
+
+func newFakeDB() *fakeDB { return &fakeDB{items: map[string]map[string]types.AttributeValue{}} }
+
+func key(item map[string]types.AttributeValue) string {
+	return item["pk"].(*types.AttributeValueMemberS).Value + "\x00" + item["sk"].(*types.AttributeValueMemberS).Value
+}
+
+func (f *fakeDB) GetItem(_ context.Context, in *dynamodb.GetItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return nil, f.fail
+	}
+	if !aws.ToBool(in.ConsistentRead) {
+		return nil, errors.New("fake: the ledger must read its lease consistently")
+	}
+	return &dynamodb.GetItemOutput{Item: f.items[key(in.Key)]}, nil
+}
+
+// holds evaluates cond against item (nil: no such item).
+func holds(cond string, values map[string]types.AttributeValue, item map[string]types.AttributeValue) bool {
+	for _, clause := range strings.Split(cond, " AND ") {
+		clause = strings.TrimSpace(clause)
+		if name, ok := strings.CutPrefix(clause, "attribute_not_exists("); ok {
+			if _, exists := item[strings.TrimSuffix(name, ")")]; exists {
+				return false
+			}
+			continue
+		}
+		name, placeholder, ok := strings.Cut(clause, " = ")
+		if !ok {
+			panic("fake: condition not understood: " + clause)
+		}
+		v, exists := item[name]
+		if !exists || !reflect.DeepEqual(v, values[placeholder]) {
+			return false
+		}
+	}
+	return true
+}
+
+func (f *fakeDB) TransactWriteItems(_ context.Context, in *dynamodb.TransactWriteItemsInput, _ ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	f.mu.Lock()
+	hook := f.beforeWrite
+	f.beforeWrite = nil
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return nil, f.fail
+	}
+	reasons := make([]types.CancellationReason, len(in.TransactItems))
+	cancelled := false
+	for i, ti := range in.TransactItems {
+		p := ti.Put
+		reasons[i].Code = aws.String("None")
+		if p.ConditionExpression != nil && !holds(*p.ConditionExpression, p.ExpressionAttributeValues, f.items[key(p.Item)]) {
+			reasons[i].Code, cancelled = aws.String("ConditionalCheckFailed"), true
+		}
+	}
+	if cancelled {
+		return nil, &types.TransactionCanceledException{Message: aws.String("Transaction cancelled"), CancellationReasons: reasons}
+	}
+	for _, ti := range in.TransactItems {
+		f.items[key(ti.Put.Item)] = ti.Put.Item
+	}
+	f.writes++
+	return &dynamodb.TransactWriteItemsOutput{}, nil
+}
+
+func (f *fakeDB) Query(_ context.Context, in *dynamodb.QueryInput, _ ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return nil, f.fail
+	}
+	if aws.ToString(in.KeyConditionExpression) != "pk = :pk AND begins_with(sk, :j)" {
+		return nil, fmt.Errorf("fake: key condition %q not understood", aws.ToString(in.KeyConditionExpression))
+	}
+	pk := in.ExpressionAttributeValues[":pk"].(*types.AttributeValueMemberS).Value
+	prefix := in.ExpressionAttributeValues[":j"].(*types.AttributeValueMemberS).Value
+	var keys []string
+	for k := range f.items {
+		if p, sk, _ := strings.Cut(k, "\x00"); p == pk && strings.HasPrefix(sk, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	out := &dynamodb.QueryOutput{}
+	for _, k := range keys {
+		out.Items = append(out.Items, f.items[k])
+	}
+	return out, nil
+}
