@@ -10,7 +10,7 @@ LAMBDA    := build/lambda
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: all deps build demo bench test unit integration lint asl fuzz-short fuzz infra-test synth clean
+.PHONY: all deps build demo bench test unit integration lint asl fuzz-short fuzz mutation infra-test synth clean
 
 all: build
 
@@ -67,6 +67,22 @@ fuzz-short:
 ## fuzz: longer fuzzing of the parsers of secret JSON and ledger items
 fuzz:
 	$(MAKE) fuzz-short FUZZTIME=5m
+
+## mutation: mutation testing (gremlins) of shared/secretstore, shared/ledger and shared/rotation, one
+## package at a time with one worker; not part of `make test` (slow: see README "Mutation testing" for the
+## runtime). The ledger's mutants also run its DynamoDB Local tests (integration tag). Reports in results/.
+GREMLINS       := github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0
+# The timeout (the coverage run's time × the coefficient) includes building the mutant, so a loaded
+# machine needs a large coefficient; --test-cpu is left out: gremlins v0.6.0 passes it as one argument.
+MUTATION_FLAGS ?= --workers 1 --timeout-coefficient 120 --invert-logical
+mutation: deps
+	@mkdir -p results
+	@for p in secretstore ledger rotation; do \
+	  tags=; if [ $$p = ledger ]; then tags="--tags integration"; fi; \
+	  echo "== gremlins ./shared/$$p $$tags"; \
+	  $(GO) run $(GREMLINS) unleash $(MUTATION_FLAGS) $$tags --output results/gremlins-$$p.json ./shared/$$p \
+	    | tee results/gremlins-$$p.txt | { grep -E 'LIVED|TIMED OUT|Killed:|Timed out:|efficacy|coverage' || true; }; \
+	done
 
 clean:
 	rm -rf build cdk.out

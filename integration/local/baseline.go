@@ -19,11 +19,13 @@ import (
 
 // Baseline is a secret and its target as they were before a scenario. It
 // lets the invariant checker tell a secret the product refused and left
-// alone (its AWSCURRENT never logged in, and nothing changed) from one the
-// product broke (AWSCURRENT logged in before, or something changed).
+// alone (it was already broken, e.g. its AWSCURRENT never logged in, and
+// nothing changed) from one the product broke (it worked before, or
+// something changed).
 type Baseline struct {
-	// CurrentLogsIn is whether AWSCURRENT authenticated against the target.
-	CurrentLogsIn bool
+	// Broken lists the secret's invariants (1 to 3: one AWSCURRENT, it
+	// logs in, no AWSPENDING) that did not hold before the scenario.
+	Broken []string
 	// secret is every version with its stages and a digest of its value;
 	// target is a digest of the credential the target stores for every
 	// user a version names (and the other user, with masterarn), read as
@@ -40,11 +42,13 @@ func (e *Env) Baseline(ctx context.Context, secretARN string) (*Baseline, error)
 	}
 	b := &Baseline{secret: map[string]string{}, target: map[string]string{}}
 	for id, ss := range stages {
+		sorted := slices.Sorted(slices.Values(ss))
 		out, err := e.SMClient.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: &secretARN, VersionId: &id})
 		if err != nil {
-			return nil, fmt.Errorf("read version %s: %w", id, err)
+			// A secret scheduled for deletion has no readable value.
+			b.secret[id] = strings.Join(sorted, ",") + " unreadable"
+			continue
 		}
-		sorted := slices.Sorted(slices.Values(ss))
 		b.secret[id] = strings.Join(sorted, ",") + " " + digest(aws.ToString(out.SecretString)) + " " + digest(string(out.SecretBinary))
 		v, err := secret.Parse(aws.ToString(out.SecretString))
 		if err != nil {
@@ -61,7 +65,7 @@ func (e *Env) Baseline(ctx context.Context, secretARN string) (*Baseline, error)
 			}
 		}
 	}
-	b.CurrentLogsIn = e.CanLogin(ctx, secretARN, "", "AWSCURRENT") == nil
+	b.Broken = e.secretInvariants(ctx, secretARN, stages, false)
 	return b, nil
 }
 
@@ -154,21 +158,23 @@ func (e *Env) storedCredential(ctx context.Context, v *secret.Value, user string
 type Verdict struct {
 	// Violations are broken invariants (none: safe).
 	Violations []string
-	// RefusedUnchanged: AWSCURRENT did not log in before the scenario and
-	// the secret and the target are byte-for-byte as they were: the
-	// product rightly refused and left them alone, which is not a broken
-	// invariant 2.
+	// RefusedUnchanged: the secret was already broken before the scenario
+	// (its AWSCURRENT did not log in, say) and the secret and the target
+	// are byte-for-byte as they were: the product rightly refused and left
+	// them alone, which is not a violation.
 	RefusedUnchanged bool
 }
 
 // CheckAgainst is CheckInvariants with the baseline taken before the
-// scenario (nil: none). A secret whose AWSCURRENT never logged in and
-// that is unchanged is reported as refused-and-unchanged, not as broken;
-// anything the product changed about such a secret keeps the violation
-// and names what changed.
+// scenario (nil: none). A secret that was already broken and is unchanged
+// is reported as refused-and-unchanged, its pre-existing breakage (the
+// secret's invariants 1 to 3) not counted; the ledger's and the leak
+// scan's invariants (4, 5) always count. If the product changed anything
+// about a secret that was already broken, every violation counts and
+// names what changed.
 func (e *Env) CheckAgainst(ctx context.Context, before *Baseline, secretARN string, execs ...*sfnlocal.Execution) Verdict {
 	bad := e.CheckInvariants(ctx, secretARN, execs...)
-	if before == nil || before.CurrentLogsIn {
+	if before == nil || len(before.Broken) == 0 {
 		return Verdict{Violations: bad}
 	}
 	now, err := e.Baseline(ctx, secretARN)
@@ -176,13 +182,17 @@ func (e *Env) CheckAgainst(ctx context.Context, before *Baseline, secretARN stri
 		return Verdict{Violations: append(bad, "baseline: "+err.Error())}
 	}
 	changes := before.Changes(now)
+	if len(changes) > 0 {
+		for i, v := range bad {
+			bad[i] = v + " (already broken before the scenario: " + strings.Join(before.Broken, "; ") + "; the product changed " + strings.Join(changes, ", ") + ")"
+		}
+		return Verdict{Violations: bad}
+	}
 	var kept []string
 	for _, v := range bad {
-		if !strings.HasPrefix(v, "invariant 2:") {
+		if !strings.HasPrefix(v, "invariant 1:") && !strings.HasPrefix(v, "invariant 2:") && !strings.HasPrefix(v, "invariant 3:") {
 			kept = append(kept, v)
-		} else if len(changes) > 0 {
-			kept = append(kept, v+" (AWSCURRENT did not log in before the scenario either, but the product changed "+strings.Join(changes, ", ")+")")
 		}
 	}
-	return Verdict{Violations: kept, RefusedUnchanged: len(changes) == 0}
+	return Verdict{Violations: kept, RefusedUnchanged: true}
 }

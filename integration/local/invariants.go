@@ -102,30 +102,8 @@ func (e *Env) CheckInvariants(ctx context.Context, secretARN string, execs ...*s
 		return []string{"read lease: " + err.Error()}
 	}
 	compFailed := leased && lease.State == ledger.CompensationFailed
-
-	// 1
+	bad = append(bad, e.secretInvariants(ctx, secretARN, stages, compFailed)...)
 	current := holders(stages, "AWSCURRENT")
-	if len(current) != 1 {
-		fail("invariant 1: %d versions carry AWSCURRENT", len(current))
-	}
-	// 2
-	if len(current) == 1 && !compFailed {
-		if err := e.CanLogin(ctx, secretARN, current[0], ""); err != nil {
-			fail("invariant 2: AWSCURRENT (%s) does not authenticate: %v", current[0], err)
-		}
-	}
-	// 2, for alternating users: the previous user keeps working too.
-	if prev := holders(stages, "AWSPREVIOUS"); len(current) == 1 && len(prev) == 1 && !compFailed {
-		if v, err := e.value(ctx, secretARN, current[0], ""); err == nil && v.MasterARN != "" {
-			if err := e.CanLogin(ctx, secretARN, prev[0], ""); err != nil {
-				fail("invariant 2: alternating users, AWSPREVIOUS (%s) no longer logs in: %v", prev[0], err)
-			}
-		}
-	}
-	// 3
-	if p := holders(stages, "AWSPENDING"); len(p) > 0 && !compFailed {
-		fail("invariant 3: AWSPENDING is on %v after the executions ended", p)
-	}
 	// 4
 	if leased {
 		hist, err := e.Ledger.History(ctx, secretARN)
@@ -168,6 +146,37 @@ func (e *Env) CheckInvariants(ctx context.Context, secretARN string, execs ...*s
 	// 5
 	if leaks := e.leaks(ctx, secretARN, stages, execs); len(leaks) > 0 {
 		fail("invariant 5: passwords found in %s", strings.Join(leaks, ", "))
+	}
+	return bad
+}
+
+// secretInvariants are invariants 1 to 3: the secret's own state and
+// whether it logs in. COMPENSATION_FAILED is exempt from 2 and 3.
+func (e *Env) secretInvariants(ctx context.Context, secretARN string, stages map[string][]string, compFailed bool) []string {
+	var bad []string
+	fail := func(format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) }
+	// 1
+	current := holders(stages, "AWSCURRENT")
+	if len(current) != 1 {
+		fail("invariant 1: %d versions carry AWSCURRENT", len(current))
+	}
+	// 2
+	if len(current) == 1 && !compFailed {
+		if err := e.CanLogin(ctx, secretARN, current[0], ""); err != nil {
+			fail("invariant 2: AWSCURRENT (%s) does not authenticate: %v", current[0], err)
+		}
+	}
+	// 2, for alternating users: the previous user keeps working too.
+	if prev := holders(stages, "AWSPREVIOUS"); len(current) == 1 && len(prev) == 1 && !compFailed {
+		if v, err := e.value(ctx, secretARN, current[0], ""); err == nil && v.MasterARN != "" {
+			if err := e.CanLogin(ctx, secretARN, prev[0], ""); err != nil {
+				fail("invariant 2: alternating users, AWSPREVIOUS (%s) no longer logs in: %v", prev[0], err)
+			}
+		}
+	}
+	// 3
+	if p := holders(stages, "AWSPENDING"); len(p) > 0 && !compFailed {
+		fail("invariant 3: AWSPENDING is on %v after the executions ended", p)
 	}
 	return bad
 }

@@ -19,8 +19,10 @@ import (
 	"github.com/aws/smithy-go/logging"
 )
 
-// DynamoDBReadyTimeout bounds the wait for DynamoDB Local to answer.
-const DynamoDBReadyTimeout = 60 * time.Second
+// DynamoDBReadyTimeout bounds the wait for DynamoDB Local to answer. A JVM
+// on a loaded 2-core machine (parallel test packages, mutation testing)
+// took over a minute to answer its first ListTables.
+const DynamoDBReadyTimeout = 3 * time.Minute
 
 // DynamoDB is a running Amazon DynamoDB Local (in memory).
 type DynamoDB struct {
