@@ -181,12 +181,21 @@ func (e *Env) CheckAgainst(ctx context.Context, before *Baseline, secretARN stri
 	if err != nil {
 		return Verdict{Violations: append(bad, "baseline: "+err.Error())}
 	}
-	changes := before.Changes(now)
-	if len(changes) > 0 {
-		for i, v := range bad {
-			bad[i] = v + " (already broken before the scenario: " + strings.Join(before.Broken, "; ") + "; the product changed " + strings.Join(changes, ", ") + ")"
-		}
+	return judge(before, now, bad)
+}
+
+// judge decides a verdict from the baseline, the state now and the
+// violations found now.
+func judge(before, now *Baseline, bad []string) Verdict {
+	if len(before.Broken) == 0 {
 		return Verdict{Violations: bad}
+	}
+	if changes := before.Changes(now); len(changes) > 0 {
+		var out []string
+		for _, v := range bad {
+			out = append(out, v+" (already broken before the scenario: "+strings.Join(before.Broken, "; ")+"; the product changed "+strings.Join(changes, ", ")+")")
+		}
+		return Verdict{Violations: out}
 	}
 	var kept []string
 	for _, v := range bad {
