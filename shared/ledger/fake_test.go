@@ -28,6 +28,8 @@ type fakeDB struct {
 	beforeWrite func()
 	writes      int
 	fail        error // every call fails with it
+	failWrite   error // every TransactWriteItems fails with it
+	attempts    int   // TransactWriteItems calls
 }
 
 func newFakeDB() *fakeDB { return &fakeDB{items: map[string]map[string]types.AttributeValue{}} }
@@ -80,8 +82,12 @@ func (f *fakeDB) TransactWriteItems(_ context.Context, in *dynamodb.TransactWrit
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.attempts++
 	if f.fail != nil {
 		return nil, f.fail
+	}
+	if f.failWrite != nil {
+		return nil, f.failWrite
 	}
 	reasons := make([]types.CancellationReason, len(in.TransactItems))
 	cancelled := false

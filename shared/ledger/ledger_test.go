@@ -198,6 +198,9 @@ func TestExpiryTakeoverAndFencing(t *testing.T) {
 	if _, err := l.Check(ctx, "s", b.Fencing, "A"); !errors.Is(err, ErrFenced) {
 		t.Fatalf("check with the right token and the wrong holder = %v", err)
 	}
+	if _, err := l.Check(ctx, "s", b.Fencing-1, "B"); !errors.Is(err, ErrFenced) {
+		t.Fatalf("check with the right holder and an old token = %v", err)
+	}
 	if _, err := l.Check(ctx, "never", 1, "A"); !errors.Is(err, ErrFenced) {
 		t.Fatalf("check of a secret without a lease = %v", err)
 	}
@@ -403,5 +406,60 @@ func TestErrorsArePassedOn(t *testing.T) {
 	}
 	if conditionFailed(boom, 0) || conditionFailed(&types.TransactionCanceledException{}, 0) {
 		t.Error("conditionFailed of an error that is no cancelled condition")
+	}
+}
+
+// Acquire reads again when its compare-and-swap loses, but a bounded
+// number of times (four attempts): a counter that keeps moving is
+// reported, not chased forever.
+func TestAcquireGivesUpWhenTheCounterKeepsMoving(t *testing.T) {
+	ctx := context.Background()
+	db, c := newFakeDB(), &clock{t0}
+	l := newTestLedger(db, c, Options{})
+	others := 0
+	var churn func()
+	churn = func() {
+		// Someone else starts and ends a rotation between our read and
+		// our write: the lease is free again, with a new fencing token.
+		others++
+		o, err := l.Acquire(ctx, AcquireRequest{Secret: "s", Execution: fmt.Sprint("other-", others), Token: "to"})
+		if err == nil {
+			err = l.Append(ctx, &o, Record{State: Abandoned}, Change{Release: true})
+		}
+		if err != nil {
+			t.Error(err)
+		}
+		db.beforeWrite = churn
+	}
+	if _, err := l.Acquire(ctx, AcquireRequest{Secret: "s", Execution: "first", Token: "t0"}); err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := l.Get(ctx, "s")
+	if err := l.Append(ctx, &first, Record{State: Finished}, Change{Release: true}); err != nil {
+		t.Fatal(err)
+	}
+	db.beforeWrite = churn
+	_, err := l.Acquire(ctx, AcquireRequest{Secret: "s", Execution: "A", Token: "ta"})
+	db.beforeWrite = nil
+	if err == nil || !conditionFailed(errors.Unwrap(err), 0) || !strings.Contains(err.Error(), "take lease") {
+		t.Fatalf("acquire under a moving counter = %v", err)
+	}
+	if others != 4 {
+		t.Fatalf("%d attempts, want 4", others)
+	}
+}
+
+// Only a lost compare-and-swap is retried: any other write error is
+// returned at once (the state machine retries the step).
+func TestAcquireDoesNotRetryOtherErrors(t *testing.T) {
+	ctx := context.Background()
+	db, c := newFakeDB(), &clock{t0}
+	l := newTestLedger(db, c, Options{})
+	db.failWrite = errors.New("throttled")
+	if _, err := l.Acquire(ctx, AcquireRequest{Secret: "s", Execution: "A", Token: "ta"}); err == nil || !strings.Contains(err.Error(), "throttled") {
+		t.Fatalf("acquire = %v", err)
+	}
+	if db.attempts != 1 {
+		t.Fatalf("%d writes, want 1", db.attempts)
 	}
 }
