@@ -3,12 +3,14 @@ package rotation
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/secretsaga/secretsaga/shared/faults"
 	"github.com/secretsaga/secretsaga/shared/ledger"
+	"github.com/secretsaga/secretsaga/shared/target"
 )
 
 // A terminal step (release, compensate) acts only for the rotation that
@@ -115,5 +117,72 @@ func TestRetriedCompensationJournalsOnce(t *testing.T) {
 	want := []ledger.State{ledger.Started, ledger.Created, ledger.SetStarted, ledger.SetDone, ledger.CompensateStarted, ledger.RolledBack}
 	if fmt.Sprint(states) != fmt.Sprint(want) {
 		t.Fatalf("journal = %v, want %v", states, want)
+	}
+}
+
+// The same execution can hold the lease again under a new fencing token
+// (its lease expired, someone took it and ended, and its retried acquire
+// took it anew): an invocation still carrying the old token is a zombie
+// and every step refuses it, although holder and version id match.
+func TestStepsRefuseAnOldFencingTokenOfTheSameExecution(t *testing.T) {
+	f := newFixture(t)
+	rc := f.acquire(t)
+	s := f.svc
+	l := f.led.lease[arn]
+	l.Fencing += 2
+	f.led.lease[arn] = l
+	journal := len(f.led.journal)
+	for _, step := range []func(context.Context, Context) (StepOutput, error){s.Create, s.Set, s.Test, s.Finish} {
+		if _, err := step(context.Background(), rc); faults.Name(err) != faults.NameConflict {
+			t.Fatalf("step with an old fencing token = %v, want ConflictError", err)
+		}
+	}
+	if len(f.led.journal) != journal || f.sm.n != 0 || f.db.sets != 0 {
+		t.Fatal("an old fencing token changed something")
+	}
+}
+
+// Rolling back a finished rotation puts AWSPREVIOUS back on the version
+// that held it at the start (Secrets Manager had moved it onto the
+// rotation's version).
+func TestRollbackRestoresThePreviousPrevious(t *testing.T) {
+	const v0 = "v0-00000000000000000000000000000000"
+	f := newFixture(t)
+	f.sm.values[v0] = f.sm.values[v1]
+	f.sm.stages[v0] = []string{"AWSPREVIOUS"}
+	rc := f.acquire(t)
+	if rc.PreviousPreviousVersionId != v0 {
+		t.Fatalf("PreviousPreviousVersionId = %q", rc.PreviousPreviousVersionId)
+	}
+	s := f.svc
+	f.steps(t, rc, s.Create, s.Set, s.Test, s.Finish)
+	if _, err := s.Compensate(context.Background(), CloseInput{Rotation: rc, Mode: ModeRollback, Error: &TaskError{Error: faults.NameTestFailed}}); err != nil {
+		t.Fatal(err)
+	}
+	if f.sm.holder("AWSCURRENT") != v1 || f.sm.holder("AWSPREVIOUS") != v0 {
+		t.Fatalf("AWSCURRENT %s AWSPREVIOUS %s, want %s and %s", f.sm.holder("AWSCURRENT"), f.sm.holder("AWSPREVIOUS"), v1, v0)
+	}
+}
+
+// Reverting the target is checked by logging in with AWSCURRENT: a revert
+// that took but does not log in is a failed compensation, not a rollback.
+func TestRevertIsVerified(t *testing.T) {
+	f := newFixture(t)
+	rc := f.acquire(t)
+	s := f.svc
+	f.steps(t, rc, s.Create, s.Set)
+	f.db.failTest = fmt.Errorf("login: %w", target.ErrAuthFailed)
+	_, err := s.Compensate(context.Background(), CloseInput{Rotation: rc, Mode: ModeRollback, Error: &TaskError{Error: faults.NameTestFailed}})
+	if faults.Name(err) != faults.NameCompensationFailed {
+		t.Fatalf("compensate = %v, want CompensationFailedError", err)
+	}
+}
+
+// Errors from before the secret's ARN is known name the SecretId given.
+func TestEarlyErrorsNameTheSecretId(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.svc.Acquire(context.Background(), AcquireInput{SecretId: "app/db", ClientRequestToken: "short", ExecutionArn: execution})
+	if faults.Name(err) != faults.NameInput || !strings.Contains(err.Error(), `"app/db"`) {
+		t.Fatalf("acquire = %v, want an InputError naming app/db", err)
 	}
 }
