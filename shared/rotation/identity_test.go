@@ -186,3 +186,18 @@ func TestEarlyErrorsNameTheSecretId(t *testing.T) {
 		t.Fatalf("acquire = %v, want an InputError naming app/db", err)
 	}
 }
+
+// The state machine names the ledger table; the function's own table must
+// be the same one (one stack), and then the rotation starts.
+func TestLedgerTableMustMatch(t *testing.T) {
+	for _, tt := range []struct {
+		table string
+		want  string
+	}{{"", ""}, {"ledger", ""}, {"another-stack-ledger", faults.NameInput}} {
+		f := newFixture(t)
+		_, err := f.svc.Acquire(context.Background(), AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, LedgerTable: tt.table})
+		if faults.Name(err) != tt.want {
+			t.Errorf("LedgerTable %q: %v, want %q", tt.table, err, tt.want)
+		}
+	}
+}
