@@ -201,3 +201,16 @@ func TestLedgerTableMustMatch(t *testing.T) {
 		}
 	}
 }
+
+// Errors and log lines name the step: an abandon is "abandon", not
+// "compensate".
+func TestAbandonNamesItsStep(t *testing.T) {
+	f := newFixture(t)
+	rc := f.acquire(t)
+	f.steps(t, rc, f.svc.Create)
+	f.sm.failNext["Describe"] = errBoom
+	_, err := f.svc.Compensate(context.Background(), CloseInput{Rotation: rc, Mode: ModeAbandon, Error: &TaskError{Error: faults.NameConflict}})
+	if err == nil || !strings.Contains(err.Error(), "step abandon") {
+		t.Fatalf("abandon = %v, want an error of step abandon", err)
+	}
+}
