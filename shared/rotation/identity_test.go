@@ -214,3 +214,15 @@ func TestAbandonNamesItsStep(t *testing.T) {
 		t.Fatalf("abandon = %v, want an error of step abandon", err)
 	}
 }
+
+// A re-run of this very acquire (the same execution and token) finds its
+// own lease and returns the same context, even once its version exists:
+// the version id is then this rotation's, not a reused one.
+func TestAcquireRerunAfterCreate(t *testing.T) {
+	f := newFixture(t)
+	rc := f.acquire(t)
+	f.steps(t, rc, f.svc.Create)
+	if again := f.acquire(t); again.Fencing != rc.Fencing || again.PreviousVersionId != rc.PreviousVersionId {
+		t.Fatalf("re-acquire = %+v, want %+v", again, rc)
+	}
+}
