@@ -226,3 +226,50 @@ func TestAcquireRerunAfterCreate(t *testing.T) {
 		t.Fatalf("re-acquire = %+v, want %+v", again, rc)
 	}
 }
+
+// The bake's limits are inclusive: MaxBakeAlarms alarms, and names of
+// exactly maxAlarmName characters, are accepted; one more is refused.
+func TestBakeAlarmLimitsAreInclusive(t *testing.T) {
+	names := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("alarm-%d", i)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name   string
+		alarms []string
+		want   string
+	}{
+		{"MaxBakeAlarms alarms", names(MaxBakeAlarms), ""},
+		{"one alarm too many", names(MaxBakeAlarms + 1), faults.NameInput},
+		{"longest name", []string{strings.Repeat("a", maxAlarmName)}, ""},
+		{"name too long", []string{strings.Repeat("a", maxAlarmName+1)}, faults.NameInput},
+	} {
+		f := newFixture(t)
+		_, err := f.svc.Acquire(context.Background(), AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, BakeAlarms: tt.alarms})
+		if faults.Name(err) != tt.want {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// HealthCheckUrl must be an absolute http(s) URL.
+func TestHealthCheckUrlMustBeHTTP(t *testing.T) {
+	for _, tt := range []struct {
+		url, want string
+	}{
+		{"https://health.example/ok", ""},
+		{"http://health.example/ok", ""},
+		{"ftp://health.example/ok", faults.NameInput},
+		{"http://[::1", faults.NameInput}, // does not parse
+		{"/relative", faults.NameInput},
+	} {
+		f := newFixture(t)
+		_, err := f.svc.Acquire(context.Background(), AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, HealthCheckUrl: tt.url})
+		if faults.Name(err) != tt.want {
+			t.Errorf("%q: %v, want %q", tt.url, err, tt.want)
+		}
+	}
+}
