@@ -190,7 +190,7 @@ func runPoint5(t *testing.T, tt point5) {
 			t.Fatalf("ended %s %s: %s, want SUCCEEDED\n%s", x.Status, x.Error, x.Cause, x.Timeline())
 		}
 		for _, v := range env.CheckInvariants(ctx, arn, x) {
-			*violations++
+			violations.violations++
 			t.Error(v)
 		}
 		return
@@ -226,7 +226,7 @@ func runPoint5(t *testing.T, tt point5) {
 			t.Errorf("the role's password changed: %v", err)
 		}
 		if strings.Contains(x.Cause, pw) {
-			*violations++
+			violations.violations++
 			t.Errorf("the error holds the password")
 		}
 	}
