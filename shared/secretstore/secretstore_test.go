@@ -42,6 +42,10 @@ func (f *fakeAPI) UpdateSecretVersionStage(_ context.Context, in *sm.UpdateSecre
 	return &sm.UpdateSecretVersionStageOutput{}, f.err
 }
 
+func (f *fakeAPI) ListSecretVersionIds(_ context.Context, in *sm.ListSecretVersionIdsInput, _ ...func(*sm.Options)) (*sm.ListSecretVersionIdsOutput, error) {
+	return &sm.ListSecretVersionIdsOutput{}, f.err
+}
+
 func (f *fakeAPI) GetRandomPassword(_ context.Context, in *sm.GetRandomPasswordInput, _ ...func(*sm.Options)) (*sm.GetRandomPasswordOutput, error) {
 	f.gotRandom = in
 	return &sm.GetRandomPasswordOutput{RandomPassword: aws.String("Random-Pass-Word-1")}, f.err
