@@ -56,7 +56,7 @@ unit:
 integration: build
 	@mkdir -p results
 	SECRETSAGA_REPORT=$(CURDIR)/results/integration-report.txt \
-	  $(GO) test -race -shuffle=on -count=1 -tags integration -timeout 20m ./...
+	  $(GO) test -race -shuffle=on -count=1 -tags integration -timeout 45m ./...
 	@echo; echo "== reliability harness summary (results/integration-report.txt) =="; cat results/integration-report.txt
 
 FUZZTIME ?= 10s
