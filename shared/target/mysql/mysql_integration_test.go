@@ -244,8 +244,10 @@ func TestUnreachable(t *testing.T) {
 	if !errors.Is(err, target.ErrUnreachable) {
 		t.Fatalf("silent server: %v, want ErrUnreachable", err)
 	}
-	if took > 5*time.Second {
-		t.Errorf("silent server took %v with a 1s connect timeout", took)
+	// A bound, not a timing claim: the connect timeout plus target.Identify's
+	// protocol check (up to about 3 s) must end well before a driver default.
+	if took > 15*time.Second {
+		t.Errorf("silent server took %v with a 1s connect timeout and the protocol check", took)
 	}
 	t.Logf("silent server: %v after %v", err, took)
 }
