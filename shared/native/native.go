@@ -58,6 +58,10 @@ type Event struct {
 	Step               string `json:"Step"`
 	SecretId           string `json:"SecretId"`
 	ClientRequestToken string `json:"ClientRequestToken"`
+	// RotationToken is in the events of recent Secrets Manager rotations.
+	// The entry accepts it and has no use for it: it is opaque, never
+	// logged, never passed to the saga.
+	RotationToken string `json:"RotationToken,omitempty"`
 }
 
 // Service is the native rotation entry.
@@ -120,8 +124,10 @@ func (s *Service) Handle(ctx context.Context, ev Event) error {
 	switch ev.Step {
 	case StepCreate:
 		err = s.start(ctx, ev, step, name, arn)
-	case StepSet, StepTest:
+	case StepSet:
 		err = s.check(ctx, ev, step, arn)
+	case StepTest:
+		err = s.test(ctx, ev, step, arn, log)
 	case StepFinish:
 		err = s.wait(ctx, ev, step, arn)
 	default:
@@ -169,6 +175,30 @@ func (s *Service) check(ctx context.Context, ev Event, step, arn string) error {
 	d, err := s.describe(ctx, ev, step, arn)
 	if err != nil {
 		return err
+	}
+	return s.outcome(ev, step, d, false)
+}
+
+// test is check, except that testSecret for a token no execution was
+// started for is Secrets Manager testing the configuration: "if you don't
+// immediately rotate the secret, Secrets Manager tests the rotation
+// configuration by running the testSecret step of the Lambda rotation
+// function. The test creates an AWSPENDING version of the secret and then
+// removes it." (RotateSecret, RotateImmediately). In a rotation createSecret
+// always comes first and has started the execution, or Secrets Manager
+// stopped at its failure. There is nothing to test then (the token's
+// version is empty), so it passes once Step Functions answered for the
+// state machine, which proves the function's configuration and permission;
+// it starts nothing.
+func (s *Service) test(ctx context.Context, ev Event, step, arn string, log *slog.Logger) error {
+	d, err := s.SFN.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)})
+	var missing *sfntypes.ExecutionDoesNotExist
+	if errors.As(err, &missing) {
+		log.InfoContext(ctx, "testSecret without a rotation: Secrets Manager's configuration test (RotateImmediately=false); nothing started")
+		return nil
+	}
+	if err != nil {
+		return faults.Classify(fmt.Errorf("describe execution %s: %w", executionName(arn), err), ev.SecretId, step)
 	}
 	return s.outcome(ev, step, d, false)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -145,6 +146,13 @@ func TestHandle(t *testing.T) {
 		{name: "set after abort", exec: &fakeExec{input: input(secret, token), status: sfntypes.ExecutionStatusAborted},
 			event: ev("setSecret"), wantErr: faults.NameConflict},
 		{name: "set: no execution", event: ev("setSecret"), wantErr: faults.NameRetryable},
+		{name: "finish: no execution", event: ev("finishSecret"), wantErr: faults.NameRetryable},
+		// RotateSecret with RotateImmediately=false: "Secrets Manager tests
+		// the rotation configuration by running the testSecret step of the
+		// Lambda rotation function. The test creates an AWSPENDING version
+		// of the secret and then removes it." No createSecret came first.
+		{name: "test: no execution is the configuration test", event: ev("testSecret")},
+		{name: "test: no answer from Step Functions is no configuration test", descErr: errors.New("connection refused"), event: ev("testSecret"), wantErr: faults.NameRetryable},
 		{name: "test: describe fails", exec: &fakeExec{input: input(secret, token)}, descErr: errors.New("connection reset"), event: ev("testSecret"), wantErr: faults.NameRetryable},
 
 		{name: "finish waits for success", exec: &fakeExec{input: input(secret, token), running: 4, status: sfntypes.ExecutionStatusSucceeded},
@@ -252,5 +260,32 @@ func TestExecutionName(t *testing.T) {
 	}
 	if got := native.ExecutionName("a b/c" + strings.Repeat("x", 100)); len(got) != 80 || !strings.HasPrefix(got, "native-a_b_c") {
 		t.Errorf("%q", got)
+	}
+}
+
+// TestRotationToken: the RotationToken of recent Secrets Manager events is
+// accepted and goes nowhere: not into the saga's input, not into a log line.
+func TestRotationToken(t *testing.T) {
+	const rotationToken = "opaque-rotation-token-4d1b0f"
+	raw := `{"Step":"createSecret","SecretId":"` + secret + `","ClientRequestToken":"` + token + `","RotationToken":"` + rotationToken + `"}`
+	var e native.Event
+	if err := json.Unmarshal([]byte(raw), &e); err != nil || e.RotationToken != rotationToken {
+		t.Fatalf("decode: %+v, %v", e, err)
+	}
+	f := &fakeSFN{}
+	var logs strings.Builder
+	s := service(f)
+	s.Log = slog.New(slog.NewJSONHandler(&logs, nil))
+	for _, step := range []string{"createSecret", "setSecret", "testSecret", "finishSecret"} {
+		e.Step = step
+		if err := s.Handle(context.Background(), e); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+	}
+	if len(f.starts) != 1 || aws.ToString(f.starts[0].Input) != input(secret, token) {
+		t.Fatalf("starts %d, input %s", len(f.starts), aws.ToString(f.starts[0].Input))
+	}
+	if strings.Contains(logs.String(), rotationToken) {
+		t.Errorf("the RotationToken was logged: %s", logs.String())
 	}
 }

@@ -241,8 +241,15 @@ func (s *Service) compensate(ctx context.Context, o op, in CloseInput) (CloseOut
 		out.TargetReverted = reverted
 	}
 
-	// 3. AWSPENDING off the token.
+	// 3. AWSPENDING off the token (filled by create, or still the empty
+	// version native rotation's RotateSecret made: unlabelled, it is left
+	// for Secrets Manager to delete, as after a failed rotation of its own),
+	// and off AWSCURRENT where a rotation function that leaves it behind
+	// put it and create never moved it: the rotation ends with no AWSPENDING.
 	if err := s.removeOwnPending(ctx, o, d); err != nil {
+		return out, err
+	}
+	if err := s.removeStalePending(ctx, o, d); err != nil {
 		return out, err
 	}
 
@@ -352,6 +359,25 @@ func (s *Service) removeOwnPending(ctx context.Context, o op, d secretstore.Desc
 	err := s.Secrets.RemoveStage(ctx, o.rc.SecretArn, secretstore.Pending, o.rc.ClientRequestToken)
 	if secretstore.IsStageMismatch(err) {
 		return nil // already gone
+	}
+	return err
+}
+
+// removeStalePending takes AWSPENDING off the AWSCURRENT version when that
+// is the version this rotation started from: the label a previous rotation
+// function left behind (Secrets Manager's own templates do), which means
+// nothing to Secrets Manager ("When rotation is successful, the AWSPENDING
+// staging label might be attached to the same version as the AWSCURRENT
+// version", RotateSecret) and which create would have moved to the token.
+// The removal names its holder, so a label someone moved meanwhile stays.
+func (s *Service) removeStalePending(ctx context.Context, o op, d secretstore.Description) error {
+	prev := o.rc.PreviousVersionId
+	if prev == "" || !d.HasStage(prev, secretstore.Pending) || !d.HasStage(prev, secretstore.Current) {
+		return nil
+	}
+	err := s.Secrets.RemoveStage(ctx, o.rc.SecretArn, secretstore.Pending, prev)
+	if secretstore.IsStageMismatch(err) {
+		return nil
 	}
 	return err
 }

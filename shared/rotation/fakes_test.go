@@ -113,6 +113,34 @@ func (f *fakeSecrets) HasVersion(_ context.Context, id, versionID string) (bool,
 	return ok, nil
 }
 
+// Filled is secretstore.Store.Filled over the fake: a version is listed
+// when it has an entry in stages, filled when it has one in values.
+func (f *fakeSecrets) Filled(_ context.Context, id, versionID string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail("Filled"); err != nil {
+		return false, err
+	}
+	if _, ok := f.values[versionID]; ok {
+		return true, nil
+	}
+	if _, listed := f.stages[versionID]; !listed {
+		return false, secretstore.ErrNoSuchVersion
+	}
+	return false, nil
+}
+
+// rotateSecret is what Secrets Manager's RotateSecret does before it
+// invokes the rotation function: "During rotation, Secrets Manager creates
+// an AWSPENDING version ID before creating the new secret version"
+// (DescribeSecret, VersionIdsToStages). The version has AWSPENDING and no
+// value.
+func (f *fakeSecrets) rotateSecret(token string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.move(secretstore.Pending, token)
+}
+
 func (f *fakeSecrets) PutPending(_ context.Context, id, token, value string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

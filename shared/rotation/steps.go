@@ -185,7 +185,13 @@ func (s *Service) acquire(ctx context.Context, o op, in AcquireInput) (Context, 
 	case leased && !rerun && l.Unfinished() && !l.Held(s.now()):
 		deadToken = l.Token
 	}
-	if p := d.VersionWith(secretstore.Pending); p != "" && p != in.ClientRequestToken && p != deadToken {
+	// AWSPENDING on the AWSCURRENT version is what a rotation function that
+	// leaves the label behind (AWS's own templates do) ends with; Secrets
+	// Manager reads it as "no rotation in progress" ("When rotation is
+	// successful, the AWSPENDING staging label might be attached to the same
+	// version as the AWSCURRENT version", RotateSecret), and so does the saga:
+	// create moves the label to the token, compensation takes it off.
+	if p := d.VersionWith(secretstore.Pending); p != "" && p != in.ClientRequestToken && p != deadToken && p != current {
 		return Context{}, o.conflict(fmt.Sprintf("AWSPENDING is on version %s, left by another rotation that did not complete; if none is running, remove it with `aws secretsmanager update-secret-version-stage --secret-id %s --version-stage AWSPENDING --remove-from-version-id %s`", p, d.ARN, p), nil)
 	}
 	if _, err := secretstore.PolicyFromTags(d.Tags); err != nil {
@@ -272,10 +278,14 @@ func (s *Service) checkToken(ctx context.Context, o op, in AcquireInput, d secre
 		return o.input("the ClientRequestToken is already the AWSCURRENT version; start a new rotation with a new token", nil)
 	}
 	if !in.Rollback {
-		if _, exists := d.Versions[token]; exists {
-			return o.input("the ClientRequestToken names an existing version; a rotation needs a new one (omit it to have one made), and returning to AWSPREVIOUS is a rollback (Rollback: true)", nil)
+		if _, exists := d.Versions[token]; !exists {
+			return s.checkUnlabelled(ctx, o, token)
 		}
-		return s.checkUnlabelled(ctx, o, token)
+		empty, err := s.rotateSecretVersion(ctx, o, d, token)
+		if err != nil || empty {
+			return err
+		}
+		return o.input("the ClientRequestToken names an existing version; a rotation needs a new one (omit it to have one made), and returning to AWSPREVIOUS is a rollback (Rollback: true)", nil)
 	}
 	prev := d.VersionWith(secretstore.Previous)
 	switch {
@@ -331,6 +341,24 @@ func checkClone(o op, eng target.Engine, cur *secret.Value) error {
 	}
 	return o.input(fmt.Sprintf("the alternating-users strategy needs a second user %q (%d %s), longer than the %d %s of %s; use a user name of at most %d %s so that %q fits, or rotate the user's own password (remove masterarn)",
 		other, n, limit.Unit(), limit.Max, limit.Unit(), limit.Cause, limit.Max-len(secret.CloneSuffix), limit.Unit(), secret.CloneSuffix), nil)
+}
+
+// rotateSecretVersion reports whether token's version is the one Secrets
+// Manager's RotateSecret creates before it invokes the rotation function
+// (native rotation): labelled AWSPENDING alone and holding no value ("During
+// rotation, Secrets Manager creates an AWSPENDING version ID before creating
+// the new secret version", DescribeSecret). That version is this rotation's
+// to fill, not a reused token. One that holds a value, or carries any other
+// label, is someone's version.
+func (s *Service) rotateSecretVersion(ctx context.Context, o op, d secretstore.Description, token string) (bool, error) {
+	if st := d.Versions[token]; len(st) != 1 || st[0] != secretstore.Pending {
+		return false, nil
+	}
+	filled, err := s.Secrets.Filled(ctx, o.rc.SecretArnOrID(), token)
+	if errors.Is(err, secretstore.ErrNoSuchVersion) {
+		return false, o.conflict("version "+token+" disappeared while it was checked", err)
+	}
+	return err == nil && !filled, err
 }
 
 // checkBake refuses a bake that cannot run: a health check that is not a
@@ -403,7 +431,8 @@ func (rc Context) SecretArnOrID() string {
 }
 
 // Create stores a new password as AWSPENDING under the token. If the token's
-// version already carries AWSPENDING, it does nothing.
+// version already holds a value and carries AWSPENDING, it does nothing; the
+// empty AWSPENDING version native rotation's RotateSecret creates is filled.
 func (s *Service) Create(ctx context.Context, rc Context) (StepOutput, error) {
 	o := s.op(StepCreate, rc)
 	changed, err := s.create(ctx, o)
@@ -420,19 +449,36 @@ func (s *Service) create(ctx context.Context, o op) (bool, error) {
 		return false, err
 	}
 	token := o.rc.ClientRequestToken
-	if d.HasStage(token, secretstore.Pending) {
+	// The token's version may exist without a value: native rotation's
+	// RotateSecret created it with AWSPENDING for this rotation to fill.
+	// Only a version that holds a value is one create already made.
+	filled := false
+	if _, exists := d.Versions[token]; exists {
+		filled, err = s.Secrets.Filled(ctx, o.rc.SecretArn, token)
+		if errors.Is(err, secretstore.ErrNoSuchVersion) {
+			err = nil // gone since Describe: stored anew below
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	if filled && d.HasStage(token, secretstore.Pending) {
 		return false, o.journal(ctx, &l, ledger.Created, ledger.Change{})
 	}
 	if cur := d.VersionWith(secretstore.Current); cur != o.rc.PreviousVersionId {
 		return false, o.conflict("AWSCURRENT moved to version "+cur+" since this rotation started", nil)
 	}
-	if p := d.VersionWith(secretstore.Pending); p != "" {
+	// AWSPENDING may be on the token's empty version (native rotation) or,
+	// left by a rotation function that does not remove it, on AWSCURRENT
+	// (acquire accepted both); storing the value moves it to the token.
+	p := d.VersionWith(secretstore.Pending)
+	if p != "" && p != token && p != o.rc.PreviousVersionId {
 		return false, o.conflict("AWSPENDING is on version "+p+", not this rotation's", nil)
 	}
-	if _, exists := d.Versions[token]; exists {
+	if filled {
 		// Our version exists but lost its label (an earlier attempt crashed
 		// between calls, or someone removed it): label it again.
-		return true, errors.Join(s.Secrets.MoveStage(ctx, o.rc.SecretArn, secretstore.Pending, token, ""),
+		return true, errors.Join(s.Secrets.MoveStage(ctx, o.rc.SecretArn, secretstore.Pending, token, p),
 			o.journal(ctx, &l, ledger.Created, ledger.Change{}))
 	}
 	cur, eng, err := s.parse(ctx, o, o.rc.PreviousVersionId)

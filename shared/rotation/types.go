@@ -41,6 +41,9 @@ type Secrets interface {
 	Describe(ctx context.Context, id string) (secretstore.Description, error)
 	Value(ctx context.Context, id, versionID, stage string) (string, error)
 	HasVersion(ctx context.Context, id, versionID string) (bool, error)
+	// Filled tells the empty version RotateSecret creates for its token
+	// (listed, with no value) from one that holds a value.
+	Filled(ctx context.Context, id, versionID string) (bool, error)
 	PutPending(ctx context.Context, id, token, value string) error
 	MoveStage(ctx context.Context, id, stage, to, from string) error
 	RemoveStage(ctx context.Context, id, stage, from string) error

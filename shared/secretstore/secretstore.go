@@ -135,9 +135,35 @@ func (s *Store) HasVersion(ctx context.Context, id, versionID string) (bool, err
 	return false, nil
 }
 
+// Filled reports whether a version holds a value. Secrets Manager's
+// RotateSecret creates the token's version with AWSPENDING before any value
+// exists: "During rotation, Secrets Manager creates an AWSPENDING version ID
+// before creating the new secret version. To check if a secret version
+// exists, call GetSecretValue." (DescribeSecret, VersionIdsToStages). So a
+// version is empty exactly when DescribeSecret lists it and GetSecretValue
+// by its id answers ResourceNotFoundException; Filled asks both rather than
+// reading "not found" as "empty". A version DescribeSecret does not list is
+// ErrNoSuchVersion.
+func (s *Store) Filled(ctx context.Context, id, versionID string) (bool, error) {
+	_, err := s.api.GetSecretValue(ctx, &sm.GetSecretValueInput{SecretId: &id, VersionId: &versionID})
+	var nf *types.ResourceNotFoundException
+	if !errors.As(err, &nf) {
+		return err == nil, err
+	}
+	d, err := s.Describe(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	if _, listed := d.Versions[versionID]; !listed {
+		return false, ErrNoSuchVersion
+	}
+	return false, nil
+}
+
 // PutPending stores value under token with the AWSPENDING stage. Secrets
 // Manager makes this idempotent on the token: the same token and value again
-// is a no-op.
+// is a no-op. On the empty version RotateSecret created for the token it
+// stores the value (what AWS's rotation templates do in createSecret).
 func (s *Store) PutPending(ctx context.Context, id, token, value string) error {
 	_, err := s.api.PutSecretValue(ctx, &sm.PutSecretValueInput{
 		SecretId: &id, ClientRequestToken: &token, SecretString: &value,
