@@ -144,9 +144,13 @@ func (s *Service) Compensate(ctx context.Context, in CloseInput) (CloseOutput, e
 	}
 	o := s.op(step, in.Rotation)
 	out, err := s.compensate(ctx, o, in)
+	// Classify first: a throttled or failed AWS call arrives here as the
+	// SDK's raw error, and only its classification tells a transient failure
+	// (retried by the state machine, like every step's) from one no retry
+	// can fix.
+	err = faults.Classify(err, o.detail("", nil).SecretID, o.step)
 	if err != nil && faults.Name(err) != faults.NameRetryable && faults.Name(err) != faults.NameConflict {
-		// Retryable errors are retried by the state machine first; a
-		// conflict means stop. Anything else means the undo cannot complete.
+		// A conflict means stop. Anything else means the undo cannot complete.
 		err = &faults.CompensationFailedError{Detail: o.detail("the undo did not complete", err)}
 	}
 	return out, o.done(err, err == nil)

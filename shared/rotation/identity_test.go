@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/secretsaga/secretsaga/shared/faults"
 	"github.com/secretsaga/secretsaga/shared/ledger"
@@ -89,6 +90,43 @@ func TestCompensationThatCannotCompleteIsCompensationFailed(t *testing.T) {
 	_, err := s.Compensate(context.Background(), CloseInput{Rotation: rc, Mode: ModeRollback, Error: &TaskError{Error: faults.NameTestFailed}})
 	if faults.Name(err) != faults.NameCompensationFailed {
 		t.Fatalf("compensate = %v, want CompensationFailedError", err)
+	}
+}
+
+// Compensation classifies a Secrets Manager error before deciding: a
+// throttled call is retried by the state machine (RetryableError) and the
+// retry completes the undo; an error no retry can fix is
+// CompensationFailedError at once.
+func TestCompensationRetriesTransientAWSErrors(t *testing.T) {
+	tests := []struct {
+		name, op string
+		err      error
+		want     string
+	}{
+		{"throttled describe", "Describe", &smithy.GenericAPIError{Code: "ThrottlingException", Message: "Rate exceeded"}, faults.NameRetryable},
+		{"throttled stage removal", "RemoveStage", &smithy.GenericAPIError{Code: "ThrottlingException", Message: "Rate exceeded"}, faults.NameRetryable},
+		{"service unavailable", "Describe", &types.InternalServiceError{Message: new(string)}, faults.NameRetryable},
+		{"secret gone", "Describe", &types.ResourceNotFoundException{Message: new(string)}, faults.NameCompensationFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			rc := f.acquire(t)
+			s := f.svc
+			f.steps(t, rc, s.Create, s.Set)
+			f.sm.failNext[tt.op] = tt.err
+			in := CloseInput{Rotation: rc, Mode: ModeRollback, Error: &TaskError{Error: faults.NameTestFailed}}
+			if _, err := s.Compensate(context.Background(), in); faults.Name(err) != tt.want {
+				t.Fatalf("compensate = %v, want %s", err, tt.want)
+			}
+			if tt.want != faults.NameRetryable {
+				return
+			}
+			out, err := s.Compensate(context.Background(), in)
+			if err != nil || out.State != string(ledger.RolledBack) || !out.TargetReverted {
+				t.Fatalf("retried compensate = %+v, %v", out, err)
+			}
+		})
 	}
 }
 
