@@ -4,8 +4,13 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/secretsaga/secretsaga/integration/faultinject"
 	"github.com/secretsaga/secretsaga/integration/sfnlocal"
+	"github.com/secretsaga/secretsaga/shared/config"
+	"github.com/secretsaga/secretsaga/shared/functions"
+	"github.com/secretsaga/secretsaga/shared/native"
 )
 
 // SFNAPI is a local Step Functions API endpoint in front of the Env's
@@ -70,4 +75,25 @@ func StartWithSFNAPI(t testing.TB, ctx context.Context) (*Env, *SFNAPI) {
 		t.Fatal(err)
 	}
 	return env, api
+}
+
+// NativeFunction is the name of the Secrets Manager native rotation entry
+// (functions/nativerotation) in the local Lambda endpoint.
+const NativeFunction = "secretsaga-nativerotation"
+
+// RegisterNative registers functions/nativerotation's handler in the local
+// Lambda endpoint, starting and watching sagas through api, and returns the
+// function's ARN: the RotationLambdaARN that makes the Secrets Manager
+// emulator's RotateSecret drive nativerotation → the saga, as Secrets
+// Manager drives it in AWS. It polls the execution quicker than the
+// deployed function (the local saga takes a second, not a minute), with the
+// deployed timeout.
+func (e *Env) RegisterNative(api *SFNAPI) string {
+	svc := config.NewNative(e.configOptions("nativerotation", true), api.URL, api.StateMachineArn)
+	svc.PollInterval, svc.MaxPollInterval = 20*time.Millisecond, 200*time.Millisecond
+	// The handler's signature is main.go's (svc.Handle: an error only).
+	e.Lambda.Register(NativeFunction, func(ctx context.Context, ev native.Event) error {
+		return svc.Handle(faultinject.WithFunction(ctx, "nativerotation"), ev)
+	}, functions.MustGet("nativerotation").Timeout)
+	return FunctionARN("nativerotation")
 }

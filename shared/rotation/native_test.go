@@ -211,3 +211,73 @@ func TestPendingLeftOnCurrent(t *testing.T) {
 		})
 	}
 }
+
+// A native rotation the saga refuses at acquire takes AWSPENDING off the
+// empty version RotateSecret created for it: nothing will fill that version,
+// and while it carries AWSPENDING every later RotateSecret refuses ("a
+// previous rotation request is still in progress"). Only that version, and
+// only on a refusal the state machine does not retry, is touched.
+func TestRefusedNativeRotationDropsItsEmptyVersion(t *testing.T) {
+	other := "arn:aws:states:us-east-1:000000000000:execution:rotation:other"
+	tests := []struct {
+		name    string
+		setup   func(f *fixture)
+		wantErr string
+		dropped bool // AWSPENDING taken off the token's version
+	}{
+		{name: "lease held by another rotation", wantErr: faults.NameConflict, dropped: true, setup: func(f *fixture) {
+			f.led.lease[arn] = ledger.Lease{Secret: arn, Fencing: 1, Holder: other, Token: token2, State: ledger.Started}
+		}},
+		{name: "malformed AWSCURRENT", wantErr: faults.NameInput, dropped: true, setup: func(f *fixture) {
+			f.sm.values[v1] = `{"engine":"fake"`
+		}},
+		{name: "lease held by another execution of the same token", wantErr: faults.NameConflict, setup: func(f *fixture) {
+			f.led.lease[arn] = ledger.Lease{Secret: arn, Fencing: 1, Holder: other, Token: token, State: ledger.Started}
+		}},
+		{name: "retryable refusal (the state machine retries acquire)", wantErr: faults.NameRetryable, setup: func(f *fixture) {
+			f.sm.failNext["Filled"] = fmt.Errorf("read: %w", context.DeadlineExceeded)
+		}},
+		{name: "rollback", wantErr: faults.NameInput, setup: func(*fixture) {}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.sm.rotateSecret(token)
+			tt.setup(f)
+			in := AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, Rollback: tt.name == "rollback"}
+			_, err := f.svc.Acquire(context.Background(), in)
+			if faults.Name(err) != tt.wantErr {
+				t.Fatalf("acquire = %v, want %s", err, tt.wantErr)
+			}
+			if _, filled := f.sm.values[token]; filled {
+				t.Fatal("the refused rotation filled the token's version")
+			}
+			pending := slices.Equal(f.sm.stages[token], []string{secretstore.Pending})
+			if pending == tt.dropped {
+				t.Errorf("token version stages %v; want AWSPENDING dropped: %v", f.sm.stages[token], tt.dropped)
+			}
+			if f.sm.holder(secretstore.Current) != v1 {
+				t.Errorf("AWSCURRENT moved to %s", f.sm.holder(secretstore.Current))
+			}
+		})
+	}
+}
+
+// The drop is a compare-and-swap: AWSPENDING that moved to another version
+// between the refusal's read and the removal stays where it is.
+func TestRefusedNativeRotationDropIsCompareAndSwap(t *testing.T) {
+	f := newFixture(t)
+	f.sm.rotateSecret(token)
+	f.led.lease[arn] = ledger.Lease{Secret: arn, Fencing: 1, Holder: execution2, Token: token2, State: ledger.Started}
+	// The holder's create moves AWSPENDING to its token while the refusal
+	// is being decided (right after the refusal's own Describe).
+	f.sm.afterDescribe = func() {
+		f.sm.afterDescribe = func() { f.sm.move(secretstore.Pending, token2) }
+	}
+	if _, err := f.svc.Acquire(context.Background(), AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution}); faults.Name(err) != faults.NameConflict {
+		t.Fatalf("acquire = %v", err)
+	}
+	if f.sm.holder(secretstore.Pending) != token2 {
+		t.Errorf("AWSPENDING on %q, want it left on the holder's %s", f.sm.holder(secretstore.Pending), token2)
+	}
+}

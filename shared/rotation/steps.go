@@ -125,8 +125,52 @@ func (s *Service) Acquire(ctx context.Context, in AcquireInput) (Context, error)
 	out, err := s.acquire(ctx, o, in)
 	if err == nil {
 		o.rc = out
+	} else {
+		s.dropRefusedVersion(ctx, o, in, faults.Classify(err, in.SecretId, StepAcquire))
 	}
 	return out, o.done(err, err == nil)
+}
+
+// dropRefusedVersion takes AWSPENDING off the empty version Secrets
+// Manager's RotateSecret created for this token when acquire refuses the
+// rotation (the lease is held, the secret is malformed, ...). Nothing will
+// ever fill that version, and while it carries AWSPENDING every later
+// RotateSecret refuses: "If the AWSPENDING staging label is present but not
+// attached to the same version as AWSCURRENT, then any later invocation of
+// RotateSecret assumes that a previous rotation request is still in
+// progress and returns an error." Only a refusal the state machine does not
+// retry counts (a retried acquire needs the version as it was), and only
+// the version RotateSecret made: empty, AWSPENDING its only label, no lease
+// ever naming the token. The removal names the version (RemoveFromVersionId),
+// so a label that moved meanwhile stays where it is. Failing here changes
+// nothing the refusal reports; it is logged with the command that clears it.
+func (s *Service) dropRefusedVersion(ctx context.Context, o op, in AcquireInput, err error) {
+	if n := faults.Name(err); in.Rollback || in.SecretId == "" || (n != faults.NameConflict && n != faults.NameInput) {
+		return
+	}
+	token := in.ClientRequestToken
+	d, derr := s.Secrets.Describe(ctx, in.SecretId)
+	if derr != nil {
+		return
+	}
+	if st := d.Versions[token]; len(st) != 1 || st[0] != secretstore.Pending {
+		return
+	}
+	if l, leased, lerr := s.Ledger.Get(ctx, d.ARN); lerr != nil || (leased && l.Token == token) {
+		return
+	}
+	if filled, ferr := s.Secrets.Filled(ctx, d.ARN, token); ferr != nil || filled {
+		return
+	}
+	rerr := s.Secrets.RemoveStage(ctx, d.ARN, secretstore.Pending, token)
+	switch {
+	case rerr == nil:
+		o.s.log().Info("removed AWSPENDING from the empty version RotateSecret created for the refused rotation", "secret", d.ARN, "step", o.step, "token", token)
+	case !secretstore.IsStageMismatch(rerr):
+		o.s.log().Warn("could not remove AWSPENDING from the empty version RotateSecret created for the refused rotation; the next RotateSecret refuses until it is removed",
+			"secret", d.ARN, "step", o.step, "token", token, "error", rerr.Error(),
+			"remedy", fmt.Sprintf("aws secretsmanager update-secret-version-stage --secret-id %s --version-stage AWSPENDING --remove-from-version-id %s", d.ARN, token))
+	}
 }
 
 func (s *Service) acquire(ctx context.Context, o op, in AcquireInput) (Context, error) {
