@@ -20,9 +20,19 @@ import (
 // ClientRequestToken and drop absent members) and decodes the answer.
 func rawCall(t *testing.T, url, op, body string) (int, map[string]any) {
 	t.Helper()
+	code, _, m := rawRequest(t, url, "secretsmanager."+op, body)
+	return code, m
+}
+
+// rawRequest is rawCall with the X-Amz-Target header as given (none when
+// empty) and the response headers.
+func rawRequest(t *testing.T, url, target, body string) (int, http.Header, map[string]any) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url+"/", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	req.Header.Set("X-Amz-Target", "secretsmanager."+op)
+	if target != "" {
+		req.Header.Set("X-Amz-Target", target)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -31,9 +41,9 @@ func rawCall(t *testing.T, url, op, body string) (int, map[string]any) {
 	raw, _ := io.ReadAll(resp.Body)
 	var m map[string]any
 	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatalf("%s: response is not JSON: %q", op, raw)
+		t.Fatalf("%s: response is not JSON: %q", target, raw)
 	}
-	return resp.StatusCode, m
+	return resp.StatusCode, resp.Header, m
 }
 
 // Facts recorded from AWS (issue 12) that the SDK-level tests cannot see:

@@ -2,10 +2,8 @@ package smlocal
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -759,22 +757,7 @@ func TestRawProtocol(t *testing.T) {
 	t.Cleanup(ts.Close)
 	call := func(t *testing.T, target, body string) (int, http.Header, map[string]any) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-		if target != "" {
-			req.Header.Set("X-Amz-Target", target)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		var m map[string]any
-		if err := json.Unmarshal(raw, &m); err != nil {
-			t.Fatalf("response is not JSON: %q", raw)
-		}
-		return resp.StatusCode, resp.Header, m
+		return rawRequest(t, ts.URL, target, body)
 	}
 	if code, _, m := call(t, "secretsmanager.CreateSecret", `{"Name":"raw","SecretString":"v","ClientRequestToken":"`+tokA+`"}`); code != 200 || m["ARN"] == nil {
 		t.Fatalf("create: %d %v", code, m)
