@@ -302,6 +302,18 @@ func (e *Env) ExpireLease(ctx context.Context, secretARN string) error {
 	return err
 }
 
+// RepairService is the repair function's Service (fault injection
+// included) with the backoff p: a test runs the repair as its schedule
+// would, with seconds where the deployment has hours.
+func (e *Env) RepairService(p rotation.RepairPolicy) (*rotation.Service, error) {
+	svc, err := e.service("repair", true)
+	if err != nil {
+		return nil, err
+	}
+	svc.RepairPolicy = p
+	return svc, nil
+}
+
 // ServiceWithClock is a Service (no faults) whose clock is now: a test
 // plays an execution from the past with it (e.g. one whose lease has
 // expired since).
@@ -348,6 +360,7 @@ func (e *Env) registerFunctions() error {
 		"verify":       func(s *rotation.Service) any { return withFunction("verify", s.Verify) },
 		"releaselease": func(s *rotation.Service) any { return withFunction("releaselease", s.Release) },
 		"compensate":   func(s *rotation.Service) any { return withFunction("compensate", s.Compensate) },
+		"repair":       func(s *rotation.Service) any { return withFunction("repair", s.Repair) },
 	}
 	for name, h := range handlers {
 		svc, err := e.service(name, true)
@@ -396,18 +409,26 @@ func (e *Env) Close() {
 }
 
 // CreateLedgerTable creates the ledger table as the CDK app defines it (pk,
-// sk; on demand) and waits until it is active.
+// sk; on demand; the sparse repair index) and waits until it is active.
 func CreateLedgerTable(ctx context.Context, db *dynamodb.Client, name string) error {
 	_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName: &name, BillingMode: ddbtypes.BillingModePayPerRequest,
 		AttributeDefinitions: []ddbtypes.AttributeDefinition{
 			{AttributeName: aws.String("pk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
 			{AttributeName: aws.String("sk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String(ledger.RepairQueueAttr), AttributeType: ddbtypes.ScalarAttributeTypeS},
 		},
 		KeySchema: []ddbtypes.KeySchemaElement{
 			{AttributeName: aws.String("pk"), KeyType: ddbtypes.KeyTypeHash},
 			{AttributeName: aws.String("sk"), KeyType: ddbtypes.KeyTypeRange},
 		},
+		// Only lease items awaiting repair carry repairQueue, so the index
+		// holds exactly the repair queue.
+		GlobalSecondaryIndexes: []ddbtypes.GlobalSecondaryIndex{{
+			IndexName:  aws.String(ledger.RepairIndex),
+			KeySchema:  []ddbtypes.KeySchemaElement{{AttributeName: aws.String(ledger.RepairQueueAttr), KeyType: ddbtypes.KeyTypeHash}},
+			Projection: &ddbtypes.Projection{ProjectionType: ddbtypes.ProjectionTypeAll},
+		}},
 	})
 	var inUse *ddbtypes.ResourceInUseException
 	if err != nil && !errors.As(err, &inUse) {

@@ -6,9 +6,11 @@ package config
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -41,7 +43,38 @@ const (
 	// EnvBakeAlarmNames lists CloudWatch alarms (comma-separated) that every
 	// bake watches, besides the execution's BakeAlarms (verify function).
 	EnvBakeAlarmNames = "BAKE_ALARM_NAMES"
+	// The repair function's backoff (Go durations, e.g. "1h"): the first
+	// attempt REPAIR_BACKOFF after the failure, doubling up to
+	// REPAIR_MAX_BACKOFF; a person is called after REPAIR_ALERT_AFTER.
+	EnvRepairBackoff    = "REPAIR_BACKOFF"
+	EnvRepairMaxBackoff = "REPAIR_MAX_BACKOFF"
+	EnvRepairAlertAfter = "REPAIR_ALERT_AFTER"
 )
+
+// RepairEnv lists the repair function's environment variables (the CDK app
+// sets them; unset means the defaults of rotation.RepairPolicy).
+var RepairEnv = []string{EnvRepairBackoff, EnvRepairMaxBackoff, EnvRepairAlertAfter}
+
+// RepairPolicy reads the repair backoff from getenv; unset or empty
+// variables keep the defaults, a malformed one is an error naming it.
+func RepairPolicy(getenv func(string) string) (rotation.RepairPolicy, error) {
+	var p rotation.RepairPolicy
+	for _, f := range []struct {
+		name string
+		dst  *time.Duration
+	}{{EnvRepairBackoff, &p.Backoff}, {EnvRepairMaxBackoff, &p.MaxBackoff}, {EnvRepairAlertAfter, &p.AlertAfter}} {
+		v := strings.TrimSpace(getenv(f.name))
+		if v == "" {
+			continue
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return p, fmt.Errorf("config: %s=%q: want a positive duration such as 1h or 30m", f.name, v)
+		}
+		*f.dst = d
+	}
+	return p, nil
+}
 
 // Options build a Service.
 type Options struct {
@@ -60,6 +93,8 @@ type Options struct {
 	WrapEngine func(target.Engine) target.Engine
 	Ledger     ledger.Options
 	Log        *slog.Logger
+	// Repair times the repair function's attempts (zero: defaults).
+	Repair rotation.RepairPolicy
 }
 
 // Engines returns the registry of supported engines.
@@ -107,6 +142,7 @@ func New(o Options) (*rotation.Service, error) {
 		Events:         events.NewBus(eb, o.EventBus),
 		Alarms:         cw,
 		BakeAlarmNames: o.BakeAlarmNames,
+		RepairPolicy:   o.Repair,
 		Actor:          o.Actor,
 		Log:            log,
 	}, nil
@@ -164,8 +200,12 @@ func FromEnv(ctx context.Context, actor string) (*rotation.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	repair, err := RepairPolicy(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
 	return New(Options{AWS: cfg, LedgerTable: os.Getenv(EnvLedgerTable), EventBus: os.Getenv(EnvEventBus), Actor: actor,
-		BakeAlarmNames: AlarmNames(os.Getenv(EnvBakeAlarmNames))})
+		BakeAlarmNames: AlarmNames(os.Getenv(EnvBakeAlarmNames)), Repair: repair})
 }
 
 // NewNative builds the Secrets Manager native rotation entry: it starts and

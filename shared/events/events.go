@@ -23,6 +23,13 @@ const (
 	RotationAbandoned  = "Rotation Abandoned"
 	CompensationFailed = "Compensation Failed"
 	RollbackCompleted  = "Rollback Completed"
+	// RotationRepaired: the repair function healed a secret left in
+	// COMPENSATION_FAILED (rolled forward, cleaned up or reverted); info.
+	RotationRepaired = "Rotation Repaired"
+	// RepairNeeded: a person must act (no value logs in anywhere, or the
+	// target has not answered for REPAIR_ALERT_AFTER); critical, with
+	// what to do in Action.
+	RepairNeeded = "Rotation Repair Needed"
 )
 
 // Detail is the event body.
@@ -38,6 +45,10 @@ type Detail struct {
 	DurationMs        int64  `json:"durationMs"`
 	// Action tells the people who receive the event what to do, if anything.
 	Action string `json:"action,omitempty"`
+	// Outcome says what a repair did (Rotation Repaired) or found.
+	Outcome string `json:"outcome,omitempty"`
+	// RepairAttempts counts the repair's attempts so far.
+	RepairAttempts int `json:"repairAttempts,omitempty"`
 }
 
 // Event is one outcome.

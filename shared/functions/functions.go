@@ -69,6 +69,10 @@ var table = map[string]Settings{
 	// The fleet: listsecrets pages through every secret of the account.
 	"listsecrets":  {Timeout: 300 * time.Second, MemoryMB: MemoryMB, Placeholder: "ListSecretsFunctionArn"},
 	"fleetsummary": {Timeout: 60 * time.Second, MemoryMB: MemoryMB, Placeholder: "FleetSummaryFunctionArn"},
+	// The self-healing of COMPENSATION_FAILED secrets (scheduled, no
+	// state machine calls it): per due secret a few logins that may each
+	// wait out a connect timeout, and the undo's writes.
+	"repair": {Timeout: 300 * time.Second, MemoryMB: MemoryMB},
 	// The Secrets Manager native rotation entry: finishSecret waits for the
 	// saga.
 	"nativerotation": {Timeout: 300 * time.Second, MemoryMB: MemoryMB},

@@ -114,6 +114,9 @@ func (f *fakeDB) Query(_ context.Context, in *dynamodb.QueryInput, _ ...func(*dy
 	if f.fail != nil {
 		return nil, f.fail
 	}
+	if in.IndexName != nil {
+		return f.queryIndex(in)
+	}
 	if aws.ToString(in.KeyConditionExpression) != "pk = :pk AND begins_with(sk, :j)" {
 		return nil, fmt.Errorf("fake: key condition %q not understood", aws.ToString(in.KeyConditionExpression))
 	}
@@ -122,6 +125,30 @@ func (f *fakeDB) Query(_ context.Context, in *dynamodb.QueryInput, _ ...func(*dy
 	var keys []string
 	for k := range f.items {
 		if p, sk, _ := strings.Cut(k, "\x00"); p == pk && strings.HasPrefix(sk, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	out := &dynamodb.QueryOutput{}
+	for _, k := range keys {
+		out.Items = append(out.Items, f.items[k])
+	}
+	return out, nil
+}
+
+// queryIndex is a Query of the sparse repair index: the items that have
+// the index's key attribute with the value asked for (an item without it
+// is not in the index).
+func (f *fakeDB) queryIndex(in *dynamodb.QueryInput) (*dynamodb.QueryOutput, error) {
+	if aws.ToString(in.IndexName) != RepairIndex || aws.ToString(in.KeyConditionExpression) != RepairQueueAttr+" = :q" {
+		return nil, fmt.Errorf("fake: index query %q on %q not understood", aws.ToString(in.KeyConditionExpression), aws.ToString(in.IndexName))
+	}
+	if aws.ToBool(in.ConsistentRead) {
+		return nil, errors.New("fake: a global secondary index has no consistent reads")
+	}
+	var keys []string
+	for k, it := range f.items {
+		if reflect.DeepEqual(it[RepairQueueAttr], in.ExpressionAttributeValues[":q"]) {
 			keys = append(keys, k)
 		}
 	}

@@ -91,6 +91,10 @@ type Lease struct {
 	// clean up. It is written in the same transaction as the takeover, so a
 	// retried acquire finds it too.
 	TakenOver *TakenOver `dynamodbav:"takenOver,omitempty"`
+	// Repair is set while the secret awaits (or undergoes) self-healing
+	// after COMPENSATION_FAILED; it puts the item into the sparse repair
+	// index (see repair.go).
+	Repair
 }
 
 // TakenOver is the lease of a rotation that died unfinished, as it was
@@ -195,7 +199,7 @@ type HeldError struct {
 
 func (e *HeldError) Error() string {
 	if e.State == CompensationFailed {
-		return fmt.Sprintf("lease held by %s after COMPENSATION_FAILED; an operator must repair the secret and release it", e.Holder)
+		return fmt.Sprintf("lease held by %s after COMPENSATION_FAILED; the repair function retries it with backoff until the target answers, and alerts if an operator must act", e.Holder)
 	}
 	return fmt.Sprintf("lease held by %s (state %s) until %s", e.Holder, e.State, e.Until.Format(time.RFC3339))
 }
@@ -347,6 +351,7 @@ func (l *Ledger) Append(ctx context.Context, lease *Lease, rec Record, ch Change
 			next.Holder = ""
 			next.Until = 0
 		}
+		next.Repair = next.Repair.Entered(lease.State, rec.State, now)
 		item, err := attributevalue.MarshalMap(next)
 		if err != nil {
 			return err

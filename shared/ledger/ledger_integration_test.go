@@ -193,3 +193,63 @@ func TestTakeoverSeesALateWriteOfTheDeadHolder(t *testing.T) {
 		t.Fatalf("the dead holder's next write = %v, want ErrFenced", err)
 	}
 }
+
+// The sparse repair index on DynamoDB Local (with the table as
+// local.CreateLedgerTable makes it, as the CDK app does): only a lease in
+// COMPENSATION_FAILED (or under repair) is listed, the takeover is fenced,
+// and ClearRepair takes it out.
+func TestRepairQueueAgainstDynamoDBLocal(t *testing.T) {
+	db := startTable(t)
+	ctx := context.Background()
+	l := ledger.New(db, "ledger", ledger.Options{LeaseDuration: time.Minute})
+	queue := func() []string {
+		t.Helper()
+		// The index is eventually consistent: DynamoDB Local updates it
+		// at once, AWS within a second; the repair reads each lease again.
+		q, err := l.RepairQueue(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s []string
+		for _, x := range q {
+			s = append(s, x.Secret)
+		}
+		return s
+	}
+	for _, s := range []string{"ok", "failed"} {
+		a, err := l.Acquire(ctx, ledger.AcquireRequest{Secret: s, Execution: "x-" + s, Token: "t-" + s, PreviousVersion: "v1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, ch := ledger.Finished, ledger.Change{Release: true}
+		if s == "failed" {
+			st, ch = ledger.CompensationFailed, ledger.Change{Hold: true}
+		}
+		if err := l.Append(ctx, &a, ledger.Record{State: st}, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if q := queue(); len(q) != 1 || q[0] != "failed" {
+		t.Fatalf("queue %v, want [failed]", q)
+	}
+	cur, _, _ := l.Get(ctx, "failed")
+	r, err := l.TakeOverForRepair(ctx, cur, "repair-1", "repair")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.TakeOverForRepair(ctx, cur, "repair-2", "repair"); !errors.Is(err, ledger.ErrNotRepairable) {
+		t.Fatalf("second takeover = %v", err)
+	}
+	if err := l.Append(ctx, &r, ledger.Record{State: ledger.RolledBack}, ledger.Change{Release: true}); err != nil {
+		t.Fatal(err)
+	}
+	if q := queue(); len(q) != 1 {
+		t.Fatalf("queue %v: the outcome must stay queued until announced", q)
+	}
+	if err := l.ClearRepair(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if q := queue(); len(q) != 0 {
+		t.Fatalf("queue %v after ClearRepair", q)
+	}
+}

@@ -49,6 +49,9 @@ func (s *Service) publish(ctx context.Context, o op, l ledger.Lease, detailType,
 // (EventBridge delivers at least once anyway: a consumer already has to
 // tolerate a repeated event.)
 func (s *Service) outcome(ctx context.Context, o op, l ledger.Lease, detailType, severity, errClass, action string) error {
+	if o.quiet {
+		return nil // the repair announces its own outcome (Rotation Repaired)
+	}
 	if err := s.publish(ctx, o, l, detailType, severity, errClass, "", action); err != nil {
 		return &faults.RetryableError{Detail: o.detail("the outcome is journaled but its \""+detailType+"\" event was not published; a retry publishes it", err)}
 	}
@@ -110,7 +113,7 @@ func (s *Service) release(ctx context.Context, o op, in CloseInput) (CloseOutput
 		return out, s.outcome(ctx, o, l, o.succeeded(), "info", "", "")
 	case OutcomeCompensationFailed:
 		out.State = string(ledger.CompensationFailed)
-		action := "Rotation of this secret is blocked until an operator acts: run `secretctl status " + o.rc.SecretArn + "`, make AWSCURRENT authenticate against the target, then release the lease."
+		action := s.compensationFailedAction(ctx, o.rc.SecretArn)
 		l, finished, err := o.closing(ctx)
 		switch {
 		case err == nil && !finished:
@@ -206,6 +209,9 @@ func (s *Service) compensate(ctx context.Context, o op, in CloseInput) (CloseOut
 	d, err := s.Secrets.Describe(ctx, arn)
 	if err != nil {
 		return out, err
+	}
+	if d.Deleted {
+		return out, s.deletedMidRotation(ctx, o, l, &out)
 	}
 	switch cur := d.VersionWith(secretstore.Current); {
 	case cur == token && l.FinishMayHaveRun:
@@ -409,4 +415,37 @@ func (s *Service) abandonOver(ctx context.Context, o op, l *ledger.Lease, in Clo
 		return err
 	}
 	return o.conflict(why+"; compensation stopped and journaled ABANDONED", nil)
+}
+
+// compensationFailedAction is what the Compensation Failed alert asks of
+// people: usually nothing (the repair function heals the secret once the
+// failing dependency answers), except for a deleted secret.
+func (s *Service) compensationFailedAction(ctx context.Context, arn string) string {
+	d, err := s.Secrets.Describe(ctx, arn)
+	switch {
+	case isGone(err):
+		return forceDeletedAction
+	case err == nil && d.Deleted:
+		return deletedAction(arn)
+	}
+	return "Rotation of this secret is blocked until the undo completes. The repair function retries it with backoff and decides from what logs in then; it sends \"" +
+		events.RepairNeeded + "\" if a person must act. To look now: `secretctl status " + arn + "`."
+}
+
+// deletedMidRotation ends compensation of a secret scheduled for deletion
+// (DeleteSecret with a recovery window) during the rotation. Secrets
+// Manager refuses GetSecretValue and UpdateSecretVersionStage on it ("If a
+// secret is scheduled for deletion, then its details, including the
+// encrypted secret information, is not accessible", DescribeSecret's
+// DeletedDate), so the undo stops here: the target is set back if the
+// AWSCURRENT value can still be read, and the rotation ends in
+// COMPENSATION_FAILED (lease kept) with an alert that says to restore the
+// secret; the repair function finishes the undo after RestoreSecret.
+func (s *Service) deletedMidRotation(ctx context.Context, o op, l ledger.Lease, out *CloseOutput) error {
+	if l.SetMayHaveRun {
+		if reverted, err := s.revertTarget(ctx, o); err == nil {
+			out.TargetReverted = reverted
+		}
+	}
+	return &faults.CompensationFailedError{Detail: o.detail("the secret was scheduled for deletion during the rotation, and Secrets Manager refuses to read or relabel it: restore it (RestoreSecret); the repair function then finishes the undo", nil)}
 }

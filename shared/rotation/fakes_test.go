@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
@@ -221,6 +222,7 @@ type fakeLedger struct {
 	lease   map[string]ledger.Lease
 	journal []ledger.Record
 	fail    error
+	now     func() time.Time // the clock of the repair queue (nil: time.Now)
 }
 
 func (f *fakeLedger) Table() string { return "ledger" }
@@ -267,9 +269,10 @@ func (f *fakeLedger) Append(_ context.Context, l *ledger.Lease, rec ledger.Recor
 	if ch.Release {
 		n.Holder = ""
 	}
+	n.Repair = n.Repair.Entered(l.State, rec.State, f.clock())
 	f.lease[l.Secret] = n
 	*l = n
-	rec.Fencing = n.Fencing
+	rec.Fencing, rec.Seq, rec.Token, rec.Secret = n.Fencing, n.Seq, n.Token, n.Secret
 	f.journal = append(f.journal, rec)
 	return nil
 }

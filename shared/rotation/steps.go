@@ -51,6 +51,9 @@ type op struct {
 	s    *Service
 	step string
 	rc   Context
+	// quiet: the outcome events of compensation are left to the caller
+	// (the repair publishes Rotation Repaired instead).
+	quiet bool
 }
 
 func (s *Service) op(step string, rc Context) op { return op{s: s, step: step, rc: rc} }

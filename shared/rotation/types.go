@@ -80,6 +80,8 @@ type Service struct {
 	// BakeAlarmNames are CloudWatch alarms every bake watches (the verify
 	// function's BAKE_ALARM_NAMES), besides the execution's BakeAlarms.
 	BakeAlarmNames []string
+	// RepairPolicy times the repair function's attempts (zero: defaults).
+	RepairPolicy RepairPolicy
 	// Actor names who acts in the journal (the function name).
 	Actor string
 	Log   *slog.Logger
