@@ -17,6 +17,8 @@
 //	reservedConcurrency  reserved concurrency of the database-facing functions; 0 disables
 //	fleetEnabled      false: no fleet rotation (state machine, listsecrets, fleetsummary); default true
 //	nativeRotationEnabled  false: no nativerotation function (Secrets Manager native rotation entry); default true
+//	repairSchedule    Scheduler expression that runs the repair function (default rate(15 minutes))
+//	repairBackoff, repairMaxBackoff, repairAlertAfter  the repair's backoff as Go durations (defaults 1h, 24h, 168h)
 package main
 
 import (
@@ -26,6 +28,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
@@ -118,6 +121,13 @@ func propsFromContext(app awscdk.App) (*rotation.RotationStackProps, string, err
 	r.AlarmEmail = get("alarmEmail")
 	r.LambdaAssetDir = get("lambdaAssetDir")
 	r.EventBusName = get("eventBusName")
+	r.Repair = rotation.RepairProps{Schedule: get("repairSchedule"), Backoff: get("repairBackoff"),
+		MaxBackoff: get("repairMaxBackoff"), AlertAfter: get("repairAlertAfter")}
+	for key, v := range map[string]string{"repairBackoff": r.Repair.Backoff, "repairMaxBackoff": r.Repair.MaxBackoff, "repairAlertAfter": r.Repair.AlertAfter} {
+		if d, err := time.ParseDuration(v); v != "" && (err != nil || d <= 0) {
+			return nil, "", fmt.Errorf("context %s: want a positive Go duration such as 1h or 30m, got %q", key, v)
+		}
+	}
 	if v := get("verify"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {

@@ -33,6 +33,10 @@ func TestPropsFromContext(t *testing.T) {
 				"fleetEnabled":          "false",
 				"nativeRotationEnabled": "false",
 				"bakeAlarmNames":        "api-5xx, api-latency",
+				"repairSchedule":        "rate(5 minutes)",
+				"repairBackoff":         "30m",
+				"repairMaxBackoff":      "12h",
+				"repairAlertAfter":      "72h",
 			},
 			stack: "Payments",
 			want: rotation.RotationProps{
@@ -45,6 +49,7 @@ func TestPropsFromContext(t *testing.T) {
 				FleetEnabled:               jsii.Bool(false),
 				NativeRotationEnabled:      jsii.Bool(false),
 				BakeAlarmNames:             []string{"api-5xx", "api-latency"},
+				Repair:                     rotation.RepairProps{Schedule: "rate(5 minutes)", Backoff: "30m", MaxBackoff: "12h", AlertAfter: "72h"},
 			},
 		},
 		{
@@ -66,6 +71,8 @@ func TestPropsFromContext(t *testing.T) {
 		{name: "bakeAlarmNames not a list of strings", context: map[string]any{"bakeAlarmNames": `[1]`}, wantErr: true},
 		{name: "bad verify", context: map[string]any{"verify": "sometimes"}, wantErr: true},
 		{name: "bad fleetEnabled", context: map[string]any{"fleetEnabled": "maybe"}, wantErr: true},
+		{name: "bad repairBackoff", context: map[string]any{"repairBackoff": "an hour"}, wantErr: true},
+		{name: "negative repairAlertAfter", context: map[string]any{"repairAlertAfter": "-1h"}, wantErr: true},
 		{name: "bad nativeRotationEnabled", context: map[string]any{"nativeRotationEnabled": "perhaps"}, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

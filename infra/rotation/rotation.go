@@ -1,6 +1,6 @@
 // Package rotation is the AWS CDK construct that deploys secretsaga: the
-// eleven Lambda functions (eight saga steps, two fleet steps, the Secrets
-// Manager native rotation entry), the rotation saga and the fleet rotation
+// twelve Lambda functions (eight saga steps, two fleet steps, the Secrets
+// Manager native rotation entry, the scheduled repair), the rotation saga and the fleet rotation
 // (Step Functions), the DynamoDB ledger, an EventBridge bus with alert rules,
 // Scheduler schedules and CloudWatch alarms. NewRotation drops it into any
 // stack; NewRotationStack wraps it in a stack of its own with CloudFormation
@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
@@ -57,6 +58,17 @@ const (
 	// EnvBakeAlarmNames is the verify function's environment variable: the
 	// CloudWatch alarms (comma-separated) every bake watches (shared/config).
 	EnvBakeAlarmNames = "BAKE_ALARM_NAMES"
+	// The repair function's backoff (shared/config): Go durations.
+	EnvRepairBackoff    = "REPAIR_BACKOFF"
+	EnvRepairMaxBackoff = "REPAIR_MAX_BACKOFF"
+	EnvRepairAlertAfter = "REPAIR_ALERT_AFTER"
+	// RepairIndex is the ledger's sparse index of the repair queue, keyed
+	// by RepairQueueAttr (shared/ledger).
+	RepairIndex     = "repair"
+	RepairQueueAttr = "repairQueue"
+	// DefaultRepairSchedule runs the repair function: often enough that a
+	// due attempt (hours apart) waits at most a quarter of an hour.
+	DefaultRepairSchedule = "rate(15 minutes)"
 	// SecretsManagerPrincipal invokes the native rotation entry.
 	SecretsManagerPrincipal = "secretsmanager.amazonaws.com"
 	// EnvLambdaAssetDir overrides where the built bootstraps are looked for.
@@ -66,7 +78,7 @@ const (
 )
 
 // AlertDetailTypes are the secretsaga events that page someone.
-var AlertDetailTypes = []string{"Rotation Rolled Back", "Rotation Abandoned", "Compensation Failed"}
+var AlertDetailTypes = []string{"Rotation Rolled Back", "Rotation Abandoned", "Compensation Failed", "Rotation Repair Needed"}
 
 // Secrets Manager actions, by name.
 const (
@@ -117,7 +129,11 @@ type Handler struct {
 	// states:DescribeExecution on the rotation state machine (added once the
 	// machine exists, see addNativeRotation), stays out of the VPC, and is
 	// left out when RotationProps.NativeRotationEnabled is false.
-	Native      bool
+	Native bool
+	// Repair is the scheduled self-healing function: Query on the ledger's
+	// repair index too, REPAIR_* in its environment, and run by the repair
+	// schedule (no state machine calls it).
+	Repair      bool
 	Description string
 }
 
@@ -165,6 +181,13 @@ var Handlers = []Handler{
 	// watches it; finishSecret waits for the saga, hence the long timeout.
 	{Name: "nativerotation", Native: true,
 		Description: "secretsaga nativerotation: Secrets Manager native rotation entry that starts and watches the saga"},
+	// The self-healing of secrets left in COMPENSATION_FAILED: it reads the
+	// repair queue, logs in with the secret's versions, and finishes or
+	// undoes the rotation (the stage moves of finish and compensate). It
+	// lists versions (unlabelled ones included) to find the rotation's.
+	{Name: "repair", Ledger: true, Repair: true, PutEvents: true,
+		Secrets:     []string{smDescribe, smGetValue, smUpdateStage, smVersions},
+		Description: "secretsaga repair: heals secrets left in COMPENSATION_FAILED once the target answers"},
 }
 
 // LedgerTablePlaceholder is the definition's placeholder for the table name.
@@ -227,10 +250,46 @@ type RotationProps struct {
 	// secret's Secrets Manager rotation configuration can name; nil means
 	// true.
 	NativeRotationEnabled *bool
+	// Repair times the self-healing of secrets left in COMPENSATION_FAILED.
+	Repair RepairProps
 	// Vpc, if set, places the functions in it (targets in private subnets).
 	Vpc            awsec2.IVpc
 	VpcSubnets     *awsec2.SubnetSelection
 	SecurityGroups []awsec2.ISecurityGroup
+}
+
+// RepairProps times the repair function. Zero values take the defaults.
+type RepairProps struct {
+	// Schedule is the Scheduler expression that runs the repair function;
+	// DefaultRepairSchedule if empty. It only looks for due attempts: the
+	// backoff below decides when a secret is attempted.
+	Schedule string `json:"schedule,omitempty"`
+	// Backoff (first attempt after the failure, then doubling), MaxBackoff
+	// and AlertAfter (when a person is called if nothing answers) are Go
+	// durations ("1h", "24h", "168h"); empty: the function's defaults of
+	// 1h, 24h and 168h.
+	Backoff    string `json:"backoff,omitempty"`
+	MaxBackoff string `json:"maxBackoff,omitempty"`
+	AlertAfter string `json:"alertAfter,omitempty"`
+}
+
+// env returns the repair function's REPAIR_* variables; it panics on a
+// value that is not a positive Go duration, which the function would refuse
+// at start-up.
+func (p RepairProps) env() map[string]string {
+	out := map[string]string{}
+	for _, v := range []struct{ name, value string }{
+		{EnvRepairBackoff, p.Backoff}, {EnvRepairMaxBackoff, p.MaxBackoff}, {EnvRepairAlertAfter, p.AlertAfter},
+	} {
+		if v.value == "" {
+			continue
+		}
+		if d, err := time.ParseDuration(v.value); err != nil || d <= 0 {
+			panic(fmt.Sprintf("secretsaga: Repair: %s=%q is not a positive duration such as 1h or 30m", v.name, v.value))
+		}
+		out[v.name] = v.value
+	}
+	return out
 }
 
 // Rotation is the construct; its fields are the resources other code may
@@ -248,6 +307,8 @@ type Rotation struct {
 	// (also Functions["nativerotation"]); nil when
 	// RotationProps.NativeRotationEnabled is false.
 	NativeRotationFunction awslambda.Function
+	// RepairSchedule runs the repair function.
+	RepairSchedule awsscheduler.CfnSchedule
 
 	fleetName  string
 	Table      awsdynamodb.Table
@@ -291,6 +352,13 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 		DeletionProtection:  jsii.Bool(true),
 		TimeToLiveAttribute: jsii.String("expiresAt"),
 		RemovalPolicy:       awscdk.RemovalPolicy_RETAIN,
+	})
+	// The repair queue: only lease items awaiting repair carry
+	// repairQueue, so this sparse index holds exactly them.
+	r.Table.AddGlobalSecondaryIndex(&awsdynamodb.GlobalSecondaryIndexProps{
+		IndexName:      jsii.String(RepairIndex),
+		PartitionKey:   &awsdynamodb.Attribute{Name: jsii.String(RepairQueueAttr), Type: awsdynamodb.AttributeType_STRING},
+		ProjectionType: awsdynamodb.ProjectionType_ALL,
 	})
 
 	// Events.
@@ -385,6 +453,13 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 				Resources: jsii.Strings(*r.Table.TableArn()),
 			}))
 		}
+		if h.Repair {
+			role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("RepairQueue"),
+				Actions:   jsii.Strings("dynamodb:Query"),
+				Resources: jsii.Strings(*r.Table.TableArn() + "/index/" + RepairIndex),
+			}))
+		}
 		if h.PutEvents {
 			role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 				Sid:       jsii.String("Events"),
@@ -416,6 +491,16 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 				bake[k] = v
 			}
 			fp.Environment = &bake
+		}
+		if h.Repair {
+			vars := map[string]*string{}
+			for k, v := range *env {
+				vars[k] = v
+			}
+			for k, v := range props.Repair.env() {
+				vars[k] = jsii.String(v)
+			}
+			fp.Environment = &vars
 		}
 		if h.Database && !props.DisableReservedConcurrency {
 			fp.ReservedConcurrentExecutions = jsii.Number(reserved)
@@ -508,6 +593,8 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 			r.Alarms = append(r.Alarms, a)
 		}
 	}
+
+	r.addRepairSchedule(props.Repair)
 
 	// Schedules.
 	if len(props.Schedules) > 0 {
@@ -672,6 +759,40 @@ func (r *Rotation) addSchedule(s ScheduleProps, verify bool, role awsiam.Role) a
 		sp.ScheduleExpressionTimezone = jsii.String(s.Timezone)
 	}
 	return awsscheduler.NewCfnSchedule(r.Construct, jsii.String("Schedule-"+s.Name), sp)
+}
+
+// addRepairSchedule runs the repair function on a schedule, with a role
+// that may invoke that function and nothing else.
+func (r *Rotation) addRepairSchedule(p RepairProps) {
+	expr := p.Schedule
+	if expr == "" {
+		expr = DefaultRepairSchedule
+	}
+	fn := r.Functions["repair"]
+	role := awsiam.NewRole(r.Construct, jsii.String("RepairSchedulerRole"), &awsiam.RoleProps{
+		AssumedBy: awsiam.NewServicePrincipal(jsii.String("scheduler.amazonaws.com"), &awsiam.ServicePrincipalOpts{
+			Conditions: &map[string]interface{}{
+				"StringEquals": map[string]interface{}{"aws:SourceAccount": *awscdk.Stack_Of(r.Construct).Account()},
+			},
+		}),
+		Description: jsii.String("secretsaga repair schedule: runs the repair function (" + r.RotationGroup + ")"),
+	})
+	fn.GrantInvoke(role)
+	r.RepairSchedule = awsscheduler.NewCfnSchedule(r.Construct, jsii.String("RepairSchedule"), &awsscheduler.CfnScheduleProps{
+		Description:        jsii.String("secretsaga: repair secrets left in COMPENSATION_FAILED whose next attempt is due"),
+		ScheduleExpression: jsii.String(expr),
+		FlexibleTimeWindow: &awsscheduler.CfnSchedule_FlexibleTimeWindowProperty{Mode: jsii.String("OFF")},
+		Target: &awsscheduler.CfnSchedule_TargetProperty{
+			Arn:     fn.FunctionArn(),
+			RoleArn: role.RoleArn(),
+			Input:   jsii.String("{}"),
+			// The next run comes soon anyway: no retries piling up.
+			RetryPolicy: &awsscheduler.CfnSchedule_RetryPolicyProperty{
+				MaximumRetryAttempts:     jsii.Number(0),
+				MaximumEventAgeInSeconds: jsii.Number(600),
+			},
+		},
+	})
 }
 
 // kmsActions are the KMS actions a handler needs on a customer managed key.

@@ -127,7 +127,11 @@ var (
 	// nativeFunction is the Secrets Manager native rotation entry; no state
 	// machine invokes it.
 	nativeFunction = "nativerotation"
-	allFunctions   = append(slices.Clone(fleetInvokes), nativeFunction)
+	// repairFunction heals COMPENSATION_FAILED secrets; its schedule runs it.
+	repairFunction = "repair"
+	allFunctions   = append(slices.Clone(fleetInvokes), nativeFunction, repairFunction)
+	// ledgerFunctions use the ledger table.
+	ledgerFunctions = append(slices.Clone(sagaFunctions), repairFunction)
 )
 
 var configuredProps = rotation.RotationProps{
@@ -309,7 +313,7 @@ func jsonString(v any) string { b, _ := json.Marshal(v); return string(b) }
 func TestResourceCounts(t *testing.T) {
 	d := defaults(t)
 	for typ, n := range map[string]int{
-		"AWS::Lambda::Function":            11, // 8 saga steps + listsecrets, fleetsummary + nativerotation
+		"AWS::Lambda::Function":            12, // 8 saga steps + listsecrets, fleetsummary + nativerotation + repair
 		"AWS::Lambda::Permission":          1,  // Secrets Manager may invoke nativerotation
 		"AWS::StepFunctions::StateMachine": 2,  // rotation saga + fleet
 		"AWS::DynamoDB::Table":             1,
@@ -317,25 +321,25 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::Events::Rule":                2,
 		"AWS::SNS::Topic":                  1,
 		"AWS::SNS::Subscription":           0,
-		"AWS::CloudWatch::Alarm":           6, // 3 per state machine
-		"AWS::Scheduler::Schedule":         0,
-		"AWS::Logs::LogGroup":              13, // 11 functions + 2 state machines
-		"AWS::IAM::Role":                   13, // 11 functions + 2 state machines
+		"AWS::CloudWatch::Alarm":           6,  // 3 per state machine
+		"AWS::Scheduler::Schedule":         1,  // the repair's
+		"AWS::Logs::LogGroup":              14, // 12 functions + 2 state machines
+		"AWS::IAM::Role":                   15, // 12 functions + 2 state machines + the repair schedule's
 	} {
 		d.tmpl.ResourceCountIs(jsii.String(typ), jsii.Number(n))
 	}
 	c := configured(t)
-	c.tmpl.ResourceCountIs(jsii.String("AWS::Scheduler::Schedule"), jsii.Number(2))
+	c.tmpl.ResourceCountIs(jsii.String("AWS::Scheduler::Schedule"), jsii.Number(3))
 	c.tmpl.ResourceCountIs(jsii.String("AWS::SNS::Subscription"), jsii.Number(1))
-	c.tmpl.ResourceCountIs(jsii.String("AWS::IAM::Role"), jsii.Number(14))
+	c.tmpl.ResourceCountIs(jsii.String("AWS::IAM::Role"), jsii.Number(16))
 	n := noFleet(t)
 	for typ, want := range map[string]int{
-		"AWS::Lambda::Function":            9,
+		"AWS::Lambda::Function":            10,
 		"AWS::StepFunctions::StateMachine": 1,
 		"AWS::Events::Rule":                2,
 		"AWS::CloudWatch::Alarm":           3,
-		"AWS::Logs::LogGroup":              10,
-		"AWS::IAM::Role":                   10,
+		"AWS::Logs::LogGroup":              11,
+		"AWS::IAM::Role":                   12,
 	} {
 		n.tmpl.ResourceCountIs(jsii.String(typ), jsii.Number(want))
 	}
@@ -344,11 +348,11 @@ func TestResourceCounts(t *testing.T) {
 	}
 	nn := noNative(t)
 	for typ, want := range map[string]int{
-		"AWS::Lambda::Function":            10,
+		"AWS::Lambda::Function":            11,
 		"AWS::Lambda::Permission":          0,
 		"AWS::StepFunctions::StateMachine": 2,
-		"AWS::Logs::LogGroup":              12,
-		"AWS::IAM::Role":                   12,
+		"AWS::Logs::LogGroup":              13,
+		"AWS::IAM::Role":                   14,
 	} {
 		nn.tmpl.ResourceCountIs(jsii.String(typ), jsii.Number(want))
 	}
@@ -455,7 +459,15 @@ func TestTable(t *testing.T) {
 			"AttributeDefinitions": []any{
 				map[string]any{"AttributeName": "pk", "AttributeType": "S"},
 				map[string]any{"AttributeName": "sk", "AttributeType": "S"},
+				map[string]any{"AttributeName": "repairQueue", "AttributeType": "S"},
 			},
+			// The repair queue: a sparse index (only leases awaiting
+			// repair carry repairQueue), as local.CreateLedgerTable makes it.
+			"GlobalSecondaryIndexes": []any{map[string]any{
+				"IndexName":  "repair",
+				"KeySchema":  []any{map[string]any{"AttributeName": "repairQueue", "KeyType": "HASH"}},
+				"Projection": map[string]any{"ProjectionType": "ALL"},
+			}},
 			"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
 			"DeletionProtectionEnabled":        true,
 			"TimeToLiveSpecification":          map[string]any{"AttributeName": "expiresAt", "Enabled": true},
@@ -649,6 +661,9 @@ func TestSchedules(t *testing.T) {
 	for id, r := range c.doc.ofType("AWS::Scheduler::Schedule") {
 		p := r.Properties
 		tg := p["Target"].(map[string]any)
+		if jsonString(tg["Arn"]) == jsonString(map[string]any{"Fn::GetAtt": []any{c.doc.functions(t)[repairFunction], "Arn"}}) {
+			continue // the repair's (TestRepair)
+		}
 		if ref(tg["Arn"]) != smID {
 			t.Errorf("schedule %s targets %s", id, jsonString(tg["Arn"]))
 		}
@@ -698,6 +713,7 @@ var expectedSecretActions = map[string][]string{
 	"listsecrets":    nil,
 	"fleetsummary":   nil,
 	"nativerotation": nil,
+	"repair":         {"DescribeSecret", "GetSecretValue", "UpdateSecretVersionStage", "ListSecretVersionIds"},
 }
 
 // expectedUnscoped are the actions allowed on Resource "*" (they have no
@@ -708,7 +724,7 @@ var expectedUnscoped = map[string][]string{
 	"listsecrets":  {"secretsmanager:ListSecrets"},
 }
 
-var expectedPutEvents = []string{"finishsecret", "releaselease", "compensate"}
+var expectedPutEvents = []string{"finishsecret", "releaselease", "compensate", "repair"}
 
 // unscopedAction: the Secrets Manager and CloudWatch actions that may be on
 // "*", and the one function each is for.
@@ -782,7 +798,15 @@ func checkIAM(t *testing.T, d template, group string, kms bool) {
 						t.Errorf("%s: %s on %s", roleID, a, r)
 					}
 				}
-				if svc == "dynamodb" && jsonString(s.resources()) != jsonString([]any{map[string]any{"Fn::GetAtt": []any{tableID, "Arn"}}}) {
+				repairQueue := jsonString([]any{map[string]any{"Fn::Join": []any{"", []any{map[string]any{"Fn::GetAtt": []any{tableID, "Arn"}}, "/index/repair"}}}})
+				switch {
+				case svc != "dynamodb":
+				case s.Sid == "RepairQueue":
+					// The repair function alone reads the repair index.
+					if a != "dynamodb:Query" || jsonString(s.resources()) != repairQueue || roleOf[roleID] != repairFunction {
+						t.Errorf("%s (%s): %s on %s", roleID, roleOf[roleID], a, jsonString(s.resources()))
+					}
+				case jsonString(s.resources()) != jsonString([]any{map[string]any{"Fn::GetAtt": []any{tableID, "Arn"}}}):
 					t.Errorf("%s: %s on %s", roleID, a, jsonString(s.resources()))
 				}
 				if a == "events:PutEvents" && jsonString(s.resources()) != jsonString([]any{map[string]any{"Fn::GetAtt": []any{busID, "Arn"}}}) {
@@ -847,7 +871,7 @@ func checkIAM(t *testing.T, d template, group string, kms bool) {
 		if !slices.Equal(unscoped, expectedUnscoped[name]) {
 			t.Errorf("%s: actions on Resource * %v, want %v", name, unscoped, expectedUnscoped[name])
 		}
-		if ledger != slices.Contains(sagaFunctions, name) {
+		if ledger != slices.Contains(ledgerFunctions, name) {
 			t.Errorf("%s: ledger access = %v", name, ledger)
 		}
 		if putEvents != slices.Contains(expectedPutEvents, name) {
@@ -1063,4 +1087,76 @@ func TestNativeRotationOutsideVpc(t *testing.T) {
 			t.Errorf("%s: VpcConfig = %v", name, inVpc)
 		}
 	}
+}
+
+// The repair: its schedule runs the repair function (and only it may be
+// invoked by the schedule's role), its backoff reaches the function's
+// environment, and its call for a person reaches the alert topic.
+func TestRepair(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		s        *synthesized
+		schedule string
+		env      map[string]any
+	}{
+		{"defaults", defaults(t), rotation.DefaultRepairSchedule, nil},
+		{"configured", synth(t, "repair-configured", rotation.RotationProps{Repair: rotation.RepairProps{
+			Schedule: "rate(5 minutes)", Backoff: "30m", MaxBackoff: "12h", AlertAfter: "72h"}}),
+			"rate(5 minutes)", map[string]any{"REPAIR_BACKOFF": "30m", "REPAIR_MAX_BACKOFF": "12h", "REPAIR_ALERT_AFTER": "72h"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := tc.s.doc
+			fnID := d.functions(t)[repairFunction]
+			var found int
+			for id, r := range d.ofType("AWS::Scheduler::Schedule") {
+				tg := r.Properties["Target"].(map[string]any)
+				if jsonString(tg["Arn"]) != jsonString(map[string]any{"Fn::GetAtt": []any{fnID, "Arn"}}) {
+					continue
+				}
+				found++
+				if r.Properties["ScheduleExpression"] != tc.schedule || tg["Input"] != "{}" {
+					t.Errorf("repair schedule %s: %s", id, jsonString(r.Properties))
+				}
+				roleID := ref(tg["RoleArn"])
+				trust := jsonString(d.Resources[roleID].Properties["AssumeRolePolicyDocument"])
+				if !strings.Contains(trust, `"scheduler.amazonaws.com"`) || !strings.Contains(trust, "aws:SourceAccount") {
+					t.Errorf("repair schedule role trust %s", trust)
+				}
+				// Invoke the repair function, nothing else.
+				for _, s := range d.statements(t, roleID) {
+					if jsonString(s.actions()) != `["lambda:InvokeFunction"]` || !strings.Contains(jsonString(s.resources()), fnID) {
+						t.Errorf("repair schedule role statement %s", jsonString(s))
+					}
+					for _, res := range s.resources() {
+						if !strings.Contains(jsonString(res), fnID) {
+							t.Errorf("repair schedule role may invoke %s", jsonString(res))
+						}
+					}
+				}
+			}
+			if found != 1 {
+				t.Fatalf("%d repair schedules, want 1", found)
+			}
+			vars := d.Resources[fnID].Properties["Environment"].(map[string]any)["Variables"].(map[string]any)
+			for _, k := range []string{"REPAIR_BACKOFF", "REPAIR_MAX_BACKOFF", "REPAIR_ALERT_AFTER"} {
+				if jsonString(vars[k]) != jsonString(tc.env[k]) {
+					t.Errorf("%s = %s, want %s", k, jsonString(vars[k]), jsonString(tc.env[k]))
+				}
+			}
+		})
+	}
+	if !slices.Contains(rotation.AlertDetailTypes, "Rotation Repair Needed") {
+		t.Errorf("the alert rule does not route Rotation Repair Needed: %v", rotation.AlertDetailTypes)
+	}
+}
+
+func TestRepairBackoffMustBeADuration(t *testing.T) {
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "REPAIR_BACKOFF") {
+			t.Fatalf("recovered %v, want a panic naming REPAIR_BACKOFF", r)
+		}
+	}()
+	app := awscdk.NewApp(nil)
+	rotation.NewRotation(awscdk.NewStack(app, jsii.String("bad"), nil), "R", &rotation.RotationProps{
+		LambdaAssetDir: assetDir, Repair: rotation.RepairProps{Backoff: "an hour"}})
 }
