@@ -86,6 +86,19 @@ func (b *Baseline) Changes(now *Baseline) []string {
 	return out
 }
 
+// SecretChanges is Changes limited to the secret's own versions: what a
+// rotation that was refused must not have changed, while another secret's
+// rotation may rightly have changed a login the two share.
+func (b *Baseline) SecretChanges(now *Baseline) []string {
+	var out []string
+	for _, c := range b.Changes(now) {
+		if strings.HasPrefix(c, "version ") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 func mapKeys(ms ...map[string]string) func(func(string) bool) {
 	return func(yield func(string) bool) {
 		seen := map[string]bool{}

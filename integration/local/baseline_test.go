@@ -42,4 +42,12 @@ func TestJudge(t *testing.T) {
 	if got := working.Changes(targetChanged); !reflect.DeepEqual(got, []string{"target user postgres u"}) {
 		t.Fatalf("changes = %v", got)
 	}
+	// A refused secret that shares its login with the rotation that won:
+	// the login changed, the secret did not.
+	if got := working.SecretChanges(targetChanged); len(got) != 0 {
+		t.Fatalf("secret changes = %v", got)
+	}
+	if got := working.SecretChanges(newVersion); !reflect.DeepEqual(got, []string{"version v1", "version v2"}) {
+		t.Fatalf("secret changes = %v", got)
+	}
 }

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 
 	"fmt"
+	"maps"
+	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -88,7 +91,8 @@ func holders(stages map[string][]string, stage string) []string {
 //     execution output, error or cause.
 //
 // A COMPENSATION_FAILED end state is exempt from 2 and 3 (it is the alerted
-// "unknown state"), never from 1, 4 or 5.
+// "unknown state"), never from 1, 4 or 5. Invariant 6 is about several
+// secrets at once: CheckLogins.
 func (e *Env) CheckInvariants(ctx context.Context, secretARN string, execs ...*sfnlocal.Execution) []string {
 	var bad []string
 	fail := func(format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) }
@@ -325,4 +329,75 @@ func (e *Env) LeakScan(ctx context.Context, secretARNs []string) (secrets, passw
 		}
 	}
 	return len(all), n, found
+}
+
+// CheckLogins asserts invariant 6 across secrets: at most one rotation
+// changes a given database login at a time, whichever secrets name it. A
+// rotation may change its login from its write-ahead SET_STARTED record to
+// its terminal record (or until now, if it has none); of secrets whose
+// AWSCURRENT names the same login (engine, host, port, user; with masterarn,
+// either user of the pair), no two such spans may overlap. The logins are
+// read from the secrets' values, not from the ledger's lock items, so the
+// check does not take the product's word for which secrets share a login.
+func (e *Env) CheckLogins(ctx context.Context, secretARNs []string) []string {
+	type span struct {
+		secret   string
+		fencing  int64
+		from, to int64
+	}
+	var bad []string
+	byLogin := map[string][]span{}
+	names := map[string]string{}
+	for _, arn := range secretARNs {
+		v, err := e.value(ctx, arn, "", "AWSCURRENT")
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("invariant 6: read %s: %v", arn, err))
+			continue
+		}
+		eng, err := config.Engines(nil).Lookup(v.Engine)
+		if err != nil {
+			continue // not a login: nothing to serialize
+		}
+		users := []string{v.Username}
+		if v.MasterARN != "" {
+			users = append(users, secret.AlternateUsername(v.Username))
+		}
+		hist, err := e.Ledger.History(ctx, arn)
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("invariant 6: read the journal of %s: %v", arn, err))
+			continue
+		}
+		spans := map[int64]*span{}
+		var order []int64
+		for _, r := range hist {
+			s := spans[r.Fencing]
+			if r.State == ledger.SetStarted && s == nil {
+				s = &span{secret: arn, fencing: r.Fencing, from: r.At, to: math.MaxInt64}
+				spans[r.Fencing] = s
+				order = append(order, r.Fencing)
+			}
+			if s != nil && r.State.Terminal() {
+				s.to = r.At
+			}
+		}
+		for _, u := range users {
+			lg := ledger.Login{Engine: eng.Name(), Host: v.Host, Port: v.Port, User: u}
+			names[lg.Key()] = lg.String()
+			for _, f := range order {
+				byLogin[lg.Key()] = append(byLogin[lg.Key()], *spans[f])
+			}
+		}
+	}
+	for _, key := range slices.Sorted(maps.Keys(byLogin)) {
+		ss := byLogin[key]
+		for i, a := range ss {
+			for _, b := range ss[i+1:] {
+				if a.secret != b.secret && a.from < b.to && b.from < a.to {
+					bad = append(bad, fmt.Sprintf("invariant 6: rotation #%d of %s and rotation #%d of %s changed login %s at the same time",
+						a.fencing, a.secret, b.fencing, b.secret, names[key]))
+				}
+			}
+		}
+	}
+	return bad
 }

@@ -91,10 +91,26 @@ func (f *fakeDB) TransactWriteItems(_ context.Context, in *dynamodb.TransactWrit
 	}
 	reasons := make([]types.CancellationReason, len(in.TransactItems))
 	cancelled := false
+	seen := map[string]bool{}
 	for i, ti := range in.TransactItems {
-		p := ti.Put
+		var k string
+		var cond *string
+		var values map[string]types.AttributeValue
+		switch {
+		case ti.Put != nil:
+			k, cond, values = key(ti.Put.Item), ti.Put.ConditionExpression, ti.Put.ExpressionAttributeValues
+		case ti.ConditionCheck != nil:
+			k, cond, values = key(ti.ConditionCheck.Key), ti.ConditionCheck.ConditionExpression, ti.ConditionCheck.ExpressionAttributeValues
+		default:
+			return nil, errors.New("fake: only Put and ConditionCheck are supported")
+		}
+		if seen[k] {
+			// As DynamoDB: one transaction may not name an item twice.
+			return nil, errors.New("fake: ValidationException: transaction request cannot include multiple operations on one item")
+		}
+		seen[k] = true
 		reasons[i].Code = aws.String("None")
-		if p.ConditionExpression != nil && !holds(*p.ConditionExpression, p.ExpressionAttributeValues, f.items[key(p.Item)]) {
+		if cond != nil && !holds(*cond, values, f.items[k]) {
 			reasons[i].Code, cancelled = aws.String("ConditionalCheckFailed"), true
 		}
 	}
@@ -102,7 +118,9 @@ func (f *fakeDB) TransactWriteItems(_ context.Context, in *dynamodb.TransactWrit
 		return nil, &types.TransactionCanceledException{Message: aws.String("Transaction cancelled"), CancellationReasons: reasons}
 	}
 	for _, ti := range in.TransactItems {
-		f.items[key(ti.Put.Item)] = ti.Put.Item
+		if ti.Put != nil {
+			f.items[key(ti.Put.Item)] = ti.Put.Item
+		}
 	}
 	f.writes++
 	return &dynamodb.TransactWriteItemsOutput{}, nil

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -95,6 +96,10 @@ type Lease struct {
 	// after COMPENSATION_FAILED; it puts the item into the sparse repair
 	// index (see repair.go).
 	Repair
+	// Logins are the lock keys (Login.Key, space-separated) of the
+	// database logins this rotation locked with the lease: it holds them
+	// as long as it holds the lease, and frees them when it frees it.
+	Logins string `dynamodbav:"logins,omitempty"`
 }
 
 // TakenOver is the lease of a rotation that died unfinished, as it was
@@ -216,6 +221,11 @@ type AcquireRequest struct {
 	Actor            string
 	PreviousVersion  string // AWSCURRENT at start
 	PreviousPrevious string // AWSPREVIOUS at start, if any
+	// Logins are the database logins the rotation will change (for the
+	// alternating strategy, both users): locked in the same transaction
+	// as the lease, refused with *LoginHeldError while another secret's
+	// rotation holds any of them.
+	Logins []Login
 }
 
 // Get reads the lease item with a strongly consistent read; ok is false when
@@ -260,6 +270,7 @@ func (l *Ledger) Acquire(ctx context.Context, req AcquireRequest) (Lease, error)
 			Until: now.Add(l.leaseFor).UnixMilli(), State: Started, Token: req.Token,
 			PreviousVersion: req.PreviousVersion, PreviousPrevious: req.PreviousPrevious,
 			StartedAt: now.UnixMilli(), UpdatedAt: now.UnixMilli(),
+			Logins: strings.Join(loginKeys(req.Logins), " "),
 		}
 		if exists && cur.Unfinished() {
 			next.TakenOver = &TakenOver{Execution: cur.Holder, Fencing: cur.Fencing, Token: cur.Token, State: cur.State,
@@ -286,11 +297,21 @@ func (l *Ledger) Acquire(ctx context.Context, req AcquireRequest) (Lease, error)
 		if err != nil {
 			return Lease{}, err
 		}
+		names := map[string]string{}
+		for _, lg := range req.Logins {
+			names[lg.Key()] = lg.String()
+		}
+		locks, err := l.lockLogins(ctx, next, names, now)
+		if err != nil {
+			return Lease{}, err
+		}
 		_, err = l.api.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-			TransactItems: []types.TransactWriteItem{{Put: put}, {Put: rec}},
+			TransactItems: append([]types.TransactWriteItem{{Put: put}, {Put: rec}}, locks...),
 		})
-		if conditionFailed(err, 0) && attempt < 3 {
-			continue // someone moved the counter: read again and decide again
+		if lostRace(err) && attempt < 3 {
+			// Someone moved the counter or took a login lock: read again
+			// and decide again.
+			continue
 		}
 		if err != nil {
 			return Lease{}, fmt.Errorf("take lease: %w", err)
@@ -361,8 +382,12 @@ func (l *Ledger) Append(ctx context.Context, lease *Lease, rec Record, ch Change
 		if err != nil {
 			return err
 		}
+		locks, err := l.loginOps(ctx, *lease, ch.Release, now)
+		if err != nil {
+			return fmt.Errorf("journal %s: %w", rec.State, err)
+		}
 		_, err = l.api.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-			TransactItems: []types.TransactWriteItem{
+			TransactItems: append([]types.TransactWriteItem{
 				{Put: &types.Put{
 					TableName: &l.table, Item: item,
 					ConditionExpression: aws.String("fencing = :f AND holder = :h AND seq = :s"),
@@ -373,11 +398,18 @@ func (l *Ledger) Append(ctx context.Context, lease *Lease, rec Record, ch Change
 					ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 				}},
 				{Put: put},
-			},
+			}, locks...),
 		})
 		if err == nil {
 			*lease = next
 			return nil
+		}
+		for i := 2; i < 2+len(locks); i++ {
+			if conditionFailed(err, i) {
+				// Another secret's rotation took the login over after
+				// this lease expired: this rotation must stop.
+				return fmt.Errorf("journal %s: a login lock is no longer this rotation's: %w", rec.State, ErrFenced)
+			}
 		}
 		if !conditionFailed(err, 0) {
 			return fmt.Errorf("journal %s: %w", rec.State, err)
@@ -444,6 +476,22 @@ func (l *Ledger) History(ctx context.Context, secretARN string) ([]Record, error
 		}
 	}
 	return recs, nil
+}
+
+// lostRace reports whether err is a cancelled transaction that lost to a
+// concurrent writer: a condition that no longer held, or DynamoDB's
+// TransactionConflict with another transaction on the same item.
+func lostRace(err error) bool {
+	var tc *types.TransactionCanceledException
+	if !errors.As(err, &tc) {
+		return false
+	}
+	for _, r := range tc.CancellationReasons {
+		if c := aws.ToString(r.Code); c == "ConditionalCheckFailed" || c == "TransactionConflict" {
+			return true
+		}
+	}
+	return false
 }
 
 // conditionFailed reports whether err is a cancelled transaction whose item

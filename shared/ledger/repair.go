@@ -150,12 +150,23 @@ func (l *Ledger) TakeOverForRepair(ctx context.Context, cur Lease, execution, ac
 	if err != nil {
 		return Lease{}, err
 	}
-	_, err = l.api.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+	// The login locks follow the lease to its new fencing token and
+	// holder, in the same write: the repair may change the login, and its
+	// journal writes check them. One that another secret's rotation took
+	// over meanwhile (after a repair died) makes the repair wait.
+	locks, err := l.lockLogins(ctx, next, nil, now)
+	if err != nil {
+		if errors.As(err, new(*LoginHeldError)) {
+			return Lease{}, fmt.Errorf("%w: %w", ErrNotRepairable, err)
+		}
+		return Lease{}, err
+	}
+	_, err = l.api.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: append([]types.TransactWriteItem{
 		{Put: &types.Put{TableName: &l.table, Item: item, ConditionExpression: aws.String("fencing = :old AND seq = :seq"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":old": num(cur.Fencing), ":seq": num(cur.Seq)}}},
 		{Put: rec},
-	}})
-	if conditionFailed(err, 0) {
+	}, locks...)})
+	if lostRace(err) {
 		return Lease{}, ErrNotRepairable
 	}
 	if err != nil {

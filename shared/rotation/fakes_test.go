@@ -223,6 +223,11 @@ type fakeLedger struct {
 	journal []ledger.Record
 	fail    error
 	now     func() time.Time // the clock of the repair queue (nil: time.Now)
+	// logins: lock key → the secret whose lease locked it; a lock is held
+	// while that secret's lease has a holder (as in the ledger).
+	logins map[string]string
+	// requested are the logins of the last Acquire.
+	requested []ledger.Login
 }
 
 func (f *fakeLedger) Table() string { return "ledger" }
@@ -243,6 +248,19 @@ func (f *fakeLedger) Acquire(_ context.Context, r ledger.AcquireRequest) (ledger
 	}
 	if ok && cur.Holder != "" {
 		return ledger.Lease{}, &ledger.HeldError{Holder: cur.Holder, State: cur.State}
+	}
+	f.requested = r.Logins
+	for _, lg := range r.Logins {
+		if other := f.logins[lg.Key()]; other != "" && other != r.Secret && f.lease[other].Holder != "" {
+			o := f.lease[other]
+			return ledger.Lease{}, &ledger.LoginHeldError{Login: lg.String(), Secret: other, Holder: o.Holder, State: o.State}
+		}
+	}
+	if f.logins == nil {
+		f.logins = map[string]string{}
+	}
+	for _, lg := range r.Logins {
+		f.logins[lg.Key()] = r.Secret
 	}
 	l := ledger.Lease{Secret: r.Secret, Fencing: cur.Fencing + 1, Seq: 1, Holder: r.Execution, Token: r.Token,
 		State: ledger.Started, PreviousVersion: r.PreviousVersion, PreviousPrevious: r.PreviousPrevious, Until: 1}

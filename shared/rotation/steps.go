@@ -258,10 +258,18 @@ func (s *Service) acquire(ctx context.Context, o op, in AcquireInput) (Context, 
 	l, err = s.Ledger.Acquire(ctx, ledger.AcquireRequest{
 		Secret: d.ARN, Execution: in.ExecutionArn, Token: in.ClientRequestToken, Actor: s.Actor,
 		PreviousVersion: current, PreviousPrevious: d.VersionWith(secretstore.Previous),
+		Logins: logins(eng, cur),
 	})
 	var held *ledger.HeldError
 	if errors.As(err, &held) {
 		return Context{}, o.conflict("another rotation holds the lease", held)
+	}
+	var loginHeld *ledger.LoginHeldError
+	if errors.As(err, &loginHeld) {
+		// Another secret names the same database login and is rotating
+		// it: changing it now would change the password that rotation
+		// sets, tests and stores. Nothing was written; try again later.
+		return Context{}, o.conflict("another secret's rotation is changing the same database login", loginHeld)
 	}
 	if err != nil {
 		return Context{}, err
@@ -280,6 +288,18 @@ func (s *Service) acquire(ctx context.Context, o op, in AcquireInput) (Context, 
 		LedgerTable: in.LedgerTable, Rollback: in.Rollback, HealthCheckUrl: in.HealthCheckUrl, BakeSeconds: in.BakeSeconds,
 		BakeAlarms: in.BakeAlarms, Recover: recovery,
 	}, nil
+}
+
+// logins are the database logins a rotation of cur changes, locked with its
+// lease: the user, and with alternating users (masterarn) both users,
+// whichever of the two AWSCURRENT names now. The engine's own name, not the
+// secret's alias ("postgres" and "aurora-postgresql" are one server).
+func logins(eng target.Engine, cur *secret.Value) []ledger.Login {
+	out := []ledger.Login{{Engine: eng.Name(), Host: cur.Host, Port: cur.Port, User: cur.Username}}
+	if cur.MasterARN != "" {
+		out = append(out, ledger.Login{Engine: eng.Name(), Host: cur.Host, Port: cur.Port, User: secret.AlternateUsername(cur.Username)})
+	}
+	return out
 }
 
 // parse reads one version's value and finds its engine.

@@ -122,13 +122,20 @@ func fixture() (*fakeSM, *fakeDB, *fakeSFN) {
 	db.rotation(runArn, 5, now.Add(-2*time.Minute), v4, v3, "", ledger.Started, ledger.Created)
 	db.put(ledger.Lease{PK: "SECRET#" + runArn, SK: "LEASE", Secret: runArn, Fencing: 5, Seq: 2, State: ledger.Created, Token: v4, PreviousVersion: v3,
 		Holder: "arn:aws:states:us-east-1:111122223333:execution:rotation:x-5", Until: now.Add(13 * time.Minute).UnixMilli(),
-		StartedAt: now.Add(-2 * time.Minute).UnixMilli(), UpdatedAt: now.Add(-time.Minute).UnixMilli()})
+		StartedAt: now.Add(-2 * time.Minute).UnixMilli(), UpdatedAt: now.Add(-time.Minute).UnixMilli(),
+		Logins: busyLogin.Key() + " " + busyClone.Key()})
+	// Its login locks: the user's is its own; its clone's lock was last
+	// taken by app/db's rotation 2, which has ended.
+	db.put(ledger.LoginLock{PK: busyLogin.Key(), SK: "LOCK", Login: busyLogin.String(), Secret: runArn, Fencing: 5,
+		Holder: "arn:aws:states:us-east-1:111122223333:execution:rotation:x-5", Token: v4, Rev: 3})
+	db.put(ledger.LoginLock{PK: busyClone.Key(), SK: "LOCK", Login: busyClone.String(), Secret: okArn, Fencing: 2, Token: v2, Rev: 2})
 
 	// app/dead: rotation 6's execution died after set, a day ago; its lease expired.
 	db.rotation(deadArn, 6, daysAgo(1), v4, v3, "", ledger.Started, ledger.Created, ledger.SetStarted, ledger.SetDone)
 	db.put(ledger.Lease{PK: "SECRET#" + deadArn, SK: "LEASE", Secret: deadArn, Fencing: 6, Seq: 4, State: ledger.SetDone, Token: v4, PreviousVersion: v3,
 		Holder: "arn:aws:states:us-east-1:111122223333:execution:rotation:x-6", Until: daysAgo(1).Add(15 * time.Minute).UnixMilli(), SetMayHaveRun: true,
-		StartedAt: daysAgo(1).UnixMilli(), UpdatedAt: daysAgo(1).Add(time.Minute).UnixMilli()})
+		StartedAt: daysAgo(1).UnixMilli(), UpdatedAt: daysAgo(1).Add(time.Minute).UnixMilli(),
+		Logins: busyLogin.Key()}) // names the same login as app/busy, which took it over once this lease expired
 
 	f := &fakeSFN{execs: map[string]*fakeExec{
 		"arn:aws:states:us-east-1:111122223333:execution:rotation:x-5": {polls: 1000, status: sfntypes.ExecutionStatusRunning},
@@ -136,6 +143,11 @@ func fixture() (*fakeSM, *fakeDB, *fakeSFN) {
 	}}
 	return s, db, f
 }
+
+var (
+	busyLogin = ledger.Login{Engine: "postgres", Host: "db.internal", Port: 5432, User: "app"}
+	busyClone = ledger.Login{Engine: "postgres", Host: "db.internal", Port: 5432, User: "app_clone"}
+)
 
 var rotationStates = []string{"ChooseToken", "UseGivenToken", "AcquireLease", "CreateSecret", "SetSecret", "TestSecret", "FinishSecret", "ReleaseLease"}
 

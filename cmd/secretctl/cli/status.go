@@ -71,6 +71,17 @@ type leaseReport struct {
 	UpdatedAt        *time.Time `json:"updatedAt,omitempty"`
 }
 
+type loginLockReport struct {
+	Login string `json:"login"`
+	Held  bool   `json:"held"`
+	// Secret, Holder and Fencing are the rotation that holds (or last
+	// held) the login.
+	Secret  string `json:"secret"`
+	Holder  string `json:"holder,omitempty"`
+	Fencing int64  `json:"fencing"`
+	State   string `json:"state,omitempty"`
+}
+
 type rotationReport struct {
 	Rotation   int64     `json:"rotation"`
 	Version    string    `json:"version"`
@@ -82,15 +93,18 @@ type rotationReport struct {
 }
 
 type statusReport struct {
-	Secret         string          `json:"secret"`
-	ARN            string          `json:"arn"`
-	Health         string          `json:"health"` // OK, ROTATING, WARNING, STUCK
-	DeletedDate    *time.Time      `json:"deletedDate,omitempty"`
-	Versions       []versionInfo   `json:"versions"`
-	Lease          *leaseReport    `json:"lease,omitempty"`
-	LastRotation   *rotationReport `json:"lastRotation,omitempty"`
-	LastSuccessful *rotationReport `json:"lastSuccessfulRotation,omitempty"`
-	Problems       []problem       `json:"problems"`
+	Secret       string          `json:"secret"`
+	ARN          string          `json:"arn"`
+	Health       string          `json:"health"` // OK, ROTATING, WARNING, STUCK
+	DeletedDate  *time.Time      `json:"deletedDate,omitempty"`
+	Versions     []versionInfo   `json:"versions"`
+	Lease        *leaseReport    `json:"lease,omitempty"`
+	LastRotation *rotationReport `json:"lastRotation,omitempty"`
+	// LoginLocks are the database logins the lease locked (DESIGN.md
+	// invariant 6): who holds each now.
+	LoginLocks     []loginLockReport `json:"loginLocks,omitempty"`
+	LastSuccessful *rotationReport   `json:"lastSuccessfulRotation,omitempty"`
+	Problems       []problem         `json:"problems"`
 }
 
 func (e *env) status(id string) error {
@@ -118,6 +132,16 @@ func (e *env) status(id string) error {
 		holderStatus = e.executionStatus(lease.Holder)
 	}
 	r := diagnose(s, lease, hasLease, hist, holderStatus, e.deps.Now(), e.g.ledgerTable)
+	if hasLease {
+		locks, err := l.LoginLocks(e.ctx, lease.LoginKeys())
+		if err != nil {
+			return err
+		}
+		for _, lk := range locks {
+			r.LoginLocks = append(r.LoginLocks, loginLockReport{Login: lk.Login, Held: lk.Held, Secret: lk.Secret,
+				Holder: lk.Holder, Fencing: lk.Fencing, State: string(lk.Owner.State)})
+		}
+	}
 	if e.json() {
 		if err := writeJSON(e.stdout, r); err != nil {
 			return err
@@ -388,6 +412,24 @@ func printStatus(e *env, r statusReport) {
 		lt.row("  version:", l.Token)
 		if l.UpdatedAt != nil {
 			lt.row("  updated:", fmtTime(*l.UpdatedAt))
+		}
+		lt.flush()
+	}
+
+	if len(r.LoginLocks) > 0 {
+		fmt.Fprintln(w, "\nLogin locks:")
+		lt := newTable(w)
+		for _, lk := range r.LoginLocks {
+			who := "free"
+			switch {
+			case lk.Held && lk.Secret == r.ARN:
+				who = fmt.Sprintf("held by this secret's rotation #%d (%s)", lk.Fencing, lk.State)
+			case lk.Held:
+				who = fmt.Sprintf("held by secret %s, rotation #%d (execution %s, %s)", lk.Secret, lk.Fencing, executionName(lk.Holder), lk.State)
+			case lk.Secret != r.ARN:
+				who = "free (last locked by secret " + lk.Secret + ")"
+			}
+			lt.row("  "+lk.Login, who)
 		}
 		lt.flush()
 	}
