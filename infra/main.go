@@ -61,13 +61,18 @@ func run() error {
 }
 
 // The CDK CLI runs in the repository root (cdk.json is there) and passes
-// paths as given, but cdk.json's app runs `cd infra` first. fromRoot
-// resolves a relative path against the root again, so that the cloud
-// assembly lands in <root>/cdk.out, where the CLI looks for it, and
-// -c lambdaAssetDir=build/lambda means <root>/build/lambda.
+// paths relative to it (the output directory, and the performance-counters
+// and error files aws-cdk-lib writes, which the jsii kernel takes from the
+// environment before main runs). cdk.json therefore runs the app from the
+// root. Started by hand in infra/ (`go run .`), fromRoot resolves a relative
+// path against the root again, so that the cloud assembly lands in
+// <root>/cdk.out and -c lambdaAssetDir=build/lambda means <root>/build/lambda.
 func fromRoot(p string) string {
 	if p == "" || filepath.IsAbs(p) {
 		return p
+	}
+	if _, err := os.Stat("cdk.json"); err == nil {
+		return p // started in the root: relative to here
 	}
 	if _, err := os.Stat(filepath.Join("..", "cdk.json")); err != nil {
 		return p // not started through cdk.json: relative to here
