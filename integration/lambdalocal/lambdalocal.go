@@ -1,5 +1,6 @@
 // Package lambdalocal is a local stand-in for AWS Lambda's Invoke API that
-// runs Go handlers in this process.
+// runs Go handlers in this process, or the functions' built binaries
+// behind the Lambda Runtime API (RegisterBinary).
 //
 // Each function is a handler of any signature that aws-lambda-go's
 // lambda.NewHandler accepts, so it is the very handler the function's
@@ -76,6 +77,9 @@ type function struct {
 	// calls to it are serialised and the result copied.
 	shared lambda.Handler
 	mu     sync.Mutex
+	// bin is set for a function that runs as its built binary
+	// (RegisterBinary) instead of handler.
+	bin *pool
 }
 
 // invoke runs the handler once. aws-lambda-go's handlers are built for one
@@ -161,6 +165,17 @@ func (s *Server) Close() error {
 	select {
 	case <-done:
 	case <-deadline.C: // a handler that ignores its context
+	}
+	s.mu.Lock()
+	var pools []*pool
+	for _, f := range s.funcs {
+		if f.bin != nil {
+			pools = append(pools, f.bin)
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range pools {
+		p.close() // the runtime processes of binary functions
 	}
 	if srv == nil {
 		return nil
@@ -332,6 +347,21 @@ func (s *Server) run(f *function, payload []byte, requestID, arn string) ([]byte
 				done <- result{err: &errorResponse{ErrorType: typ, ErrorMessage: fmt.Sprintf("%v", v)}}
 			}
 		}()
+		if f.bin != nil {
+			out, fe := f.bin.invoke(ctx, payload, requestID)
+			switch {
+			case fe != nil:
+				done <- result{err: fe}
+			case out == nil && ctx.Err() != nil:
+				// Timed out or shutting down: reported below.
+			default:
+				if len(bytes.TrimSpace(out)) == 0 {
+					out = []byte("null")
+				}
+				done <- result{out: out}
+			}
+			return
+		}
 		out, err := f.invoke(ctx, payload)
 		if err != nil {
 			done <- result{err: &errorResponse{ErrorType: ErrorType(err), ErrorMessage: errorMessage(err)}}

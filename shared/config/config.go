@@ -23,6 +23,7 @@ import (
 
 	"github.com/secretsaga/secretsaga/shared/events"
 	"github.com/secretsaga/secretsaga/shared/fleet"
+	"github.com/secretsaga/secretsaga/shared/functions"
 	"github.com/secretsaga/secretsaga/shared/ledger"
 	"github.com/secretsaga/secretsaga/shared/native"
 	"github.com/secretsaga/secretsaga/shared/rotation"
@@ -33,22 +34,23 @@ import (
 	"github.com/secretsaga/secretsaga/shared/target/redis"
 )
 
-// Environment variables the functions read.
+// Environment variables the functions read: the names of shared/functions,
+// which lists who reads which (the CDK app sets them from that list).
 const (
-	EnvLedgerTable = "LEDGER_TABLE"
-	EnvEventBus    = "EVENT_BUS_NAME"
+	EnvLedgerTable = functions.EnvLedgerTable
+	EnvEventBus    = functions.EnvEventBus
 	// EnvStateMachineArn is the rotation state machine the native rotation
 	// entry starts.
-	EnvStateMachineArn = "STATE_MACHINE_ARN"
+	EnvStateMachineArn = functions.EnvStateMachineArn
 	// EnvBakeAlarmNames lists CloudWatch alarms (comma-separated) that every
 	// bake watches, besides the execution's BakeAlarms (verify function).
-	EnvBakeAlarmNames = "BAKE_ALARM_NAMES"
+	EnvBakeAlarmNames = functions.EnvBakeAlarmNames
 	// The repair function's backoff (Go durations, e.g. "1h"): the first
 	// attempt REPAIR_BACKOFF after the failure, doubling up to
 	// REPAIR_MAX_BACKOFF; a person is called after REPAIR_ALERT_AFTER.
-	EnvRepairBackoff    = "REPAIR_BACKOFF"
-	EnvRepairMaxBackoff = "REPAIR_MAX_BACKOFF"
-	EnvRepairAlertAfter = "REPAIR_ALERT_AFTER"
+	EnvRepairBackoff    = functions.EnvRepairBackoff
+	EnvRepairMaxBackoff = functions.EnvRepairMaxBackoff
+	EnvRepairAlertAfter = functions.EnvRepairAlertAfter
 )
 
 // RepairEnv lists the repair function's environment variables (the CDK app

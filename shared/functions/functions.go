@@ -1,6 +1,6 @@
 // Package functions is the one table of the Lambda functions' runtime
-// settings (timeout and memory) and of the placeholder each one fills in
-// the state machine definitions. The CDK app (infra/) deploys the functions
+// settings (timeout, memory and the environment variables each one reads)
+// and of the placeholder each one fills in the state machine definitions. The CDK app (infra/) deploys the functions
 // with these settings and the local stack (integration/local) runs them
 // with the same ones, so a timeout that is too short locally is too short
 // in AWS, and the other way round.
@@ -25,7 +25,49 @@ type Settings struct {
 	// Placeholder is the ${Name} the state machine definitions use for the
 	// function's ARN; empty for a function no definition calls.
 	Placeholder string
+	// Env names the environment variables the function reads (shared/config
+	// reads them), which the CDK app sets and the local stack sets when it
+	// runs the built binaries. EnvBakeAlarmNames is set only when alarms
+	// are configured (OptionalEnv).
+	Env []string
 }
+
+// The environment variables the functions read.
+const (
+	// EnvLedgerTable is the ledger's DynamoDB table.
+	EnvLedgerTable = "LEDGER_TABLE"
+	// EnvEventBus is the EventBridge bus the saga's events go to.
+	EnvEventBus = "EVENT_BUS_NAME"
+	// EnvStateMachineArn is the rotation state machine the native rotation
+	// entry starts.
+	EnvStateMachineArn = "STATE_MACHINE_ARN"
+	// EnvBakeAlarmNames lists CloudWatch alarms (comma-separated) that
+	// every bake watches.
+	EnvBakeAlarmNames = "BAKE_ALARM_NAMES"
+	// EnvRepairBackoff, EnvRepairMaxBackoff and EnvRepairAlertAfter are the
+	// repair function's backoff (shared/config.RepairPolicy).
+	EnvRepairBackoff    = "REPAIR_BACKOFF"
+	EnvRepairMaxBackoff = "REPAIR_MAX_BACKOFF"
+	EnvRepairAlertAfter = "REPAIR_ALERT_AFTER"
+)
+
+// OptionalEnv reports whether the environment variable name may be left
+// unset: the bake's alarms, which a deployment may not configure, and the
+// repair backoff, which has defaults.
+func OptionalEnv(name string) bool {
+	switch name {
+	case EnvBakeAlarmNames, EnvRepairBackoff, EnvRepairMaxBackoff, EnvRepairAlertAfter:
+		return true
+	}
+	return false
+}
+
+// The environments of the saga's steps: the ledger and the bus; the ones
+// that validate or run the bake also read its alarms.
+var (
+	sagaEnv = []string{EnvLedgerTable, EnvEventBus}
+	bakeEnv = []string{EnvLedgerTable, EnvEventBus, EnvBakeAlarmNames}
+)
 
 // MemoryMB is every function's memory: they wait on the network, and 256
 // MB keeps the AWS SDK's JSON decoding and the TLS handshakes quick.
@@ -56,39 +98,41 @@ const (
 const VerifyTimeout = MaxBakeSeconds*time.Second + VerifyChecks + verifyMargin
 
 var table = map[string]Settings{
-	"acquirelease": {Timeout: 30 * time.Second, MemoryMB: MemoryMB, Placeholder: "AcquireLeaseFunctionArn"},
-	"createsecret": {Timeout: 30 * time.Second, MemoryMB: MemoryMB, Placeholder: "CreateSecretFunctionArn"},
+	"acquirelease": {Timeout: 30 * time.Second, MemoryMB: MemoryMB, Placeholder: "AcquireLeaseFunctionArn", Env: bakeEnv},
+	"createsecret": {Timeout: 30 * time.Second, MemoryMB: MemoryMB, Placeholder: "CreateSecretFunctionArn", Env: sagaEnv},
 	// setsecret, testsecret: a login to the target may wait out a connect
 	// timeout before the next credential is tried.
-	"setsecret":    {Timeout: 60 * time.Second, MemoryMB: MemoryMB, Placeholder: "SetSecretFunctionArn"},
-	"testsecret":   {Timeout: 60 * time.Second, MemoryMB: MemoryMB, Placeholder: "TestSecretFunctionArn"},
-	"finishsecret": {Timeout: 30 * time.Second, MemoryMB: MemoryMB, Placeholder: "FinishSecretFunctionArn"},
-	"verify":       {Timeout: VerifyTimeout, MemoryMB: MemoryMB, Placeholder: "VerifyFunctionArn"},
-	"releaselease": {Timeout: 30 * time.Second, MemoryMB: MemoryMB, Placeholder: "ReleaseLeaseFunctionArn"},
-	"compensate":   {Timeout: 30 * time.Second, MemoryMB: MemoryMB, Placeholder: "CompensateFunctionArn"},
+	"setsecret":    {Timeout: 60 * time.Second, MemoryMB: MemoryMB, Placeholder: "SetSecretFunctionArn", Env: sagaEnv},
+	"testsecret":   {Timeout: 60 * time.Second, MemoryMB: MemoryMB, Placeholder: "TestSecretFunctionArn", Env: sagaEnv},
+	"finishsecret": {Timeout: 30 * time.Second, MemoryMB: MemoryMB, Placeholder: "FinishSecretFunctionArn", Env: sagaEnv},
+	"verify":       {Timeout: VerifyTimeout, MemoryMB: MemoryMB, Placeholder: "VerifyFunctionArn", Env: bakeEnv},
+	"releaselease": {Timeout: 30 * time.Second, MemoryMB: MemoryMB, Placeholder: "ReleaseLeaseFunctionArn", Env: sagaEnv},
+	"compensate":   {Timeout: 30 * time.Second, MemoryMB: MemoryMB, Placeholder: "CompensateFunctionArn", Env: sagaEnv},
 	// The fleet: listsecrets pages through every secret of the account.
 	"listsecrets":  {Timeout: 300 * time.Second, MemoryMB: MemoryMB, Placeholder: "ListSecretsFunctionArn"},
 	"fleetsummary": {Timeout: 60 * time.Second, MemoryMB: MemoryMB, Placeholder: "FleetSummaryFunctionArn"},
 	// The self-healing of COMPENSATION_FAILED secrets (scheduled, no
 	// state machine calls it): per due secret a few logins that may each
 	// wait out a connect timeout, and the undo's writes.
-	"repair": {Timeout: 300 * time.Second, MemoryMB: MemoryMB},
+	"repair": {Timeout: 300 * time.Second, MemoryMB: MemoryMB,
+		Env: []string{EnvLedgerTable, EnvEventBus, EnvRepairBackoff, EnvRepairMaxBackoff, EnvRepairAlertAfter}},
 	// The Secrets Manager native rotation entry: finishSecret waits for the
 	// saga.
-	"nativerotation": {Timeout: 300 * time.Second, MemoryMB: MemoryMB},
+	"nativerotation": {Timeout: 300 * time.Second, MemoryMB: MemoryMB, Env: []string{EnvStateMachineArn}},
 }
 
 // Get returns the settings of the function named name (the directory under
 // functions/).
 func Get(name string) (Settings, bool) {
 	s, ok := table[name]
+	s.Env = slices.Clone(s.Env) // the table stays as written
 	return s, ok
 }
 
 // MustGet is Get for names known at build time; it panics on an unknown
 // name, naming the known ones.
 func MustGet(name string) Settings {
-	s, ok := table[name]
+	s, ok := Get(name)
 	if !ok {
 		panic(fmt.Sprintf("functions: no settings for %q; known: %v", name, Names()))
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,5 +168,59 @@ func TestByPlaceholder(t *testing.T) {
 	}
 	if n, ok := functions.ByPlaceholder(""); ok {
 		t.Errorf("the empty placeholder names %s", n)
+	}
+}
+
+// TestEnvMatchesWhatMainReads: each function's Env is what the shared/config
+// constructor its main.go calls reads from the environment, so the CDK app
+// (which sets Env) and the local stack's binaries (likewise) give every
+// function what it needs and nothing else.
+func TestEnvMatchesWhatMainReads(t *testing.T) {
+	reads := map[string]struct{ required, optional []string }{
+		"config.FromEnv": {required: []string{functions.EnvLedgerTable, functions.EnvEventBus},
+			optional: []string{functions.EnvBakeAlarmNames, functions.EnvRepairBackoff, functions.EnvRepairMaxBackoff, functions.EnvRepairAlertAfter}},
+		"config.FleetFromEnv":  {},
+		"config.NativeFromEnv": {required: []string{functions.EnvStateMachineArn}},
+	}
+	for _, n := range functions.Names() {
+		src, err := os.ReadFile(filepath.Join("..", "..", "functions", n, "main.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := functions.MustGet(n).Env
+		found := 0
+		for call, r := range reads {
+			if !strings.Contains(string(src), call+"(") {
+				continue
+			}
+			found++
+			for _, v := range r.required {
+				if !slices.Contains(env, v) {
+					t.Errorf("%s: main.go calls %s, which needs %s; Env is %v", n, call, v, env)
+				}
+			}
+			for _, v := range env {
+				if !slices.Contains(r.required, v) && !slices.Contains(r.optional, v) {
+					t.Errorf("%s: Env lists %s, which %s does not read", n, v, call)
+				}
+				if functions.OptionalEnv(v) == slices.Contains(r.required, v) {
+					t.Errorf("%s: %s optional is %v", n, v, functions.OptionalEnv(v))
+				}
+			}
+		}
+		if found != 1 {
+			t.Errorf("%s: main.go calls %d of the config constructors %v", n, found, reads)
+		}
+	}
+	// The bake's alarms go to the functions that validate and run the bake.
+	for _, n := range []string{"acquirelease", "verify"} {
+		if !slices.Contains(functions.MustGet(n).Env, functions.EnvBakeAlarmNames) {
+			t.Errorf("%s does not get %s", n, functions.EnvBakeAlarmNames)
+		}
+	}
+	// A caller's copy cannot change the table.
+	functions.MustGet("verify").Env[0] = "CHANGED"
+	if functions.MustGet("verify").Env[0] == "CHANGED" {
+		t.Error("MustGet returns the table's own slice")
 	}
 }
