@@ -49,19 +49,22 @@ const (
 	DefaultRotationGroup = "default"
 	// EventSource is the EventBridge source of the functions' events.
 	EventSource = "secretsaga"
-	// EnvLedgerTable and EnvEventBus are the functions' environment variables.
-	EnvLedgerTable = "LEDGER_TABLE"
-	EnvEventBus    = "EVENT_BUS_NAME"
+	// The functions' environment variables: shared/functions names them
+	// and lists which function reads which; the functions are deployed
+	// with exactly that list (newFunctions).
+	EnvLedgerTable = functions.EnvLedgerTable
+	EnvEventBus    = functions.EnvEventBus
 	// EnvStateMachineArn is the native rotation entry's environment
 	// variable: the rotation state machine it starts (shared/config).
-	EnvStateMachineArn = "STATE_MACHINE_ARN"
-	// EnvBakeAlarmNames is the verify function's environment variable: the
-	// CloudWatch alarms (comma-separated) every bake watches (shared/config).
-	EnvBakeAlarmNames = "BAKE_ALARM_NAMES"
-	// The repair function's backoff (shared/config): Go durations.
-	EnvRepairBackoff    = "REPAIR_BACKOFF"
-	EnvRepairMaxBackoff = "REPAIR_MAX_BACKOFF"
-	EnvRepairAlertAfter = "REPAIR_ALERT_AFTER"
+	EnvStateMachineArn = functions.EnvStateMachineArn
+	// EnvBakeAlarmNames: the CloudWatch alarms (comma-separated) every bake
+	// watches (shared/config); set only when BakeAlarmNames are given.
+	EnvBakeAlarmNames = functions.EnvBakeAlarmNames
+	// The repair function's backoff (shared/config): Go durations, set
+	// only when RepairProps gives them.
+	EnvRepairBackoff    = functions.EnvRepairBackoff
+	EnvRepairMaxBackoff = functions.EnvRepairMaxBackoff
+	EnvRepairAlertAfter = functions.EnvRepairAlertAfter
 	// RepairIndex is the ledger's sparse index of the repair queue, keyed
 	// by RepairQueueAttr (shared/ledger).
 	RepairIndex     = "repair"
@@ -394,9 +397,16 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 	if reserved == 0 {
 		reserved = DefaultReservedConcurrency
 	}
-	env := &map[string]*string{
+	// What the stack gives the environment variables of shared/functions.
+	env := map[string]*string{
 		EnvLedgerTable: r.Table.TableName(),
 		EnvEventBus:    r.EventBus.EventBusName(),
+	}
+	if len(props.BakeAlarmNames) > 0 {
+		env[EnvBakeAlarmNames] = jsii.String(strings.Join(props.BakeAlarmNames, ","))
+	}
+	for k, v := range props.Repair.env() {
+		env[k] = jsii.String(v)
 	}
 	for _, n := range props.BakeAlarmNames {
 		if n == "" || len(n) > 255 || strings.Contains(n, ",") {
@@ -482,24 +492,21 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 			LogGroup:   logs,
 			Tracing:    awslambda.Tracing_ACTIVE,
 		}
-		if h.Ledger || h.PutEvents {
-			fp.Environment = env // the fleet's steps need neither
+		// Exactly the variables shared/functions lists for the function
+		// (the local stack runs the built binaries with the same list).
+		vars := map[string]*string{}
+		for _, name := range settings.Env {
+			if v, ok := env[name]; ok {
+				vars[name] = v
+				continue
+			}
+			// STATE_MACHINE_ARN: added once the machine exists
+			// (addNativeRotation); an optional one: not configured.
+			if name != EnvStateMachineArn && !functions.OptionalEnv(name) {
+				panic(fmt.Sprintf("secretsaga: function %s reads %s, which this construct does not set", h.Name, name))
+			}
 		}
-		if h.BakeAlarms && len(props.BakeAlarmNames) > 0 {
-			bake := map[string]*string{EnvBakeAlarmNames: jsii.String(strings.Join(props.BakeAlarmNames, ","))}
-			for k, v := range *env {
-				bake[k] = v
-			}
-			fp.Environment = &bake
-		}
-		if h.Repair {
-			vars := map[string]*string{}
-			for k, v := range *env {
-				vars[k] = v
-			}
-			for k, v := range props.Repair.env() {
-				vars[k] = jsii.String(v)
-			}
+		if len(vars) > 0 {
 			fp.Environment = &vars
 		}
 		if h.Database && !props.DisableReservedConcurrency {

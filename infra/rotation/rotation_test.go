@@ -438,6 +438,12 @@ func TestFunctions(t *testing.T) {
 				t.Errorf("%s: environment %v", h.Name, vars)
 			}
 		}
+		// Exactly the variables shared/functions lists for the function
+		// (the list the local stack runs the built binaries with), less the
+		// optional ones this default stack does not configure.
+		if got, want := envNames(p), requiredEnv(h.Name); !slices.Equal(got, want) {
+			t.Errorf("%s: environment variables %v, shared/functions lists %v", h.Name, got, want)
+		}
 		lg := ref(p["LoggingConfig"].(map[string]any)["LogGroup"])
 		if r := d.doc.Resources[lg]; r.Type != "AWS::Logs::LogGroup" || r.Properties["RetentionInDays"] != 30.0 {
 			t.Errorf("%s: log group %s %v", h.Name, lg, r.Properties)
@@ -975,6 +981,31 @@ func checkStateMachineRole(t *testing.T, d template, kind, smRole string, roleOf
 	}
 }
 
+// envNames are the names of a function's environment variables, sorted.
+func envNames(props map[string]any) []string {
+	env, _ := props["Environment"].(map[string]any)
+	vars, _ := env["Variables"].(map[string]any)
+	names := []string{}
+	for k := range vars {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// requiredEnv is the function's list in shared/functions without the
+// optional variables, sorted.
+func requiredEnv(name string) []string {
+	names := []string{}
+	for _, v := range functions.MustGet(name).Env {
+		if !functions.OptionalEnv(v) {
+			names = append(names, v)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
 // TestBakeAlarmNames: the deploy-time alarms reach the verify function
 // (which watches them) and acquirelease (which validates the bake), and
 // only them, as BAKE_ALARM_NAMES next to the ledger and bus; without any,
@@ -992,6 +1023,10 @@ func TestBakeAlarmNames(t *testing.T) {
 			case (name == "verify" || name == "acquirelease") && tc.want != "":
 				if got != tc.want || vars[rotation.EnvLedgerTable] == nil || vars[rotation.EnvEventBus] == nil {
 					t.Errorf("%s: environment %s, want %s=%s with the ledger and bus", name, jsonString(vars), rotation.EnvBakeAlarmNames, tc.want)
+				}
+				// With the alarms configured: shared/functions' whole list.
+				if all := slices.Sorted(slices.Values(functions.MustGet(name).Env)); !slices.Equal(envNames(tc.s.doc.Resources[id].Properties), all) {
+					t.Errorf("%s: environment variables %v, shared/functions lists %v", name, envNames(tc.s.doc.Resources[id].Properties), all)
 				}
 			case has:
 				t.Errorf("%s: %s=%v", name, rotation.EnvBakeAlarmNames, got)
