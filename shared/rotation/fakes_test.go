@@ -86,9 +86,21 @@ func (f *fakeSecrets) Describe(_ context.Context, id string) (secretstore.Descri
 	return secretstore.Description{ARN: f.arn, Name: "app/db", Deleted: f.deleted, Versions: vs, Tags: f.tags}, nil
 }
 
+// known is Secrets Manager's lookup: the secret's ARN or its name, nothing
+// else (an empty id included).
+func (f *fakeSecrets) known(id string) error {
+	if id != f.arn && id != "app/db" {
+		return &types.ResourceNotFoundException{Message: aws.String("Secrets Manager can't find the specified secret.")}
+	}
+	return nil
+}
+
 func (f *fakeSecrets) Value(_ context.Context, id, versionID, stage string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.known(id); err != nil {
+		return "", err
+	}
 	if versionID == "" {
 		versionID = f.holder(stage)
 	}

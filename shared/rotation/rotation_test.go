@@ -529,17 +529,22 @@ func TestRollbackToPrevious(t *testing.T) {
 
 func TestBakeHealthCheck(t *testing.T) {
 	for _, tt := range []struct {
-		name   string
-		status int
-		want   string
+		name         string
+		status       int
+		want         string
+		noCloudWatch bool // a verify function without a CloudWatch client
 	}{
-		{"healthy throughout", http.StatusOK, ""},
-		{"unhealthy", http.StatusServiceUnavailable, faults.NameTestFailed},
+		{"healthy throughout", http.StatusOK, "", false},
+		{"unhealthy", http.StatusServiceUnavailable, faults.NameTestFailed, false},
+		{"health check only, no CloudWatch client", http.StatusOK, "", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(tt.status) }))
 			defer srv.Close()
 			f := newFixture(t)
+			if tt.noCloudWatch {
+				f.svc.Alarms = nil
+			}
 			rc, err := f.svc.Acquire(context.Background(), AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution,
 				HealthCheckUrl: srv.URL + "/health", BakeSeconds: 0})
 			if err != nil {
