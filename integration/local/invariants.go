@@ -318,11 +318,16 @@ func (e *Env) LeakScan(ctx context.Context, secretARNs []string) (secrets, passw
 	}
 	for _, arn := range all {
 		stages, err := e.Stages(ctx, arn)
-		if err != nil {
+		e.createdMu.Lock()
+		pws, gone := e.gone[arn]
+		e.createdMu.Unlock()
+		if err != nil && !gone {
 			found[arn] = []string{"list versions: " + err.Error()}
 			continue
 		}
-		pws := e.passwords(ctx, arn, stages)
+		if !gone {
+			pws = e.passwords(ctx, arn, stages)
+		}
 		n += len(pws)
 		if f := find(pws, haystacks); len(f) > 0 {
 			found[arn] = f
@@ -400,4 +405,24 @@ func (e *Env) CheckLogins(ctx context.Context, secretARNs []string) []string {
 		}
 	}
 	return bad
+}
+
+// ForceDelete deletes a secret without a recovery window
+// (ForceDeleteWithoutRecovery), after recording the passwords of its
+// versions (masters included) so that the leak scan still searches for
+// them once Secrets Manager has forgotten them.
+func (e *Env) ForceDelete(ctx context.Context, secretARN string) error {
+	stages, err := e.Stages(ctx, secretARN)
+	if err != nil {
+		return err
+	}
+	pws := e.passwords(ctx, secretARN, stages)
+	e.createdMu.Lock()
+	if e.gone == nil {
+		e.gone = map[string][]string{}
+	}
+	e.gone[secretARN] = pws
+	e.createdMu.Unlock()
+	_, err = e.SMClient.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: &secretARN, ForceDeleteWithoutRecovery: aws.Bool(true)})
+	return err
 }

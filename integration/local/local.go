@@ -125,6 +125,9 @@ type Env struct {
 	// the leak scan.
 	createdMu sync.Mutex
 	created   []string
+	// gone holds the passwords of secrets deleted without recovery
+	// (ForceDelete), recorded before the deletion, for the leak scan.
+	gone map[string][]string
 
 	closers []func() error
 }

@@ -53,10 +53,6 @@ const (
 	EnvRepairAlertAfter = functions.EnvRepairAlertAfter
 )
 
-// RepairEnv lists the repair function's environment variables (the CDK app
-// sets them; unset means the defaults of rotation.RepairPolicy).
-var RepairEnv = []string{EnvRepairBackoff, EnvRepairMaxBackoff, EnvRepairAlertAfter}
-
 // RepairPolicy reads the repair backoff from getenv; unset or empty
 // variables keep the defaults, a malformed one is an error naming it.
 func RepairPolicy(getenv func(string) string) (rotation.RepairPolicy, error) {

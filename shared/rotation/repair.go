@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
@@ -164,11 +165,17 @@ func (s *Service) repair(ctx context.Context, o op, in RepairInput) (RepairOutpu
 	}
 	var queue []ledger.Lease
 	if in.SecretId != "" {
+		arn := in.SecretId
 		d, err := s.Secrets.Describe(ctx, in.SecretId)
-		if err != nil {
+		switch {
+		case err == nil:
+			arn = d.ARN
+		case isGone(err) && strings.HasPrefix(arn, "arn:"):
+			// Deleted without recovery: the ledger still knows it by ARN.
+		default:
 			return out, err
 		}
-		l, ok, err := s.Ledger.Get(ctx, d.ARN)
+		l, ok, err := s.Ledger.Get(ctx, arn)
 		if err != nil {
 			return out, err
 		}

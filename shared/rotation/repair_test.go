@@ -473,8 +473,13 @@ func TestRepairOfADeletedSecret(t *testing.T) {
 			t.Fatalf("compensation failed events %+v", ev)
 		}
 		advance(time.Hour)
+		before := f.led.lease[arn]
 		if res := f.repair(t); res.Outcome != RepairDeferred || !strings.Contains(res.Reason, "scheduled for deletion") {
 			t.Fatalf("repair of a deleted secret: %+v", res)
+		}
+		// Nothing taken over, nothing journaled: only the attempt counted.
+		if l := f.led.lease[arn]; l.Fencing != before.Fencing || l.Seq != before.Seq || l.Repair.Attempts != 1 {
+			t.Fatalf("lease after deferring %+v (before %+v)", l, before)
 		}
 		f.sm.deleted = false // RestoreSecret
 		advance(2 * time.Hour)
