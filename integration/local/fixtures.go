@@ -434,3 +434,45 @@ func (e *Env) CanUseGrants(ctx context.Context, secretARN, versionID, stage, use
 	}
 	return errors.New("CanUseGrants: no fixture for engine " + v.Engine)
 }
+
+// ForeignUser creates user on the local server of engine ("postgres" or
+// "mariadb") with password, as someone other than secretsaga would: no
+// clone mark, no ledger record. With comment, PostgreSQL's role gets that
+// comment (a mark a person wrote by hand, say).
+func (e *Env) ForeignUser(ctx context.Context, engine, user, password, comment string) error {
+	switch engine {
+	case "postgres":
+		conn, err := pgx.Connect(ctx, e.Postgres.AdminDSN())
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		role := pgx.Identifier{user}.Sanitize()
+		stmts := []string{"DROP ROLE IF EXISTS " + role, fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", role, password)}
+		if comment != "" {
+			stmts = append(stmts, "COMMENT ON ROLE "+role+" IS '"+strings.ReplaceAll(comment, "'", "''")+"'")
+		}
+		for _, q := range stmts {
+			if _, err := conn.Exec(ctx, q); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "mariadb":
+		return e.mariaDBAdmin(ctx, sqlExec("CREATE OR REPLACE USER ?@'%' IDENTIFIED BY ?", user, password))
+	}
+	return fmt.Errorf("ForeignUser: engine %q", engine)
+}
+
+// CanLoginTo reports whether user logs in to the local server of engine
+// with password.
+func (e *Env) CanLoginTo(ctx context.Context, engine, user, password string) error {
+	v := &secret.Value{Engine: engine, Username: user, Password: secret.NewPassword(password)}
+	switch engine {
+	case "postgres":
+		v.Host, v.Port, v.DBName = e.Postgres.Host, e.Postgres.Port, "postgres"
+	case "mariadb":
+		v.Host, v.Port = e.MariaDB.Host, e.MariaDB.Port // no database: a foreign user has no grant on ours
+	}
+	return e.verify(ctx, v)
+}

@@ -350,6 +350,10 @@ type Change struct {
 	FinishMayHaveRun bool // set once FINISH_STARTED is journaled
 	Release          bool // the lease becomes free
 	Hold             bool // the lease is kept with no expiry (COMPENSATION_FAILED)
+	// Clone, if set, records a user this rotation is about to create (the
+	// alternating strategy's other user), in the same transaction as the
+	// record: written before the target is touched.
+	Clone *Clone
 }
 
 // Append journals rec for the rotation that holds lease and applies ch, in one
@@ -386,6 +390,10 @@ func (l *Ledger) Append(ctx context.Context, lease *Lease, rec Record, ch Change
 		if err != nil {
 			return fmt.Errorf("journal %s: %w", rec.State, err)
 		}
+		clone, err := l.clonePut(*lease, ch.Clone)
+		if err != nil {
+			return err
+		}
 		_, err = l.api.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
 			TransactItems: append([]types.TransactWriteItem{
 				{Put: &types.Put{
@@ -398,7 +406,7 @@ func (l *Ledger) Append(ctx context.Context, lease *Lease, rec Record, ch Change
 					ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 				}},
 				{Put: put},
-			}, locks...),
+			}, append(locks, clone...)...),
 		})
 		if err == nil {
 			*lease = next

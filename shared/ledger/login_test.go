@@ -319,3 +319,34 @@ func TestLoginLockFollowsTheRepair(t *testing.T) {
 		t.Fatalf("acquire after the repair = %v", err)
 	}
 }
+
+// A clone record is written with the journal record that announces the
+// change (the write-ahead SET_STARTED), not by a zombie, and is read back.
+func TestCloneRecord(t *testing.T) {
+	ctx := context.Background()
+	db, c := newFakeDB(), &clock{t0}
+	l := newTestLedger(db, c, Options{})
+	if _, ok, err := l.Clone(ctx, loginClone); ok || err != nil {
+		t.Fatalf("a clone nobody recorded: %v %v", ok, err)
+	}
+	a, err := l.Acquire(ctx, AcquireRequest{Secret: "s1", Execution: "A", Token: "ta", Logins: []Login{loginApp, loginClone}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zombie := a
+	zombie.Holder = "Z"
+	if err := l.Append(ctx, &zombie, Record{State: SetStarted}, Change{Clone: NewClone(loginClone, "app")}); !errors.Is(err, ErrFenced) {
+		t.Fatalf("zombie append = %v", err)
+	}
+	if _, ok, _ := l.Clone(ctx, loginClone); ok {
+		t.Fatal("a fenced append recorded a clone")
+	}
+	if err := l.Append(ctx, &a, Record{State: SetStarted}, Change{SetMayHaveRun: true, Clone: NewClone(loginClone, "app")}); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := l.Clone(ctx, loginClone)
+	want := Clone{PK: "CLONE#" + loginClone.Key(), SK: "CLONE", Login: "postgres://app_clone@db.example:5432", CloneOf: "app", Secret: "s1", Execution: "A", At: t0.UnixMilli()}
+	if !ok || err != nil || got != want {
+		t.Fatalf("clone = %+v %v %v\nwant    %+v", got, ok, err, want)
+	}
+}

@@ -36,6 +36,8 @@ type fakeSecrets struct {
 	// and the write that depends on it.
 	afterDescribe func()
 	binary        map[string]bool // versions that hold SecretBinary
+	// others are other secrets' AWSCURRENT values, by id (a master secret).
+	others map[string]string
 }
 
 func newFakeSecrets(arn, value string) *fakeSecrets {
@@ -98,6 +100,9 @@ func (f *fakeSecrets) known(id string) error {
 func (f *fakeSecrets) Value(_ context.Context, id, versionID, stage string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if v, ok := f.others[id]; ok {
+		return v, nil
+	}
 	if err := f.known(id); err != nil {
 		return "", err
 	}
@@ -240,6 +245,15 @@ type fakeLedger struct {
 	logins map[string]string
 	// requested are the logins of the last Acquire.
 	requested []ledger.Login
+	// clones are the clone records, by PK.
+	clones map[string]ledger.Clone
+}
+
+func (f *fakeLedger) Clone(_ context.Context, login ledger.Login) (ledger.Clone, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.clones[ledger.NewClone(login, "").PK]
+	return c, ok, nil
 }
 
 func (f *fakeLedger) Table() string { return "ledger" }
@@ -302,6 +316,12 @@ func (f *fakeLedger) Append(_ context.Context, l *ledger.Lease, rec ledger.Recor
 	n.Repair = n.Repair.Entered(l.State, rec.State, f.clock())
 	f.lease[l.Secret] = n
 	*l = n
+	if ch.Clone != nil {
+		if f.clones == nil {
+			f.clones = map[string]ledger.Clone{}
+		}
+		f.clones[ch.Clone.PK] = *ch.Clone
+	}
 	rec.Fencing, rec.Seq, rec.Token, rec.Secret = n.Fencing, n.Seq, n.Token, n.Secret
 	f.journal = append(f.journal, rec)
 	return nil
@@ -316,6 +336,8 @@ type fakeEngine struct {
 	down     bool // every call: unreachable
 	sets     int
 	caps     *target.Capabilities // nil: single user only
+	users    map[string]string    // alternating: users other than the secret's, with their clone marks
+	created  []string             // users EnsureUser created
 }
 
 func (e *fakeEngine) Name() string     { return "fake" }
@@ -356,8 +378,34 @@ func (e *fakeEngine) SetPassword(_ context.Context, r target.SetPasswordRequest)
 	return target.SetPasswordResponse{}, fmt.Errorf("no login works: %w", target.ErrAuthFailed)
 }
 
-func (e *fakeEngine) EnsureUser(context.Context, target.EnsureUserRequest) (target.EnsureUserResponse, error) {
-	return target.EnsureUserResponse{}, fmt.Errorf("fake: %w: %w", target.ErrNotSupported, target.ErrInvalid)
+// EnsureUser, with alternating capabilities, keeps the users other than
+// the secret's in e.users (user → its clone mark, "" for none).
+func (e *fakeEngine) EnsureUser(ctx context.Context, r target.EnsureUserRequest) (target.EnsureUserResponse, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.caps == nil || !e.caps.Alternating {
+		return target.EnsureUserResponse{}, fmt.Errorf("fake: %w: %w", target.ErrNotSupported, target.ErrInvalid)
+	}
+	mark, exists := e.users[r.Username]
+	res := target.EnsureUserResponse{Exists: exists, Mark: mark, LikeMark: e.users[r.Like]}
+	if exists || r.CheckOnly {
+		return res, nil
+	}
+	if r.BeforeChange != nil {
+		if err := r.BeforeChange(ctx); err != nil {
+			return res, err
+		}
+	}
+	if e.users == nil {
+		e.users = map[string]string{}
+	}
+	if e.caps.CloneMarks {
+		mark = r.Like
+	}
+	e.users[r.Username] = mark
+	e.created = append(e.created, r.Username)
+	res.Created, res.Mark = true, mark
+	return res, nil
 }
 
 func (e *fakeEngine) Verify(_ context.Context, r target.VerifyRequest) error {

@@ -2,6 +2,7 @@ package rotation
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -302,6 +303,54 @@ func logins(eng target.Engine, cur *secret.Value) []ledger.Login {
 	return out
 }
 
+func login(eng target.Engine, v *secret.Value, user string) ledger.Login {
+	return ledger.Login{Engine: eng.Name(), Host: v.Host, Port: v.Port, User: user}
+}
+
+// checkOther refuses to switch an alternating-users secret from cur's user
+// to other unless secretsaga was given other or created it (DESIGN.md
+// invariant 6): other does not exist yet (set creates and records it), or
+// the ledger's record or the server's mark says secretsaga created other as
+// the clone of cur's user, or cur's user as the clone of other (then other
+// is the user the secret started with). An existing user with neither is
+// someone else's, even if its name ends in _clone: InputError, and nothing
+// changes.
+func (s *Service) checkOther(ctx context.Context, o op, eng target.Engine, master, cur *secret.Value, other string) error {
+	res, err := eng.EnsureUser(ctx, target.EnsureUserRequest{Master: target.FromValue(master), Username: other, Like: cur.Username, CheckOnly: true})
+	if err = o.targetErr(err, "the master secret "+cur.MasterARN+" does not log in as "+master.Username, o.input); err != nil {
+		return err
+	}
+	if !res.Exists || res.Mark == cur.Username || res.LikeMark == other {
+		return nil
+	}
+	for _, pair := range [][2]string{{other, cur.Username}, {cur.Username, other}} {
+		c, ok, err := s.Ledger.Clone(ctx, login(eng, cur, pair[0]))
+		if err != nil {
+			return err
+		}
+		if ok && c.CloneOf == pair[1] {
+			return nil
+		}
+	}
+	return o.input(fmt.Sprintf("the alternating-users strategy would switch from user %q to user %q, which exists on the server but which secretsaga did not create (no record in the ledger, no mark on the server): it may be someone else's, so it is left alone. If secretsaga created it (a version that kept no record), %s; otherwise drop or rename that user, or remove masterarn to rotate %q's own password",
+		cur.Username, other, markHowTo(s.Ledger.Table(), eng, login(eng, cur, other), cur.Username), cur.Username), nil)
+}
+
+// markHowTo says how a person records that secretsaga created clone as
+// the clone of user: the server's mark where the engine keeps one,
+// otherwise the ledger's record.
+func markHowTo(table string, eng target.Engine, clone ledger.Login, user string) string {
+	if eng.Capabilities().CloneMarks {
+		return fmt.Sprintf("mark it as the clone of %q: COMMENT ON ROLE %s IS '%s'", user, pgIdent(clone.User), strings.ReplaceAll(target.CloneMark(user), "'", "''"))
+	}
+	c := ledger.NewClone(clone, user)
+	item, _ := json.Marshal(map[string]map[string]string{"pk": {"S": c.PK}, "sk": {"S": c.SK}, "login": {"S": c.Login}, "cloneOf": {"S": c.CloneOf}})
+	return fmt.Sprintf("record it in the ledger: aws dynamodb put-item --table-name %s --item '%s'", table, strings.ReplaceAll(string(item), "'", `'\''`))
+}
+
+// pgIdent quotes a PostgreSQL identifier.
+func pgIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
 // parse reads one version's value and finds its engine.
 func (s *Service) parse(ctx context.Context, o op, versionID string) (*secret.Value, target.Engine, error) {
 	raw, err := s.Secrets.Value(ctx, o.rc.SecretArnOrID(), versionID, "")
@@ -572,6 +621,10 @@ func (s *Service) create(ctx context.Context, o op) (bool, error) {
 		if err = o.targetErr(err, "the master secret "+cur.MasterARN+" does not log in as "+m.Username, o.input); err != nil {
 			return false, err
 		}
+		// The earliest step that can tell: before anything is created.
+		if err := s.checkOther(ctx, o, eng, m, cur, secret.AlternateUsername(cur.Username)); err != nil {
+			return false, err
+		}
 		next = cur.WithUsername(secret.AlternateUsername(cur.Username))
 	}
 	policy, err := secretstore.PolicyFromTags(d.Tags)
@@ -681,8 +734,19 @@ func (s *Service) set(ctx context.Context, o op) (bool, error) {
 		return o.journal(ctx, &l, ledger.SetStarted, ledger.Change{SetMayHaveRun: true})
 	}
 	if v.master != nil {
+		// Checked at create already; again here, right before the change,
+		// for a user someone created since.
+		if err := s.checkOther(ctx, o, v.engine, v.master, v.current, v.pending.Username); err != nil {
+			return false, err
+		}
+		// The clone is recorded in the same write as the write-ahead
+		// record: the ledger knows it before the target has it.
+		clone := ledger.NewClone(login(v.engine, v.current, v.pending.Username), v.current.Username)
 		_, err := v.engine.EnsureUser(ctx, target.EnsureUserRequest{
-			Master: target.FromValue(v.master), Username: v.pending.Username, Like: v.current.Username, BeforeChange: writeAhead,
+			Master: target.FromValue(v.master), Username: v.pending.Username, Like: v.current.Username,
+			BeforeChange: func(ctx context.Context) error {
+				return o.journal(ctx, &l, ledger.SetStarted, ledger.Change{SetMayHaveRun: true, Clone: clone})
+			},
 		})
 		if err = o.targetErr(err, "the master secret "+v.current.MasterARN+" does not log in", o.input); err != nil {
 			return false, err

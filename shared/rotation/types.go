@@ -56,6 +56,9 @@ type Ledger interface {
 	Get(ctx context.Context, secretARN string) (ledger.Lease, bool, error)
 	Acquire(ctx context.Context, req ledger.AcquireRequest) (ledger.Lease, error)
 	Append(ctx context.Context, lease *ledger.Lease, rec ledger.Record, ch ledger.Change) error
+	// Clone reads the record of a user secretsaga created (the
+	// alternating strategy's other user).
+	Clone(ctx context.Context, login ledger.Login) (ledger.Clone, bool, error)
 }
 
 // Publisher announces outcomes (*events.Bus).

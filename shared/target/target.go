@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -85,11 +86,36 @@ type EnsureUserRequest struct {
 	// BeforeChange is called, as in SetPasswordRequest, right before the
 	// engine creates anything.
 	BeforeChange func(ctx context.Context) error
+	// CheckOnly: only report whether Username exists and the clone marks
+	// of Username and Like; change nothing.
+	CheckOnly bool
 }
 
 // EnsureUserResponse says what happened.
 type EnsureUserResponse struct {
-	Created bool // false: Username existed already
+	Created bool // false: Username existed already (or CheckOnly)
+	Exists  bool // Username exists (before this call)
+	// Mark and LikeMark are the users that the server's clone marks of
+	// Username and of Like name ("secretsaga:clone-of=<user>"; see
+	// CloneMark), empty where there is none or the engine keeps none
+	// (Capabilities.CloneMarks).
+	Mark, LikeMark string
+}
+
+// CloneMarkPrefix starts the mark an engine with Capabilities.CloneMarks
+// puts on a user it creates as the clone of another: on PostgreSQL the
+// role's comment, "secretsaga:clone-of=<user>".
+const CloneMarkPrefix = "secretsaga:clone-of="
+
+// CloneMark is the mark of a clone of user.
+func CloneMark(user string) string { return CloneMarkPrefix + user }
+
+// ParseCloneMark returns the user a mark names, or "" if text is no mark.
+func ParseCloneMark(text string) string {
+	if u, ok := strings.CutPrefix(text, CloneMarkPrefix); ok {
+		return u
+	}
+	return ""
 }
 
 // ErrNotSupported is wrapped (with ErrInvalid) by an engine asked for an
@@ -105,6 +131,9 @@ type Capabilities struct {
 	// value, and no entry means no limit. The alternating strategy's
 	// clone name (<user>_clone) must fit.
 	UsernameLimits map[string]NameLimit
+	// CloneMarks: EnsureUser marks the users it creates on the server
+	// (CloneMark) and reports the marks it finds.
+	CloneMarks bool
 }
 
 // NameLimit is a server's limit on the length of a name.

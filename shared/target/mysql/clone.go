@@ -64,6 +64,12 @@ func (e *Engine) EnsureUser(ctx context.Context, req target.EnsureUserRequest) (
 	if err != nil {
 		return target.EnsureUserResponse{}, err
 	}
+	if req.CheckOnly {
+		// No marks here: MariaDB keeps no comment on an account (MySQL
+		// 8's ATTRIBUTE is not in MariaDB), so the ledger's record alone
+		// tells a clone secretsaga created.
+		return target.EnsureUserResponse{Exists: len(existing) > 0}, nil
+	}
 	likeHosts, err := accountHosts(ctx, s.conn, req.Like)
 	if err != nil {
 		return target.EnsureUserResponse{}, err
@@ -78,7 +84,7 @@ func (e *Engine) EnsureUser(ctx context.Context, req target.EnsureUserRequest) (
 	host := likeHosts[0]
 	if len(existing) > 0 && !slices.Contains(existing, host) {
 		// An account of that name exists elsewhere; it is not ours to change.
-		return target.EnsureUserResponse{}, nil
+		return target.EnsureUserResponse{Exists: true}, nil
 	}
 	grants, err := showGrants(ctx, s, req.Like, host)
 	if err != nil {
@@ -109,7 +115,7 @@ func (e *Engine) EnsureUser(ctx context.Context, req target.EnsureUserRequest) (
 				return target.EnsureUserResponse{}, fmt.Errorf("mysql: give %q the grants of %q again (%s): %w", req.Username, req.Like, firstWords(stmt), stmtErr(err))
 			}
 		}
-		return target.EnsureUserResponse{}, nil
+		return target.EnsureUserResponse{Exists: true}, nil
 	}
 	if err := createAccount(ctx, s, req.Username, host, mariadb); err != nil {
 		return target.EnsureUserResponse{}, err

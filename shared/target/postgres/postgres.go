@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -66,7 +67,7 @@ func (*Engine) DefaultPort() int { return 5432 }
 // longer identifier (with only a NOTICE), so <user>_clone would silently
 // name a different role.
 func (*Engine) Capabilities() target.Capabilities {
-	return target.Capabilities{SingleUser: true, Alternating: true, UsernameLimits: map[string]target.NameLimit{
+	return target.Capabilities{SingleUser: true, Alternating: true, CloneMarks: true, UsernameLimits: map[string]target.NameLimit{
 		"": {Max: 63, Bytes: true, Cause: "PostgreSQL's limit on role names (NAMEDATALEN-1)"},
 	}}
 }
@@ -268,7 +269,11 @@ func hmacSHA256(key []byte, msg string) []byte {
 // EnsureUser creates req.Username, if it does not exist, as a LOGIN role
 // that is a member of req.Like (so it has Like's privileges through
 // inheritance, as AWS's alternating-users template does), logged in as the
-// master. The new role gets no password here: SetPassword sets it next.
+// master, and marks it as secretsaga's clone of Like with the role's
+// comment (COMMENT ON ROLE ... IS 'secretsaga:clone-of=<Like>'), in the
+// same transaction: a clone never exists unmarked. The new role gets no
+// password here: SetPassword sets it next. It reports whether Username
+// existed and the marks of both roles; with CheckOnly it only reports.
 func (e *Engine) EnsureUser(ctx context.Context, req target.EnsureUserRequest) (target.EnsureUserResponse, error) {
 	if req.Username == "" || req.Like == "" || req.Username == req.Like {
 		return target.EnsureUserResponse{}, fmt.Errorf("postgres: ensure user: two different user names are required: %w", target.ErrInvalid)
@@ -278,18 +283,32 @@ func (e *Engine) EnsureUser(ctx context.Context, req target.EnsureUserRequest) (
 		return target.EnsureUserResponse{}, fmt.Errorf("postgres: login as master %q: %w", req.Master.Username, err)
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
-	var n int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_roles WHERE rolname = ANY($1)", []string{req.Username, req.Like}).Scan(&n); err != nil {
+	rows, err := conn.Query(ctx, "SELECT rolname, coalesce(shobj_description(oid, 'pg_authid'), '') FROM pg_roles WHERE rolname = ANY($1)", []string{req.Username, req.Like})
+	if err != nil {
 		return target.EnsureUserResponse{}, fmt.Errorf("postgres: look up roles: %w", classify(err))
 	}
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", req.Username).Scan(&exists); err != nil {
-		return target.EnsureUserResponse{}, fmt.Errorf("postgres: look up role %q: %w", req.Username, classify(err))
+	var res target.EnsureUserResponse
+	likeExists := false
+	for rows.Next() {
+		var name, comment string
+		if err := rows.Scan(&name, &comment); err != nil {
+			rows.Close()
+			return target.EnsureUserResponse{}, fmt.Errorf("postgres: look up roles: %w", classify(err))
+		}
+		if name == req.Username {
+			res.Exists, res.Mark = true, target.ParseCloneMark(comment)
+		} else {
+			likeExists, res.LikeMark = true, target.ParseCloneMark(comment)
+		}
 	}
-	if exists {
-		return target.EnsureUserResponse{}, nil
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return target.EnsureUserResponse{}, fmt.Errorf("postgres: look up roles: %w", classify(err))
 	}
-	if n == 0 {
+	if res.Exists || req.CheckOnly {
+		return res, nil
+	}
+	if !likeExists {
 		return target.EnsureUserResponse{}, fmt.Errorf("postgres: role %q to clone does not exist: %w", req.Like, target.ErrInvalid)
 	}
 	if req.BeforeChange != nil {
@@ -297,9 +316,29 @@ func (e *Engine) EnsureUser(ctx context.Context, req target.EnsureUserRequest) (
 			return target.EnsureUserResponse{}, err
 		}
 	}
-	stmt := "CREATE ROLE " + pgx.Identifier{req.Username}.Sanitize() + " WITH LOGIN IN ROLE " + pgx.Identifier{req.Like}.Sanitize()
-	if _, err := conn.Exec(ctx, stmt); err != nil {
+	role := pgx.Identifier{req.Username}.Sanitize()
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "CREATE ROLE "+role+" WITH LOGIN IN ROLE "+pgx.Identifier{req.Like}.Sanitize()); err != nil {
+			return err
+		}
+		// COMMENT takes no parameters: the mark is a quoted literal.
+		_, err := tx.Exec(ctx, "COMMENT ON ROLE "+role+" IS "+quoteLiteral(target.CloneMark(req.Like)))
+		return err
+	})
+	if err != nil {
 		return target.EnsureUserResponse{}, fmt.Errorf("postgres: create role %q like %q: %w", req.Username, req.Like, classify(err))
 	}
-	return target.EnsureUserResponse{Created: true}, nil
+	res.Created, res.Mark = true, req.Like
+	return res, nil
+}
+
+// quoteLiteral quotes s as a SQL string literal; one holding a backslash
+// is written as an escape string (E'...'), which reads the same whatever
+// standard_conforming_strings says.
+func quoteLiteral(s string) string {
+	q := "'" + strings.ReplaceAll(s, "'", "''") + "'"
+	if strings.Contains(s, `\`) {
+		q = "E'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", "''") + "'"
+	}
+	return q
 }

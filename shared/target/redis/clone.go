@@ -39,9 +39,13 @@ func (e *Engine) EnsureUser(ctx context.Context, req target.EnsureUserRequest) (
 	err = c.Do(ctx, "ACL", "GETUSER", req.Username).Err()
 	switch {
 	case err == nil:
-		return target.EnsureUserResponse{}, nil
+		// No marks: an ACL user has no comment, so the ledger's record
+		// alone tells a clone secretsaga created.
+		return target.EnsureUserResponse{Exists: true}, nil
 	case !errors.Is(err, goredis.Nil):
 		return target.EnsureUserResponse{}, fmt.Errorf("redis: ACL GETUSER %q: %w", req.Username, classify(err))
+	case req.CheckOnly:
+		return target.EnsureUserResponse{}, nil
 	}
 	like, err := c.Do(ctx, "ACL", "GETUSER", req.Like).Result()
 	if errors.Is(err, goredis.Nil) {
