@@ -537,6 +537,9 @@ func TestBakeHealthCheck(t *testing.T) {
 		{"healthy throughout", http.StatusOK, "", false},
 		{"unhealthy", http.StatusServiceUnavailable, faults.NameTestFailed, false},
 		{"health check only, no CloudWatch client", http.StatusOK, "", true},
+		// Healthy is any 2xx, the last one included; a 3xx is not.
+		{"299 is healthy", 299, "", false},
+		{"300 is not", http.StatusMultipleChoices, faults.NameTestFailed, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(tt.status) }))
