@@ -171,6 +171,11 @@ func TestLoginLockExpiryAndFencing(t *testing.T) {
 		t.Fatalf("taken over before expiry: %v", err)
 	}
 	c.t = time.UnixMilli(a.Until)
+	// secretctl status tells an expired lock from a held one: the lease
+	// still names it, but no longer holds it.
+	if states, err := l.LoginLocks(ctx, a.LoginKeys()); err != nil || len(states) != 1 || states[0].Held || states[0].Owner.Holder != "A" {
+		t.Fatalf("LoginLocks of an expired lock = %+v, %v", states, err)
+	}
 	b, err := l.Acquire(ctx, AcquireRequest{Secret: "s2", Execution: "B", Token: "tb", Logins: []Login{loginApp}})
 	if err != nil {
 		t.Fatalf("takeover of an expired lock = %v", err)
