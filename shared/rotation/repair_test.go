@@ -417,6 +417,17 @@ func TestRepairPolicyDelay(t *testing.T) {
 	}
 }
 
+// An unset (zero or negative) policy field means its default: a zero
+// AlertAfter must not call a person at the first failed attempt.
+func TestRepairPolicyDefaults(t *testing.T) {
+	for _, p := range []RepairPolicy{{}, {Backoff: -1, MaxBackoff: -1, AlertAfter: -1}} {
+		got := p.orDefaults()
+		if got.Backoff != DefaultRepairBackoff || got.MaxBackoff != DefaultRepairMaxBackoff || got.AlertAfter != DefaultRepairAlertAfter {
+			t.Errorf("%+v.orDefaults() = %+v, want the defaults", p, got)
+		}
+	}
+}
+
 // Two repair runs that read the same lease: one acts, the other skips.
 func TestRepairTakesTheLeaseOverOnce(t *testing.T) {
 	f := newFixture(t)
