@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/secretsaga/secretsaga/integration/standin"
 	"github.com/secretsaga/secretsaga/shared/secret"
 	"github.com/secretsaga/secretsaga/shared/target"
 	"github.com/secretsaga/secretsaga/shared/target/postgres"
@@ -20,16 +19,7 @@ import (
 // CheckOnly changes nothing, not even for a role that is someone else's.
 func TestCloneMarkAgainstPostgres(t *testing.T) {
 	ctx := context.Background()
-	pg, err := standin.StartPostgres(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pg.Close() })
-	admin, err := pgx.Connect(ctx, pg.AdminDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
+	pg, admin := startPostgres(ctx, t)
 	const user, foreign = `o'brien "app"`, "other_team"
 	for _, q := range []string{
 		"CREATE ROLE master LOGIN CREATEROLE PASSWORD 'Master-pw-1'",

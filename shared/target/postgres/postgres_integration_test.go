@@ -23,16 +23,7 @@ import (
 // logging on, and checks that no password reaches the server's log.
 func TestAgainstPostgres(t *testing.T) {
 	ctx := context.Background()
-	pg, err := standin.StartPostgres(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pg.Close() })
-	admin, err := pgx.Connect(ctx, pg.AdminDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
+	pg, admin := startPostgres(ctx, t)
 	for _, q := range []string{
 		`ALTER SYSTEM SET log_statement = 'all'`,
 		`ALTER SYSTEM SET logging_collector = off`,
@@ -123,16 +114,7 @@ func TestAgainstPostgres(t *testing.T) {
 // both with a password set through SQL and with one it set itself.
 func TestSASLprepPasswordAgainstPostgres(t *testing.T) {
 	ctx := context.Background()
-	pg, err := standin.StartPostgres(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pg.Close() })
-	admin, err := pgx.Connect(ctx, pg.AdminDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
+	pg, admin := startPostgres(ctx, t)
 	const role = "fullwidth_app"
 	const fullwidth = "Ｆｕｌｌｗｉｄｔｈ-Ｐｗ-１２３" // normalises to "Fullwidth-Pw-123"
 	if _, err := admin.Exec(ctx, "SET password_encryption = 'scram-sha-256'"); err != nil {
@@ -163,4 +145,21 @@ func TestSASLprepPasswordAgainstPostgres(t *testing.T) {
 	if err := e.Verify(ctx, target.VerifyRequest{Credential: cred(next)}); err != nil {
 		t.Fatalf("the password the engine set: %v", err)
 	}
+}
+
+// startPostgres starts a throwaway server for t and connects to it as the
+// administrator; both are closed when t ends.
+func startPostgres(ctx context.Context, t *testing.T) (*standin.Postgres, *pgx.Conn) {
+	t.Helper()
+	pg, err := standin.StartPostgres(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pg.Close() })
+	admin, err := pgx.Connect(ctx, pg.AdminDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Close(ctx) })
+	return pg, admin
 }
