@@ -1,0 +1,237 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// errRefused is the fake server's answer to a wrong password.
+var errRefused = errors.New("password authentication failed for user")
+
+var testEngine = Engine{
+	Names:         []string{"postgres"},
+	DefaultPort:   5432,
+	IsAuthFailure: func(err error) bool { return errors.Is(err, errRefused) },
+}
+
+// server is a fake database: it accepts one user's password at a time and
+// records the logins tried.
+type server struct {
+	mu     sync.Mutex
+	user   string
+	pw     string
+	other  error // returned instead of a login result when set
+	logins []string
+}
+
+func (s *server) connect(_ context.Context, cr Credential) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.logins = append(s.logins, cr.Stage)
+	if s.other != nil {
+		return "", s.other
+	}
+	if cr.Username == s.user && cr.Password.Reveal() == s.pw {
+		return "conn:" + cr.VersionID, nil
+	}
+	return "", fmt.Errorf("FATAL: %w %q (SQLSTATE 28P01)", errRefused, cr.Username)
+}
+
+func TestLogin(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		serverUser string
+		serverPw   string
+		other      error
+		opts       []Option
+		want       string   // connection, "" for an error
+		wantErr    error    // when want is ""
+		logins     []string // stages tried, in order
+		fallbacks  map[string]uint64
+	}{
+		{"current works", "app", pwCur, nil, nil, "conn:v1", nil, []string{StageCurrent}, map[string]uint64{}},
+		{"set done, finish not yet: pending works", "app", pwPending, nil, nil, "conn:v2", nil,
+			[]string{StageCurrent, StagePending}, map[string]uint64{StagePending: 1}},
+		{"compensation mid-way: previous works", "app", pwOld, nil, nil, "conn:v0", nil,
+			[]string{StageCurrent, StagePending, StagePrevious}, map[string]uint64{StagePrevious: 1}},
+		{"nothing works: bounded, ErrAuthFailed", "app", "unknown", nil, nil, "", ErrAuthFailed,
+			[]string{StageCurrent, StagePending, StagePrevious}, map[string]uint64{}},
+		{"bound of two", "app", pwOld, nil, []Option{WithMaxAttempts(2)}, "", ErrAuthFailed,
+			[]string{StageCurrent, StagePending}, map[string]uint64{}},
+		{"bound of one: no retry", "app", pwPending, nil, []Option{WithMaxAttempts(1)}, "", ErrAuthFailed,
+			[]string{StageCurrent}, map[string]uint64{}},
+		{"other errors are returned as they are", "app", pwPending, errors.New("connection refused"), nil, "", nil,
+			[]string{StageCurrent}, map[string]uint64{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(secretName)
+			f.put("v0", val("postgres", "app", pwOld), StagePrevious)
+			f.put("v1", val("postgres", "app", pwCur), StageCurrent)
+			f.put("v2", val("postgres", "app", pwPending), StagePending)
+			var buf bytes.Buffer
+			c, _ := testCache(f, &buf, tc.opts...)
+			srv := &server{user: tc.serverUser, pw: tc.serverPw, other: tc.other}
+			got, err := Login(context.Background(), c, secretName, testEngine, srv.connect)
+			if got != tc.want {
+				t.Fatalf("Login = %q, %v; want %q", got, err, tc.want)
+			}
+			switch {
+			case tc.other != nil:
+				if err != tc.other {
+					t.Fatalf("err = %v, want the connect error itself", err)
+				}
+			case tc.want == "" && !errors.Is(err, tc.wantErr):
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			case tc.want == "" && !errors.Is(err, errRefused):
+				t.Fatalf("err = %v, want it to wrap the server's refusal", err)
+			}
+			if fmt.Sprint(srv.logins) != fmt.Sprint(tc.logins) {
+				t.Fatalf("logins tried = %v, want %v", srv.logins, tc.logins)
+			}
+			st := c.Stats()
+			if fmt.Sprint(st.Fallbacks) != fmt.Sprint(tc.fallbacks) {
+				t.Fatalf("Fallbacks = %v, want %v", st.Fallbacks, tc.fallbacks)
+			}
+			if st.AuthRetries != uint64(len(tc.logins)-1) {
+				t.Fatalf("AuthRetries = %d, want %d", st.AuthRetries, len(tc.logins)-1)
+			}
+			if err != nil {
+				assertNoValue(t, "error", err.Error())
+			}
+			assertNoValue(t, "log", buf.String())
+		})
+	}
+}
+
+// TestLoginRemembersWhatWorked: in the set→finish window the first refusal
+// finds AWSPENDING, and later connections try it first; once the
+// rotation's end is read, AWSCURRENT is first again.
+func TestLoginRemembersWhatWorked(t *testing.T) {
+	f := newFake(secretName)
+	f.put("v1", val("postgres", "app", pwCur), StageCurrent)
+	c, clk := testCache(f, nil)
+	srv := &server{user: "app", pw: pwCur}
+	ctx := context.Background()
+	login := func(want string) {
+		t.Helper()
+		srv.logins = nil
+		got, err := Login(ctx, c, secretName, testEngine, srv.connect)
+		if err != nil || got != want {
+			t.Fatalf("Login = %q, %v; want %q", got, err, want)
+		}
+	}
+	login("conn:v1")
+	// set: the server has the new password, AWSCURRENT has not moved.
+	f.put("v2", val("postgres", "app", pwPending), StagePending)
+	srv.pw = pwPending
+	login("conn:v2")
+	login("conn:v2")
+	if fmt.Sprint(srv.logins) != "[AWSPENDING]" {
+		t.Fatalf("second login in the window tried %v, want AWSPENDING alone", srv.logins)
+	}
+	// finish: AWSCURRENT moves; the next TTL read sees it.
+	f.put("v2", val("postgres", "app", pwPending), StageCurrent)
+	f.put("v1", val("postgres", "app", pwCur), StagePrevious)
+	clk.add(DefaultTTL)
+	login("conn:v2")
+	if fmt.Sprint(srv.logins) != "[AWSCURRENT]" {
+		t.Fatalf("after finish tried %v, want AWSCURRENT alone", srv.logins)
+	}
+}
+
+// TestCompensation: the server goes back to the old password while the
+// cache still prefers the pending one; one refused login finds it.
+func TestCompensation(t *testing.T) {
+	f := newFake(secretName)
+	f.put("v1", val("postgres", "app", pwCur), StageCurrent)
+	f.put("v2", val("postgres", "app", pwPending), StagePending)
+	c, clk := testCache(f, nil)
+	srv := &server{user: "app", pw: pwPending}
+	ctx := context.Background()
+	if got, err := Login(ctx, c, secretName, testEngine, srv.connect); err != nil || got != "conn:v2" {
+		t.Fatalf("in the window: %q, %v", got, err)
+	}
+	// Compensation: server back on the old password, AWSPENDING removed.
+	f.put("v2", val("postgres", "app", pwPending))
+	srv.pw = pwCur
+	clk.add(DefaultRefreshInterval)
+	srv.logins = nil
+	if got, err := Login(ctx, c, secretName, testEngine, srv.connect); err != nil || got != "conn:v1" {
+		t.Fatalf("after compensation: %q, %v", got, err)
+	}
+	if fmt.Sprint(srv.logins) != "[AWSPENDING AWSCURRENT]" {
+		t.Fatalf("after compensation tried %v", srv.logins)
+	}
+}
+
+// TestLoginHerd: many connections refused at once read the secret once.
+func TestLoginHerd(t *testing.T) {
+	f := newFake(secretName)
+	f.put("v1", val("postgres", "app", pwCur), StageCurrent)
+	c, _ := testCache(f, nil)
+	ctx := context.Background()
+	if _, err := c.Get(ctx, secretName); err != nil {
+		t.Fatal(err)
+	}
+	f.put("v2", val("postgres", "app", pwPending), StagePending)
+	srv := &server{user: "app", pw: pwPending}
+	const n = 100
+	var wg sync.WaitGroup
+	var failed sync.Map
+	for i := range n {
+		wg.Go(func() {
+			if _, err := Login(ctx, c, secretName, testEngine, srv.connect); err != nil {
+				failed.Store(i, err)
+			}
+		})
+	}
+	wg.Wait()
+	failed.Range(func(k, v any) bool { t.Errorf("connection %v: %v", k, v); return true })
+	// One AWSCURRENT read at the start, one full read (3 calls) for the herd.
+	if got := f.total(); got != 4 {
+		t.Fatalf("%d refused connections made %d GetSecretValue calls, want 4", n, got)
+	}
+	if st := c.Stats(); st.Logins[StagePending] != n {
+		t.Fatalf("Logins = %v, want %d by AWSPENDING", st.Logins, n)
+	}
+}
+
+// TestNoValueInLogs runs every logged path with a debug logger and checks
+// that no password reaches the log.
+func TestNoValueInLogs(t *testing.T) {
+	f := newFake(secretName)
+	f.put("v0", val("postgres", "app", pwOld), StagePrevious)
+	f.put("v1", val("postgres", "app", pwCur), StageCurrent)
+	f.put("v2", str(`{"engine":"postgres","password":"`+pwPending+`"}`), StagePending) // malformed: logged as unusable
+	var buf bytes.Buffer
+	c, clk := testCache(f, &buf)
+	ctx := context.Background()
+	srv := &server{user: "app", pw: "nothing-works"}
+	_, err := Login(ctx, c, secretName, testEngine, srv.connect) // refusals, exhausted
+	if !errors.Is(err, ErrAuthFailed) {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.err = fmt.Errorf("wrapped: %w", errThrottled)
+	f.mu.Unlock()
+	clk.add(DefaultTTL + DefaultRefreshInterval)
+	if _, err := c.Get(ctx, secretName); err != nil { // stale served, logged
+		t.Fatal(err)
+	}
+	if _, err := c.Candidates(ctx, secretName); err != nil { // last values, logged
+		t.Fatal(err)
+	}
+	log := buf.String()
+	for _, want := range []string{"login refused", "refused every credential", "stage not usable", "stale value", "cannot be read"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	assertNoValue(t, "log", log)
+	assertNoValue(t, "error", err.Error())
+}
