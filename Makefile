@@ -10,7 +10,7 @@ LAMBDA    := build/lambda
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: all deps build demo bench test unit integration lint asl fuzz-short fuzz mutation infra-test synth clean
+.PHONY: all deps build demo bench soak test unit integration lint asl fuzz-short fuzz mutation infra-test synth clean
 
 all: build
 
@@ -34,6 +34,12 @@ demo: deps
 ## (prints the report; JSON in results/bench.json)
 bench: deps build
 	$(GO) run ./integration/bench $(BENCH_FLAGS)
+
+## soak: what applications see while secrets rotate: workers query PostgreSQL, MariaDB and Redis through the
+## client library and through a naive baseline during 200 rotations per engine × strategy (successes,
+## rollbacks, injected faults); prints a table, JSON in results/soak.json. SOAK_FLAGS: -rotations -workers -duration
+soak: deps
+	$(GO) run ./integration/soak $(SOAK_FLAGS)
 
 ## test: everything CI runs
 test: deps lint asl unit fuzz-short integration infra-lint infra-test synth

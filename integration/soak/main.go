@@ -1,0 +1,142 @@
+// Command soak is `make soak`: what applications see while secretsaga
+// rotates their secrets. On the local stand-ins (PostgreSQL, MariaDB,
+// Redis, the Secrets Manager emulator, the state machine), each engine ×
+// strategy cell gets one secret, application workers that query its
+// database continually through connection pools that log in again every
+// few hundred milliseconds, and a series of rotations through the state
+// machine: successes, rotations whose test fails after set, bake
+// rollbacks, operator rollbacks and injected faults. Each application mode
+// (a Dialer: the naive baseline, and the client library) runs its own
+// workers on the same secrets and rotations; every request is counted,
+// ok or failed, with the longest time a worker could not log in.
+//
+// It prints a table, writes results/soak.json, and exits 1 if a mode that
+// must never fail did, a rotation ended otherwise than its kind should, or
+// an invariant (DESIGN.md) or the leak scan failed afterwards.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/secretsaga/secretsaga/integration/local"
+)
+
+func main() {
+	var cfg Config
+	out := flag.String("out", "results/soak.json", "where to write the JSON report")
+	cells := flag.String("cells", "", `comma-separated cells to run, e.g. "postgres × single user" (default: all six)`)
+	flag.IntVar(&cfg.Rotations, "rotations", 200, "rotations per engine × strategy, at least")
+	flag.DurationVar(&cfg.Duration, "duration", 0, "keep rotating until this long has passed too")
+	flag.IntVar(&cfg.Workers, "workers", 3, "application workers per secret and per mode")
+	flag.DurationVar(&cfg.Every, "every", 20*time.Millisecond, "each worker sends a request this often")
+	flag.DurationVar(&cfg.Lifetime, "lifetime", 100*time.Millisecond, "a pooled connection's lifetime: each worker logs in again this often")
+	flag.DurationVar(&cfg.NaiveEvery, "naive-refresh", time.Second, "the naive application reads AWSCURRENT this often")
+	flag.Parse()
+	if *cells != "" {
+		cfg.Cells = strings.Split(*cells, ",")
+	}
+	cfg.Log = os.Stderr
+	os.Exit(run(cfg, *out))
+}
+
+func run(cfg Config, out string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	env, err := local.Start(ctx, local.Options{RetryIntervalScale: 0.01, CaptureStdio: true})
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start the local stack:", err)
+		return 1
+	}
+	defer env.Close()
+	res, err := Run(context.Background(), env, cfg, dialers(env, cfg)...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "soak:", err)
+		return 1
+	}
+	printTable(os.Stdout, res)
+	if err := writeJSON(out, res); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Printf("report: %s\n", out)
+	if bad := res.Problems(); len(bad) > 0 {
+		for _, b := range bad {
+			fmt.Fprintln(os.Stderr, "FAIL:", b)
+		}
+		return 1
+	}
+	return 0
+}
+
+// dialers are the application modes, the baseline first.
+func dialers(env *local.Env, cfg Config) []Dialer {
+	return []Dialer{&Naive{SM: env.SMClient, Every: cfg.NaiveEvery}}
+}
+
+// mustNotFail names the modes that must see 0 failed requests.
+var mustNotFail = map[string]bool{}
+
+// Problems are the reasons the soak failed: failed requests or probes of a
+// mode that must not fail, rotations that ended otherwise than their kind,
+// invariant violations and leaks.
+func (r *Result) Problems() []string {
+	var bad []string
+	for _, c := range r.Cells {
+		for _, u := range c.Unexpected {
+			bad = append(bad, fmt.Sprintf("%s × %s: %s", c.Engine, c.Strategy, u))
+		}
+		for _, m := range c.Modes {
+			if mustNotFail[m.Mode] && (m.Failed > 0 || m.ProbesFailed > 0) {
+				bad = append(bad, fmt.Sprintf("%s × %s: %s: %d of %d requests and %d of %d window probes failed (%s)",
+					c.Engine, c.Strategy, m.Mode, m.Failed, m.Requests, m.ProbesFailed, m.Probes, m.FirstError))
+			}
+		}
+	}
+	return append(bad, r.Violations...)
+}
+
+func printTable(w io.Writer, r *Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "engine × strategy\trotations\tmode\trequests\tfailed\tlongest outage\twindow probes failed\tconnections\t")
+	for _, c := range r.Cells {
+		for i, m := range c.Modes {
+			name, rot := c.Engine+" × "+c.Strategy, fmt.Sprint(c.Rotations)
+			if i > 0 {
+				name, rot = "", ""
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d / %d\t%d\t\n", name, rot, m.Mode, m.Requests, m.Failed,
+				time.Duration(m.LongestOutageMs*float64(time.Millisecond)).Round(time.Millisecond), m.ProbesFailed, m.Probes, m.Connections)
+		}
+	}
+	_ = tw.Flush()
+	for _, c := range r.Cells {
+		for _, m := range c.Modes {
+			if m.FirstError != "" {
+				fmt.Fprintf(w, "%s × %s, %s: first error: %s\n", c.Engine, c.Strategy, m.Mode, m.FirstError)
+			}
+		}
+	}
+	fmt.Fprintf(w, "invariants after the soak: %d violations; leak scan: %d passwords of %d secrets, %d hits; %s on %d CPUs\n",
+		len(r.Violations), r.LeakScan.Passwords, r.LeakScan.Secrets, r.LeakScan.Hits, r.Elapsed, runtime.NumCPU())
+}
+
+func writeJSON(path string, r *Result) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	raw, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(raw, '\n'), 0o644)
+}
