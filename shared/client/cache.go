@@ -403,12 +403,12 @@ func (c *Cache) fetch(ctx context.Context, secretID string, full bool) error {
 		c.entries[secretID] = e
 	}
 	e.triedAt = now
-	if full {
-		e.allTry = now
-	}
 	if err != nil {
 		c.refreshErrors.Add(1)
 		e.lastErr = err
+		if full {
+			e.allTry = now
+		}
 		if terminal(err) {
 			// The secret itself is gone or broken: nothing cached may
 			// stand in for it.
@@ -447,7 +447,10 @@ func (c *Cache) fetch(ctx context.Context, secretID string, full bool) error {
 	}
 	c.mu.Lock()
 	if e := c.entries[secretID]; e != nil {
-		e.all = all
+		// allTry is set only now, with all: a caller that saw it fresh
+		// while the other stages were still being read would otherwise
+		// take a list without them.
+		e.all, e.allTry = all, now
 		if !slices.ContainsFunc(all, func(cr Credential) bool { return cr.VersionID == e.working }) {
 			e.working = ""
 		}

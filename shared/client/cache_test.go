@@ -142,6 +142,42 @@ func TestSingleflight(t *testing.T) {
 	}
 }
 
+// TestCandidatesDuringARead: a caller arriving while AWSPENDING is being
+// read waits for it instead of taking a list without it (the PostgreSQL
+// herd test found this).
+func TestCandidatesDuringARead(t *testing.T) {
+	f := newFake(secretName)
+	f.put("v1", val("postgres", "app", pwCur), StageCurrent)
+	f.put("v2", val("postgres", "app", pwPending), StagePending)
+	f.gate, f.gateOnly = make(chan struct{}), StagePending
+	c, _ := testCache(f, nil)
+	first := make(chan []Credential)
+	go func() {
+		got, _ := c.Candidates(context.Background(), secretName)
+		first <- got
+	}()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		f.mu.Lock()
+		n := f.calls[StagePending]
+		f.mu.Unlock()
+		if n > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	second := make(chan []Credential)
+	go func() {
+		got, _ := c.Candidates(context.Background(), secretName)
+		second <- got
+	}()
+	time.Sleep(20 * time.Millisecond)
+	close(f.gate)
+	for _, ch := range []chan []Credential{first, second} {
+		if got := <-ch; len(got) != 2 {
+			t.Fatalf("candidates = %v, want AWSCURRENT and AWSPENDING", got)
+		}
+	}
+}
+
 // TestCandidatesRateLimited: a herd of refused logins spread over time
 // reads the secret once per refresh interval.
 func TestCandidatesRateLimited(t *testing.T) {

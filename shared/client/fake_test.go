@@ -23,6 +23,7 @@ type fakeSM struct {
 	err      error               // returned by every call when set
 	deleted  bool
 	gate     chan struct{} // when set, calls wait for it to close
+	gateOnly string        // when set, only calls for this stage wait
 	inFlight int
 	maxIn    int
 }
@@ -59,6 +60,9 @@ func (f *fakeSM) GetSecretValue(ctx context.Context, in *secretsmanager.GetSecre
 	f.inFlight++
 	f.maxIn = max(f.maxIn, f.inFlight)
 	gate := f.gate
+	if f.gateOnly != "" && f.gateOnly != stage {
+		gate = nil
+	}
 	f.mu.Unlock()
 	defer func() { f.mu.Lock(); f.inFlight--; f.mu.Unlock() }()
 	if gate != nil {
