@@ -147,13 +147,19 @@ func TestAuthReplies(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := net.Pipe()
 			defer a.Close()
+			done := make(chan struct{})
 			go func() {
 				buf := make([]byte, 256)
 				_, _ = b.Read(buf)
 				_, _ = io.WriteString(b, tc.reply)
+				if tc.reply == "" {
+					_ = b.Close() // the server hangs up instead of answering
+				}
+				<-done
 				_ = b.Close()
 			}()
 			err := auth(context.Background(), a, "app", "Secret-pw-5", 5e9)
+			close(done)
 			if (err != nil) != tc.wantErr || IsAuthFailure(err) != tc.authFail {
 				t.Fatalf("err = %v (auth failure %v)", err, IsAuthFailure(err))
 			}
