@@ -103,6 +103,9 @@ func (f *fakeSecrets) Value(_ context.Context, id, versionID, stage string) (str
 	if v, ok := f.others[id]; ok {
 		return v, nil
 	}
+	if err := f.fail("Value"); err != nil {
+		return "", err
+	}
 	if err := f.known(id); err != nil {
 		return "", err
 	}
@@ -247,6 +250,13 @@ type fakeLedger struct {
 	requested []ledger.Login
 	// clones are the clone records, by PK.
 	clones map[string]ledger.Clone
+	// failOn fails the next Append of a record in that state, once.
+	failOn map[ledger.State]error
+	// failClear fails the next ClearRepair, once.
+	failClear error
+	// afterRelease, if set, runs once right after the next Append that
+	// released the lease: another actor acting the moment it is free.
+	afterRelease func()
 }
 
 func (f *fakeLedger) Clone(_ context.Context, login ledger.Login) (ledger.Clone, bool, error) {
@@ -297,10 +307,28 @@ func (f *fakeLedger) Acquire(_ context.Context, r ledger.AcquireRequest) (ledger
 
 func (f *fakeLedger) Append(_ context.Context, l *ledger.Lease, rec ledger.Record, ch ledger.Change) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.fail != nil {
+		f.mu.Unlock()
 		return f.fail
 	}
+	if err := f.failOn[rec.State]; err != nil {
+		delete(f.failOn, rec.State)
+		f.mu.Unlock()
+		return err
+	}
+	hook := f.afterRelease
+	if ch.Release {
+		f.afterRelease = nil
+	}
+	err := f.append(l, rec, ch)
+	f.mu.Unlock()
+	if err == nil && ch.Release && hook != nil {
+		hook()
+	}
+	return err
+}
+
+func (f *fakeLedger) append(l *ledger.Lease, rec ledger.Record, ch ledger.Change) error {
 	cur := f.lease[l.Secret]
 	if cur.Fencing != l.Fencing || cur.Holder != l.Holder || cur.Seq != l.Seq {
 		return ledger.ErrFenced

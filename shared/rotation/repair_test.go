@@ -77,6 +77,13 @@ func (f *fakeLedger) DeferRepair(_ context.Context, cur ledger.Lease, note strin
 }
 
 func (f *fakeLedger) ClearRepair(_ context.Context, cur ledger.Lease) error {
+	f.mu.Lock()
+	err := f.failClear
+	f.failClear = nil
+	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	n := cur
 	n.Repair = ledger.Repair{}
 	return f.put(cur, n)
@@ -126,7 +133,8 @@ func (f *fixture) failed(t *testing.T, steps []func(context.Context, Context) (S
 
 // repairClock makes the fixture's clocks settable; it returns a setter.
 func (f *fixture) repairClock() func(time.Duration) {
-	now := time.Now()
+	// Milliseconds, as the ledger keeps times: a boundary is exact.
+	now := time.Now().Truncate(time.Millisecond)
 	f.svc.Now = func() time.Time { return now }
 	f.led.now = f.svc.Now
 	f.svc.RepairPolicy = RepairPolicy{Backoff: time.Hour, MaxBackoff: 4 * time.Hour, AlertAfter: 24 * time.Hour}
@@ -255,6 +263,67 @@ func TestRepairDecides(t *testing.T) {
 			wantOutcome: RepairRolledForward, wantState: ledger.Finished, wantCurrent: "token", wantDB: "new", wantEvent: events.RotationRepaired,
 		},
 		{
+			// The revert landed (its answer was lost, or a person ran it):
+			// the version passed its test, but rolling forward would put a
+			// password the database no longer accepts into AWSCURRENT.
+			name: "database set back after the test passed: clean up, never roll forward",
+			setup: func(t *testing.T, f *fixture) Context {
+				rc := f.failed(t, steps{f.svc.Create, f.svc.Set, f.svc.Test}, faults.NameRetryable)
+				f.db.down, f.db.password = false, original
+				return rc
+			},
+			wantOutcome: RepairCleanedUp, wantState: ledger.RolledBack, wantCurrent: "orig", wantDB: "orig", wantEvent: events.RotationRepaired,
+		},
+		{
+			// The bake failed it after finish; the database went back but
+			// AWSCURRENT could not: only the label moves back.
+			name: "finish had moved AWSCURRENT, the database is back on the previous password: move AWSCURRENT back",
+			setup: func(t *testing.T, f *fixture) Context {
+				rc := f.acquire(t)
+				f.steps(t, rc, f.svc.Create, f.svc.Set, f.svc.Test, f.svc.Finish)
+				f.db.down = true
+				f.sm.failNext["MoveStage"] = errBoom
+				in := CloseInput{Rotation: rc, Mode: ModeRollback, Error: &TaskError{Error: faults.NameTestFailed}}
+				if _, err := f.svc.Compensate(context.Background(), in); err == nil {
+					t.Fatal("compensation succeeded")
+				}
+				in.Mode, in.Outcome = "", OutcomeCompensationFailed
+				if _, err := f.svc.Release(context.Background(), in); err != nil {
+					t.Fatal(err)
+				}
+				f.db.down, f.db.password = false, original
+				return rc
+			},
+			wantOutcome: RepairCleanedUp, wantState: ledger.RolledBack, wantCurrent: "orig", wantDB: "orig", wantEvent: events.RotationRepaired,
+		},
+		{
+			// Alternating users: neither user logs in (the fake database
+			// keeps one password: the master's), so only the master can set
+			// the AWSCURRENT user's password back.
+			name: "alternating users, only the master logs in: the master sets AWSCURRENT's user back",
+			setup: func(t *testing.T, f *fixture) Context {
+				f.alternating("app", false)
+				rc := f.acquire(t)
+				f.steps(t, rc, f.svc.Create, f.svc.Set)
+				// Compensation never touches the AWSCURRENT user; it failed
+				// at Secrets Manager.
+				f.sm.failNext["RemoveStage"] = errBoom
+				in := CloseInput{Rotation: rc, Mode: ModeRollback, Error: &TaskError{Error: faults.NameRetryable}}
+				if _, err := f.svc.Compensate(context.Background(), in); err == nil {
+					t.Fatal("compensation succeeded")
+				}
+				in.Mode, in.Outcome = "", OutcomeCompensationFailed
+				if _, err := f.svc.Release(context.Background(), in); err != nil {
+					t.Fatal(err)
+				}
+				// Then something changed the user's password.
+				f.sm.others["arn:master"] = `{"engine":"fake","host":"db","port":1,"username":"admin","password":"Master-Only-Pw"}`
+				f.db.down, f.db.password = false, "Master-Only-Pw"
+				return rc
+			},
+			wantOutcome: RepairReverted, wantState: ledger.RolledBack, wantCurrent: "orig", wantDB: "orig", wantEvent: events.RotationRepaired,
+		},
+		{
 			name: "nothing logs in: a person is needed, nothing changes",
 			setup: func(t *testing.T, f *fixture) Context {
 				rc := f.failed(t, steps{f.svc.Create, f.svc.Set}, faults.NameRetryable)
@@ -319,7 +388,8 @@ func TestRepairDecides(t *testing.T) {
 			if tt.wantOutcome == RepairCleanedUp && f.db.sets != setsBefore {
 				t.Errorf("a clean-up changed the password %d times", f.db.sets-setsBefore)
 			}
-			if ev := f.eventsOf(tt.wantEvent); len(ev) != 1 || ev[0].Detail.SecretARN != arn || ev[0].Detail.VersionID != token {
+			// The event names the rotation that failed, by its execution.
+			if ev := f.eventsOf(tt.wantEvent); len(ev) != 1 || ev[0].Detail.SecretARN != arn || ev[0].Detail.VersionID != token || ev[0].Detail.ExecutionARN != execution {
 				t.Fatalf("%q events %+v (all: %s)", tt.wantEvent, ev, f.bus.types())
 			}
 			if tt.wantEvent == events.RepairNeeded {
