@@ -103,7 +103,7 @@ func (f *fakeSecrets) Value(_ context.Context, id, versionID, stage string) (str
 	if v, ok := f.others[id]; ok {
 		return v, nil
 	}
-	if err := f.fail("Value"); err != nil {
+	if err := f.fail("Value:" + versionID); err != nil { // a read by version id
 		return "", err
 	}
 	if err := f.known(id); err != nil {

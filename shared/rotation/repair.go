@@ -257,11 +257,15 @@ func (s *Service) repairOne(ctx context.Context, rl RepairLedger, arn string, ig
 	if err != nil {
 		return s.repairFailed(ctx, o, rl, rep, res, err)
 	}
-	res.Outcome, res.State = plan.outcome(), state
+	res.Outcome = plan.outcome()
 	if plan.action == actAbandon {
 		res.Outcome = RepairCleanedUp
 	}
-	return s.announce(ctx, rl, s.reread(ctx, o, rep), res, plan.action == actForgotten)
+	// act journaled state and released the lease; a newer rotation may
+	// hold it already, and the event must still describe this one.
+	final := s.reread(ctx, o, rep)
+	final.State, final.Holder = ledger.State(state), ""
+	return s.announce(ctx, rl, final, res, plan.action == actForgotten)
 }
 
 // Repair actions.
@@ -320,7 +324,10 @@ func (s *Service) login(ctx context.Context, o op, versionID string) (loginState
 	}
 	v, eng, err := s.parse(ctx, o, versionID)
 	if err != nil {
-		if faults.Name(err) == faults.NameRetryable {
+		// parse returns Secrets Manager's own errors unclassified: a
+		// throttled read is no answer (wait), not "no such value" (which
+		// could call a person for nothing).
+		if faults.Name(faults.Classify(err, o.rc.SecretArn, StepRepair)) == faults.NameRetryable {
 			return loginNoAnswer, nil, nil
 		}
 		return loginNone, nil, nil
@@ -355,12 +362,10 @@ func (s *Service) assess(ctx context.Context, o op, rl RepairLedger, l ledger.Le
 	cur := d.VersionWith(secretstore.Current)
 	curLogin, curValue, eng := s.login(ctx, o, cur)
 	tokenLogin := loginNone
-	if _, labelled := d.Versions[token]; labelled && token != cur {
+	if token != cur {
+		// Labelled or not: an unlabelled version is still read by its id,
+		// and one that does not exist reads as loginNone (a ConflictError).
 		tokenLogin, _, _ = s.login(ctx, o, token)
-	} else if !labelled {
-		if ok, err := s.Secrets.HasVersion(ctx, arn, token); err == nil && ok {
-			tokenLogin, _, _ = s.login(ctx, o, token)
-		}
 	}
 	prevLogin := loginNone
 	if cur == token {
@@ -391,7 +396,7 @@ func (s *Service) assess(ctx context.Context, o op, rl RepairLedger, l ledger.Le
 	case tokenLogsIn && !s.alternating(curValue):
 		return repairPlan{action: actUndo, why: "the target accepts version " + token + ", which was not proven: reverting to " + prev}
 	}
-	if s.alternating(curValue) && eng != nil {
+	if s.alternating(curValue) { // curValue parsed, so eng is its engine
 		if m, err := s.master(ctx, o, curValue, eng); err == nil {
 			switch verdict(eng.Verify(ctx, target.VerifyRequest{Credential: target.FromValue(m)})) {
 			case loginOK:

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/secretsaga/secretsaga/shared/events"
 	"github.com/secretsaga/secretsaga/shared/faults"
@@ -541,6 +542,28 @@ func TestRepairAnnouncesAtLeastOnce(t *testing.T) {
 	}
 }
 
+// Announced, but the queue entry could not be cleared: the run says so
+// (RetryableError, so it runs again soon) and the next run clears it,
+// announcing again (at least once).
+func TestRepairThatCannotLeaveTheQueue(t *testing.T) {
+	f := newFixture(t)
+	advance := f.repairClock()
+	f.failed(t, []func(context.Context, Context) (StepOutput, error){f.svc.Create, f.svc.Set}, faults.NameRetryable)
+	f.db.down = false
+	advance(time.Hour)
+	f.led.failClear = &smithy.GenericAPIError{Code: "ThrottlingException", Message: "Rate exceeded"}
+	out, err := f.svc.Repair(context.Background(), RepairInput{})
+	if faults.Name(err) != faults.NameRetryable || len(out.Results) != 1 || out.Results[0].State != string(ledger.RolledBack) {
+		t.Fatalf("run with ClearRepair failing: %+v, %v", out, err)
+	}
+	if !f.led.lease[arn].Queued() {
+		t.Fatal("not queued after a failed ClearRepair")
+	}
+	if res := f.repair(t); res.Outcome != RepairAnnounced || f.led.lease[arn].Queued() || len(f.eventsOf(events.RotationRepaired)) != 2 {
+		t.Fatalf("second run %+v, events %s", res, f.bus.types())
+	}
+}
+
 // A secret scheduled for deletion cannot be read: the repair waits (the
 // Compensation Failed alert said to restore it) and heals it once
 // restored. A secret deleted for good ends the lease and calls a person.
@@ -577,6 +600,13 @@ func TestRepairOfADeletedSecret(t *testing.T) {
 		f.acquire(t)
 		f.failedDeleted(t)
 		advance(time.Hour)
+		// The first run's event is not published: the next run, which
+		// finds the lease already ABANDONED, must still call a person.
+		f.sm.failNext["Describe"] = &types.ResourceNotFoundException{}
+		f.bus.fail = 1
+		if _, err := f.svc.Repair(context.Background(), RepairInput{}); faults.Name(err) != faults.NameRetryable {
+			t.Fatalf("run with PutEvents failing: %v", err)
+		}
 		f.sm.failNext["Describe"] = &types.ResourceNotFoundException{}
 		res := f.repair(t)
 		if res.Outcome != RepairNeedsPerson || res.State != string(ledger.Abandoned) {
@@ -621,5 +651,114 @@ func (f *fixture) failedDeleted(t *testing.T) {
 	}
 	if !slices.Contains(strings.Split(f.bus.types(), ","), events.CompensationFailed) {
 		t.Fatalf("events %s", f.bus.types())
+	}
+}
+
+// A value that cannot be read now (GetSecretValue throttled) is no answer,
+// not "no such value": the repair waits and calls no one, then heals.
+func TestRepairWaitsWhenAValueCannotBeRead(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		version string // whose read is throttled
+		dbOnNew bool   // else the revert landed and only the clean-up is left
+		healed  string
+	}{
+		{"AWSCURRENT's value", v1, false, RepairCleanedUp},
+		{"the new version's value", token, true, RepairReverted},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			advance := f.repairClock()
+			f.failed(t, []func(context.Context, Context) (StepOutput, error){f.svc.Create, f.svc.Set}, faults.NameRetryable)
+			f.db.down = false
+			if !tt.dbOnNew {
+				f.db.password = original
+			}
+			advance(time.Hour)
+			f.sm.failNext["Value:"+tt.version] = &smithy.GenericAPIError{Code: "ThrottlingException", Message: "Rate exceeded"}
+			if res := f.repair(t); res.Outcome != RepairDeferred || res.State != string(ledger.CompensationFailed) {
+				t.Fatalf("repair with the read throttled: %+v", res)
+			}
+			if ev := f.eventsOf(events.RepairNeeded); ev != nil {
+				t.Fatalf("a person was called for a throttled read: %+v", ev)
+			}
+			advance(2 * time.Hour)
+			if res := f.repair(t); res.Outcome != tt.healed || res.State != string(ledger.RolledBack) {
+				t.Fatalf("next run: %+v", res)
+			}
+		})
+	}
+}
+
+// A person is called once the secret has waited AlertAfter, not a moment
+// later (times in milliseconds, as the ledger keeps them).
+func TestRepairCallsAPersonAtAlertAfter(t *testing.T) {
+	f := newFixture(t)
+	advance := f.repairClock()
+	f.svc.RepairPolicy = RepairPolicy{Backoff: 12 * time.Hour, MaxBackoff: 12 * time.Hour, AlertAfter: 24 * time.Hour}
+	f.failed(t, []func(context.Context, Context) (StepOutput, error){f.svc.Create, f.svc.Set}, faults.NameRetryable)
+	for i, want := range []string{RepairDeferred, RepairNeedsPerson} { // at 12 h, at 24 h
+		advance(12 * time.Hour)
+		if res := f.repair(t); res.Outcome != want {
+			t.Fatalf("run %d: %+v, want %s", i, res, want)
+		}
+	}
+	if ev := f.eventsOf(events.RepairNeeded); len(ev) != 1 || ev[0].Detail.DurationMs != (24*time.Hour).Milliseconds() {
+		t.Fatalf("repair needed events %+v", ev)
+	}
+}
+
+// Roll forward whose FINISHED record is not written: the run does not
+// claim the repair (no event, the lease stays queued under the repair's
+// token) and the next run finishes it.
+func TestRepairRollForwardThatCannotJournal(t *testing.T) {
+	f := newFixture(t)
+	advance := f.repairClock()
+	f.failed(t, []func(context.Context, Context) (StepOutput, error){f.svc.Create, f.svc.Set, f.svc.Test}, faults.NameRetryable)
+	f.db.down = false
+	advance(time.Hour)
+	f.led.failOn = map[ledger.State]error{ledger.Finished: errBoom}
+	res := f.repair(t)
+	if res.Outcome != RepairDeferred || res.State != string(ledger.CompensationFailed) {
+		t.Fatalf("repair whose FINISHED write failed: %+v", res)
+	}
+	if l := f.led.lease[arn]; !l.Queued() || l.Holder == "" || f.eventsOf(events.RotationRepaired) != nil {
+		t.Fatalf("lease %+v, events %s: want held and queued, nothing announced", l, f.bus.types())
+	}
+	advance(2 * time.Hour)
+	if res := f.repair(t); res.Outcome != RepairRolledForward || res.State != string(ledger.Finished) {
+		t.Fatalf("next run: %+v", res)
+	}
+	if f.sm.holder(secretstore.Current) != token || len(f.eventsOf(events.RotationRepaired)) != 1 {
+		t.Fatalf("AWSCURRENT on %s, events %s", f.sm.holder(secretstore.Current), f.bus.types())
+	}
+}
+
+// A new rotation takes the lease the moment the repair releases it: the
+// repair announces its own outcome, and leaves the new lease alone.
+func TestRepairAnnouncesItsOwnRotation(t *testing.T) {
+	f := newFixture(t)
+	advance := f.repairClock()
+	f.failed(t, []func(context.Context, Context) (StepOutput, error){f.svc.Create, f.svc.Set}, faults.NameRetryable)
+	f.db.down = false
+	advance(time.Hour)
+	const next = "22222222-3333-4444-5555-666666666666"
+	var newer ledger.Lease
+	f.led.afterRelease = func() {
+		var err error
+		if newer, err = f.led.Acquire(context.Background(), ledger.AcquireRequest{Secret: arn, Execution: execution + "-next", Token: next, PreviousVersion: v1}); err != nil {
+			t.Errorf("the next rotation's acquire: %v", err)
+		}
+	}
+	res := f.repair(t)
+	if res.Outcome != RepairReverted || res.State != string(ledger.RolledBack) || res.VersionId != token {
+		t.Fatalf("repair: %+v", res)
+	}
+	ev := f.eventsOf(events.RotationRepaired)
+	if len(ev) != 1 || ev[0].Detail.VersionID != token || !strings.Contains(ev[0].Detail.Outcome, string(ledger.RolledBack)) {
+		t.Fatalf("events %+v", ev)
+	}
+	if l := f.led.lease[arn]; l.Holder != newer.Holder || l.Token != next || l.Fencing != newer.Fencing || l.Seq != newer.Seq {
+		t.Fatalf("the next rotation's lease %+v was changed (acquired as %+v)", l, newer)
 	}
 }
