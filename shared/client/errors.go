@@ -42,6 +42,9 @@ type Error struct {
 	Err      error  // the cause (Secrets Manager's or the driver's error), for errors.As
 }
 
+// Error says which secret, which stage and what kind of failure, then the
+// cause's own text (Secrets Manager's or the driver's, which name users and
+// hosts, never passwords).
 func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "secretsaga client: secret %q", e.SecretID)

@@ -42,6 +42,7 @@ var Engine = client.Engine{
 // ServerError is an error reply from the server to AUTH.
 type ServerError struct{ Message string }
 
+// Error is the server's reply text (it names the user at most).
 func (e *ServerError) Error() string { return "redis: " + e.Message }
 
 // IsAuthFailure reports whether err is the server refusing a login: the
