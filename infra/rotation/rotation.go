@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -521,6 +522,10 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 		}
 		r.Roles[h.Name] = role
 		r.Functions[h.Name] = awslambda.NewFunction(c, jsii.String(h.Name), fp)
+		suppressWildcard(role, starReason(append(slices.Clone(TracingActions), h.Unscoped...), unscopedWhy(h)), "Resource::*")
+		if len(h.Secrets) > 0 {
+			suppressWildcard(role, nagSecretsReason, arnFinding("secretsmanager", "secret:*"))
+		}
 	}
 
 	// State machines: the rotation saga, and the fleet that runs the same
@@ -649,6 +654,9 @@ func (r *Rotation) addNativeRotation() {
 		Actions:   jsii.Strings("states:DescribeExecution"),
 		Resources: &[]*string{executions},
 	}))
+	// cdk-nag renders the machine's name as <logical id.Name>.
+	smID := fmt.Sprint(stack.Resolve(stack.GetLogicalId(sm.Node().DefaultChild().(awscdk.CfnElement))))
+	suppressWildcard(role, nagNativeExecutionsReason, arnFinding("states", "execution:<"+smID+".Name>:*"))
 	fn.AddPermission(jsii.String("SecretsManagerInvoke"), &awslambda.Permission{
 		Principal:     awsiam.NewServicePrincipal(jsii.String(SecretsManagerPrincipal), nil),
 		Action:        jsii.String("lambda:InvokeFunction"),
@@ -678,6 +686,8 @@ func (r *Rotation) allowDistributedMap(sm awsstepfunctions.StateMachine, name st
 		Actions:   jsii.Strings("states:DescribeExecution", "states:StopExecution"),
 		Resources: &[]*string{arn("execution", name+"/*"), arn("execution", name+":*")},
 	}))
+	suppressWildcard(sm.Role(), nagFleetExecutionsReason,
+		arnFinding("states", "execution:"+name+"/*"), arnFinding("states", "execution:"+name+":*"))
 }
 
 // newStateMachine is a Standard state machine from an embedded definition
@@ -726,9 +736,20 @@ func (r *Rotation) newStateMachine(id, comment string, def []byte) awsstepfuncti
 		},
 		TracingEnabled: jsii.Bool(true),
 	})
+	// The definition names each function by its unqualified ARN, so the
+	// role may invoke exactly those ARNs (GrantInvoke would add every
+	// version and alias too, "<arn>:*", which the machine never calls).
+	var arns []*string
 	for _, fn := range invoked {
-		fn.GrantInvoke(sm)
+		arns = append(arns, fn.FunctionArn())
 	}
+	sm.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("InvokeSteps"),
+		Actions:   jsii.Strings("lambda:InvokeFunction"),
+		Resources: &arns,
+	}))
+	star := append(append(slices.Clone(LogDeliveryActions), TracingActions...), stateMachineTracingActions...)
+	suppressWildcard(sm.Role(), starReason(star, "Step Functions delivers the execution logs through CloudWatch Logs vended log delivery, whose actions act on the account's deliveries rather than on a log group, and X-Ray tracing is account-wide."), "Resource::*")
 	return sm
 }
 
@@ -784,7 +805,12 @@ func (r *Rotation) addRepairSchedule(p RepairProps) {
 		}),
 		Description: jsii.String("secretsaga repair schedule: runs the repair function (" + r.RotationGroup + ")"),
 	})
-	fn.GrantInvoke(role)
+	// Exactly the unqualified ARN the schedule targets (GrantInvoke would
+	// add every version and alias, "<arn>:*").
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings("lambda:InvokeFunction"),
+		Resources: &[]*string{fn.FunctionArn()},
+	}))
 	r.RepairSchedule = awsscheduler.NewCfnSchedule(r.Construct, jsii.String("RepairSchedule"), &awsscheduler.CfnScheduleProps{
 		Description:        jsii.String("secretsaga: repair secrets left in COMPENSATION_FAILED whose next attempt is due"),
 		ScheduleExpression: jsii.String(expr),

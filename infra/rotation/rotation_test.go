@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"github.com/secretsaga/secretsaga/infra/rotation"
 	"github.com/secretsaga/secretsaga/shared/functions"
@@ -48,8 +49,9 @@ func TestMain(m *testing.M) {
 // synth builds a stack once per props and returns its template (as the
 // assertions object and as JSON).
 type synthesized struct {
-	tmpl assertions.Template
-	doc  template
+	tmpl  assertions.Template
+	doc   template
+	stack awscdk.Stack
 }
 
 var (
@@ -89,8 +91,17 @@ func synth(t *testing.T, name string, props rotation.RotationProps) *synthesized
 		ap = &awscdk.AppProps{Context: featureFlags(t)}
 	}
 	app := awscdk.NewApp(ap)
-	stack := rotation.NewRotationStack(app, "Test", &rotation.RotationStackProps{Rotation: props})
-	tmpl := assertions.Template_FromStack(stack, nil)
+	// cdk-nag's AwsSolutions pack checks every stack the tests build: an
+	// unsuppressed error fails the synthesis (the feature flags turn error
+	// annotations into a failed validation), and TestCdkNag asserts that
+	// no error or warning is left either way.
+	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Reports: jsii.Bool(false)}), nil)
+	sp := rotation.RotationStackProps{Rotation: props}
+	if strings.HasPrefix(name, "env") {
+		sp.Env = &awscdk.Environment{Account: jsii.String("111122223333"), Region: jsii.String("eu-west-1")}
+	}
+	stack := rotation.NewRotationStack(app, "Test", &sp)
+	tmpl := synthesize(t, name, stack)
 	b, err := json.Marshal(tmpl.ToJSON())
 	if err != nil {
 		t.Fatal(err)
@@ -99,9 +110,22 @@ func synth(t *testing.T, name string, props rotation.RotationProps) *synthesized
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
-	s := &synthesized{tmpl: tmpl, doc: doc}
+	s := &synthesized{tmpl: tmpl, doc: doc, stack: stack}
 	cache[name] = s
 	return s
+}
+
+// synthesize is Template_FromStack with a failed synthesis (cdk-nag's
+// errors among others) as a test failure rather than a panic of the test
+// binary; the findings are printed above it.
+func synthesize(t *testing.T, name string, stack awscdk.Stack) (tmpl assertions.Template) {
+	t.Helper()
+	defer func() {
+		if r := recover(); r != nil {
+			t.Fatalf("synthesizing %s: %v", name, r)
+		}
+	}()
+	return assertions.Template_FromStack(stack, nil)
 }
 
 func defaults(t *testing.T) *synthesized { return synth(t, "defaults", rotation.RotationProps{}) }
@@ -157,6 +181,7 @@ type resource struct {
 	Type           string         `json:"Type"`
 	Properties     map[string]any `json:"Properties"`
 	DeletionPolicy string         `json:"DeletionPolicy"`
+	Metadata       map[string]any `json:"Metadata"`
 }
 
 type statement struct {
