@@ -188,9 +188,10 @@ type entry struct {
 	triedAt   time.Time   // last attempt to read AWSCURRENT, successful or not
 	lastErr   error       // the last failed read, while it is the newest news
 
-	all     []Credential // AWSCURRENT, AWSPENDING, AWSPREVIOUS from the last full read
-	allTry  time.Time    // last full read attempted
-	working string       // version id that last logged in
+	all      []Credential // AWSCURRENT, AWSPENDING, AWSPREVIOUS from the last full read
+	allTry   time.Time    // last full read attempted
+	allStart time.Time    // when the read that produced all started
+	working  string       // version id that last logged in
 }
 
 // New returns a cache reading through api.
@@ -265,7 +266,9 @@ func (c *Cache) Get(ctx context.Context, secretID string) (Credential, error) {
 		err = e.lastErr
 		c.mu.Unlock()
 	} else {
-		err = c.refresh(ctx, secretID, false)
+		err = c.refresh(ctx, secretID, false, func(e *entry, now time.Time) bool {
+			return e == nil || e.current == nil || now.Sub(e.currentAt) >= c.ttl
+		})
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -292,21 +295,43 @@ func (c *Cache) Get(ctx context.Context, secretID string) (Credential, error) {
 // AWSPREVIOUS (the password a rotation that is being undone returns to),
 // without duplicates, at most MaxAttempts of them.
 func (c *Cache) Candidates(ctx context.Context, secretID string) ([]Credential, error) {
+	return c.candidates(ctx, secretID, time.Time{})
+}
+
+// candidates is Candidates; with a non-zero since, it ignores the refresh
+// interval and uses only a read that started at or after since. Login asks
+// for that when every candidate of a recent read was refused: a rotation
+// that wrote AWSPENDING and changed the server after that read (back-to-back
+// rotations) is then found, at the cost of one more read.
+func (c *Cache) candidates(ctx context.Context, secretID string, since time.Time) ([]Credential, error) {
 	if c == nil {
 		return nil, &Error{SecretID: secretID, Kind: ErrUnavailable, Reason: "nil *client.Cache"}
 	}
-	now := c.now()
-	c.mu.Lock()
-	e := c.entries[secretID]
-	fresh := e != nil && now.Sub(e.allTry) < c.refreshInterval
-	c.mu.Unlock()
 	var err error
-	if !fresh {
-		err = c.refresh(ctx, secretID, true)
+	// A read already in flight may have started before since: then one
+	// more is needed. Three rounds are plenty; each is a shared read.
+	for range 3 {
+		now := c.now()
+		c.mu.Lock()
+		e := c.entries[secretID]
+		need := func(e *entry, now time.Time) bool {
+			if !since.IsZero() {
+				return e == nil || e.allStart.Before(since)
+			}
+			return e == nil || now.Sub(e.allTry) >= c.refreshInterval
+		}
+		needed := need(e, now)
+		c.mu.Unlock()
+		if !needed {
+			break
+		}
+		if err = c.refresh(ctx, secretID, true, need); err != nil || since.IsZero() {
+			break
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e = c.entries[secretID]
+	e := c.entries[secretID]
 	if err != nil && (terminal(err) || e == nil) {
 		return nil, err
 	}
@@ -370,12 +395,27 @@ func (e *entry) first() Credential {
 // of its own, bounded by the fetch timeout, so that one caller giving up
 // does not fail the others; each caller still stops waiting when its own
 // context ends.
-func (c *Cache) refresh(ctx context.Context, secretID string, full bool) error {
+//
+// need is checked again once the read is this caller's to make: between a
+// caller's check and its joining the flight, another read may have
+// finished, and reading again then would break "one read per secret".
+func (c *Cache) refresh(ctx context.Context, secretID string, full bool, need func(e *entry, now time.Time) bool) error {
 	key := "current\x00" + secretID
 	if full {
 		key = "all\x00" + secretID
 	}
 	ch := c.sf.DoChan(key, func() (any, error) {
+		c.mu.Lock()
+		e := c.entries[secretID]
+		again := need(e, c.now())
+		var lastErr error
+		if e != nil {
+			lastErr = e.lastErr
+		}
+		c.mu.Unlock()
+		if !again {
+			return nil, lastErr
+		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.fetchTimeout)
 		defer cancel()
 		return nil, c.fetch(fctx, secretID, full)
@@ -394,6 +434,7 @@ func (c *Cache) fetch(ctx context.Context, secretID string, full bool) error {
 	if c.api == nil {
 		return &Error{SecretID: secretID, Kind: ErrUnavailable, Reason: "no Secrets Manager client (nil API)"}
 	}
+	start := c.now()
 	cur, err := c.read(ctx, secretID, StageCurrent)
 	now := c.now()
 	c.mu.Lock()
@@ -450,7 +491,7 @@ func (c *Cache) fetch(ctx context.Context, secretID string, full bool) error {
 		// allTry is set only now, with all: a caller that saw it fresh
 		// while the other stages were still being read would otherwise
 		// take a list without them.
-		e.all, e.allTry = all, now
+		e.all, e.allTry, e.allStart = all, now, start
 		if !slices.ContainsFunc(all, func(cr Credential) bool { return cr.VersionID == e.working }) {
 			e.working = ""
 		}

@@ -12,7 +12,9 @@
 // than that fails. After a refused login the cache reads the secret again
 // (one read per secret per refresh interval, however many connections
 // fail) and the connector tries AWSCURRENT, AWSPENDING, AWSPREVIOUS,
-// without duplicates, up to a bound.
+// without duplicates, up to a bound. If every candidate of a read made
+// before the refusal is refused too (the next rotation set the server
+// within the interval), one more read is made for that connection.
 //
 // The connectors live in subpackages, so that an application links only
 // its own driver:

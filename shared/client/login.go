@@ -60,36 +60,54 @@ func Login[T any](ctx context.Context, c *Cache, secretID string, eng Engine, co
 		return zero, err
 	}
 	c.authFailures.Add(1)
+	refusedAt := c.now()
 	lastErr := err
 	tried := []Credential{first}
+	// try logs in with each candidate not tried yet, within the bound.
+	try := func(cands []Credential) (T, bool, error) {
+		for _, cand := range cands {
+			if len(tried) >= c.maxAttempts || ctx.Err() != nil {
+				break
+			}
+			if eng.Check(&cand) != nil {
+				continue // a stage for another engine cannot log in here
+			}
+			if slices.ContainsFunc(tried, cand.same) {
+				continue
+			}
+			c.log.Info("secretsaga client: login refused, trying the next credential",
+				"secret", secretID, "refused", tried[len(tried)-1].Stage, "next", cand.Stage, "attempt", len(tried)+1)
+			tried = append(tried, cand)
+			c.authRetries.Add(1)
+			res, err := connect(ctx, cand)
+			if err == nil {
+				c.worked(cand, true)
+				return res, true, nil
+			}
+			if !eng.IsAuthFailure(err) {
+				return zero, true, err
+			}
+			c.authFailures.Add(1)
+			lastErr = err
+		}
+		return zero, false, nil
+	}
+	// The candidates of the last read, shared with every connection refused
+	// within the refresh interval...
 	cands, err := c.Candidates(ctx, secretID)
 	if err != nil {
 		return zero, err
 	}
-	for _, cand := range cands {
-		if len(tried) >= c.maxAttempts || ctx.Err() != nil {
-			break
+	if res, done, err := try(cands); done {
+		return res, err
+	}
+	// ...and, if none of them logs in, of a read made after this refusal.
+	if len(tried) < c.maxAttempts && ctx.Err() == nil {
+		if cands, err := c.candidates(ctx, secretID, refusedAt); err == nil {
+			if res, done, err := try(cands); done {
+				return res, err
+			}
 		}
-		if eng.Check(&cand) != nil {
-			continue // a stage for another engine cannot log in here
-		}
-		if slices.ContainsFunc(tried, cand.same) {
-			continue
-		}
-		c.log.Info("secretsaga client: login refused, trying the next credential",
-			"secret", secretID, "refused", tried[len(tried)-1].Stage, "next", cand.Stage, "attempt", len(tried)+1)
-		tried = append(tried, cand)
-		c.authRetries.Add(1)
-		res, err := connect(ctx, cand)
-		if err == nil {
-			c.worked(cand, true)
-			return res, nil
-		}
-		if !eng.IsAuthFailure(err) {
-			return zero, err
-		}
-		c.authFailures.Add(1)
-		lastErr = err
 	}
 	c.exhausted.Add(1)
 	stages := make([]string, len(tried))

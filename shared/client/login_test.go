@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // errRefused is the fake server's answer to a wrong password.
@@ -234,4 +235,38 @@ func TestNoValueInLogs(t *testing.T) {
 	}
 	assertNoValue(t, "log", log)
 	assertNoValue(t, "error", err.Error())
+}
+
+// TestBackToBackRotations: a rotation that creates AWSPENDING and sets the
+// server within the refresh interval of the read the previous one caused
+// is still found: every candidate of that recent read is refused, so one
+// more read is made.
+func TestBackToBackRotations(t *testing.T) {
+	f := newFake(secretName)
+	f.put("v1", val("postgres", "app", pwOld), StageCurrent)
+	c, clk := testCache(f, nil)
+	srv := &server{user: "app", pw: pwOld}
+	ctx := context.Background()
+	login := func(want string) {
+		t.Helper()
+		if got, err := Login(ctx, c, secretName, testEngine, srv.connect); err != nil || got != want {
+			t.Fatalf("Login = %q, %v; want %q", got, err, want)
+		}
+	}
+	login("conn:v1")
+	// Rotation 1: set (a refusal and a read), then finish.
+	f.put("v2", val("postgres", "app", pwCur), StagePending)
+	srv.pw = pwCur
+	login("conn:v2")
+	f.put("v2", val("postgres", "app", pwCur), StageCurrent)
+	f.put("v1", val("postgres", "app", pwOld), StagePrevious)
+	// Rotation 2, 300 ms later: create and set.
+	clk.add(300 * time.Millisecond)
+	f.put("v3", val("postgres", "app", pwPending), StagePending)
+	srv.pw = pwPending
+	srv.logins = nil
+	login("conn:v3")
+	if fmt.Sprint(srv.logins) != "[AWSPENDING AWSCURRENT AWSPENDING]" {
+		t.Fatalf("tried %v; want the remembered v2, the recent read's AWSCURRENT (v1 as it was), then the new AWSPENDING", srv.logins)
+	}
 }

@@ -158,6 +158,24 @@ func Run(t *testing.T, tg Target) {
 		t.Logf("stats: %+v", c.Stats())
 	})
 
+	t.Run("back-to-back rotations within the refresh interval", func(t *testing.T) {
+		const name, user = "backtoback", "app_b2b"
+		p1, p2, p3 := "B2b-pw1-2a6f", "B2b-pw2-7c1e", "B2b-pw3-4d9b"
+		tg.SetPassword(t, user, p1)
+		v1 := sm.Create(name, tg.Value(user, p1))
+		c := newCache()
+		connect(t, c, name, user)
+		v2 := sm.Pending(name, tg.Value(user, p2))
+		tg.SetPassword(t, user, p2)
+		connect(t, c, name, user) // a refusal and a read
+		sm.Finish(name, v1, v2)
+		// The next rotation sets the server well within a second of that
+		// read: its candidates are all refused, and one more read finds p3.
+		sm.Pending(name, tg.Value(user, p3))
+		tg.SetPassword(t, user, p3)
+		connect(t, c, name, user)
+	})
+
 	t.Run("compensation: the server back on the old password", func(t *testing.T) {
 		const name, user = "compensated", "app_comp"
 		p1, p2 := "Comp-pw1-7d2a", "Comp-pw2-1e8c"
