@@ -109,13 +109,14 @@ const cwDescribeAlarms = "cloudwatch:DescribeAlarms"
 // named at run time (BakeAlarms) as well as at deploy time.
 var unscopedActions = map[string]bool{smRandom: true, smList: true, cwDescribeAlarms: true}
 
-// LedgerActions are the DynamoDB actions every function gets on the ledger
-// table (GetItem, Query and TransactWriteItems; a transaction is authorized
-// by the per-item actions it contains).
-var LedgerActions = []string{
-	"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem",
-	"dynamodb:UpdateItem", "dynamodb:ConditionCheckItem",
-}
+// LedgerActions are the DynamoDB actions every ledger function gets on the
+// ledger table: shared/ledger reads items with GetItem and writes only with
+// TransactWriteItems, which is authorized by the per-item actions it
+// contains: Put items (PutItem) and the ConditionCheck items of the login
+// locks (ConditionCheckItem: Acquire and every journal write that does not
+// release the lease). Nothing issues UpdateItem; Query (the journal's
+// History, the repair queue) is the repair function's alone (Handler.Repair).
+var LedgerActions = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem"}
 
 // Handler describes one Lambda function of the saga or of the fleet.
 type Handler struct {
@@ -134,37 +135,48 @@ type Handler struct {
 	// machine exists, see addNativeRotation), stays out of the VPC, and is
 	// left out when RotationProps.NativeRotationEnabled is false.
 	Native bool
-	// Repair is the scheduled self-healing function: Query on the ledger's
-	// repair index too, REPAIR_* in its environment, and run by the repair
-	// schedule (no state machine calls it).
+	// Repair is the scheduled self-healing function: Query on the ledger
+	// table (the journal's History: did the version pass its test?) and on
+	// its repair index too, REPAIR_* in its environment, and run by the
+	// repair schedule (no state machine calls it).
 	Repair      bool
 	Description string
 }
 
 // Handlers lists the functions: the saga's in saga order, then the fleet's.
+// Each gets the Secrets Manager actions of the calls its step makes
+// (shared/rotation through shared/secretstore), no more.
 var Handlers = []Handler{
 	// acquirelease reads BAKE_ALARM_NAMES too: it validates the bake
 	// (BakeSeconds needs something to watch) before anything starts. It
 	// lists versions (unlabelled ones included) to refuse a token that
-	// names an old version.
+	// names an old version, and takes AWSPENDING off the empty version
+	// RotateSecret made for a rotation it refuses (UpdateSecretVersionStage).
 	{Name: "acquirelease", Placeholder: "AcquireLeaseFunctionArn", Ledger: true, BakeAlarms: true,
-		Secrets:     []string{smDescribe, smGetValue, smVersions},
+		Secrets:     []string{smDescribe, smGetValue, smVersions, smUpdateStage},
 		Description: "secretsaga acquirelease: takes the secret's lease and records its versions"},
+	// createsecret labels its own version AWSPENDING again when an earlier
+	// attempt stored the value but lost the label (UpdateSecretVersionStage).
 	{Name: "createsecret", Placeholder: "CreateSecretFunctionArn", Ledger: true,
-		Secrets: []string{smDescribe, smGetValue, smPutValue}, Unscoped: []string{smRandom},
+		Secrets: []string{smDescribe, smGetValue, smPutValue, smUpdateStage}, Unscoped: []string{smRandom},
 		Description: "secretsaga createsecret: generates the new password as AWSPENDING"},
+	// setsecret and testsecret only read the versions the rotation context
+	// names (GetSecretValue by version id); they never describe the secret.
 	{Name: "setsecret", Placeholder: "SetSecretFunctionArn", Database: true, Ledger: true,
-		Secrets:     []string{smDescribe, smGetValue},
+		Secrets:     []string{smGetValue},
 		Description: "secretsaga setsecret: changes the credential on the target"},
 	{Name: "testsecret", Placeholder: "TestSecretFunctionArn", Database: true, Ledger: true,
-		Secrets:     []string{smDescribe, smGetValue},
+		Secrets:     []string{smGetValue},
 		Description: "secretsaga testsecret: logs in to the target with AWSPENDING"},
+	// finishsecret publishes nothing: releaselease announces the outcome.
 	{Name: "finishsecret", Placeholder: "FinishSecretFunctionArn", Ledger: true,
-		Secrets: []string{smDescribe, smUpdateStage}, PutEvents: true,
+		Secrets:     []string{smDescribe, smUpdateStage},
 		Description: "secretsaga finishsecret: moves AWSCURRENT to the new version"},
 	{Name: "verify", Placeholder: "VerifyFunctionArn", Database: true, Ledger: true,
 		Secrets: []string{smDescribe, smGetValue}, Unscoped: []string{cwDescribeAlarms}, BakeAlarms: true,
 		Description: "secretsaga verify: bakes the new AWSCURRENT against the target"},
+	// releaselease describes the secret only for the Compensation Failed
+	// alert: a deleted secret needs a person to restore it.
 	{Name: "releaselease", Placeholder: "ReleaseLeaseFunctionArn", Ledger: true,
 		Secrets: []string{smDescribe}, PutEvents: true,
 		Description: "secretsaga releaselease: journals the outcome and releases the lease"},
@@ -187,10 +199,9 @@ var Handlers = []Handler{
 		Description: "secretsaga nativerotation: Secrets Manager native rotation entry that starts and watches the saga"},
 	// The self-healing of secrets left in COMPENSATION_FAILED: it reads the
 	// repair queue, logs in with the secret's versions, and finishes or
-	// undoes the rotation (the stage moves of finish and compensate). It
-	// lists versions (unlabelled ones included) to find the rotation's.
+	// undoes the rotation (the stage moves of finish and compensate).
 	{Name: "repair", Ledger: true, Repair: true, PutEvents: true,
-		Secrets:     []string{smDescribe, smGetValue, smUpdateStage, smVersions},
+		Secrets:     []string{smDescribe, smGetValue, smUpdateStage},
 		Description: "secretsaga repair: heals secrets left in COMPENSATION_FAILED once the target answers"},
 }
 
@@ -465,10 +476,11 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 			}))
 		}
 		if h.Repair {
+			// The journal (History) on the table, the queue on its index.
 			role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 				Sid:       jsii.String("RepairQueue"),
 				Actions:   jsii.Strings("dynamodb:Query"),
-				Resources: jsii.Strings(*r.Table.TableArn() + "/index/" + RepairIndex),
+				Resources: jsii.Strings(*r.Table.TableArn(), *r.Table.TableArn()+"/index/"+RepairIndex),
 			}))
 		}
 		if h.PutEvents {

@@ -733,10 +733,10 @@ func TestSchedules(t *testing.T) {
 // expectedSecretActions is the least privilege of each handler on the
 // rotation group's secrets, written out independently of rotation.Handlers.
 var expectedSecretActions = map[string][]string{
-	"acquirelease":   {"DescribeSecret", "GetSecretValue", "ListSecretVersionIds"},
-	"createsecret":   {"DescribeSecret", "GetSecretValue", "PutSecretValue"},
-	"setsecret":      {"DescribeSecret", "GetSecretValue"},
-	"testsecret":     {"DescribeSecret", "GetSecretValue"},
+	"acquirelease":   {"DescribeSecret", "GetSecretValue", "ListSecretVersionIds", "UpdateSecretVersionStage"},
+	"createsecret":   {"DescribeSecret", "GetSecretValue", "PutSecretValue", "UpdateSecretVersionStage"},
+	"setsecret":      {"GetSecretValue"},
+	"testsecret":     {"GetSecretValue"},
 	"finishsecret":   {"DescribeSecret", "UpdateSecretVersionStage"},
 	"verify":         {"DescribeSecret", "GetSecretValue"},
 	"releaselease":   {"DescribeSecret"},
@@ -744,7 +744,7 @@ var expectedSecretActions = map[string][]string{
 	"listsecrets":    nil,
 	"fleetsummary":   nil,
 	"nativerotation": nil,
-	"repair":         {"DescribeSecret", "GetSecretValue", "UpdateSecretVersionStage", "ListSecretVersionIds"},
+	"repair":         {"DescribeSecret", "GetSecretValue", "UpdateSecretVersionStage"},
 }
 
 // expectedUnscoped are the actions allowed on Resource "*" (they have no
@@ -755,7 +755,7 @@ var expectedUnscoped = map[string][]string{
 	"listsecrets":  {"secretsmanager:ListSecrets"},
 }
 
-var expectedPutEvents = []string{"finishsecret", "releaselease", "compensate", "repair"}
+var expectedPutEvents = []string{"releaselease", "compensate", "repair"}
 
 // unscopedAction: the Secrets Manager and CloudWatch actions that may be on
 // "*", and the one function each is for.
@@ -829,11 +829,12 @@ func checkIAM(t *testing.T, d template, group string, kms bool) {
 						t.Errorf("%s: %s on %s", roleID, a, r)
 					}
 				}
-				repairQueue := jsonString([]any{map[string]any{"Fn::Join": []any{"", []any{map[string]any{"Fn::GetAtt": []any{tableID, "Arn"}}, "/index/repair"}}}})
+				repairQueue := jsonString([]any{map[string]any{"Fn::GetAtt": []any{tableID, "Arn"}},
+					map[string]any{"Fn::Join": []any{"", []any{map[string]any{"Fn::GetAtt": []any{tableID, "Arn"}}, "/index/repair"}}}})
 				switch {
 				case svc != "dynamodb":
 				case s.Sid == "RepairQueue":
-					// The repair function alone reads the repair index.
+					// The repair function alone queries: the journal on the table, the queue on the index.
 					if a != "dynamodb:Query" || jsonString(s.resources()) != repairQueue || roleOf[roleID] != repairFunction {
 						t.Errorf("%s (%s): %s on %s", roleID, roleOf[roleID], a, jsonString(s.resources()))
 					}
