@@ -87,6 +87,22 @@ func repairUntilHealthy(t *testing.T, s *scenario, svc *rotation.Service, limit 
 	return nil
 }
 
+// healedAtFirstDueAttempt asserts that the first attempt due after the
+// database returned healed the secret: every earlier run found it not due.
+// That is "within one backoff period" without a wall-clock bound, which a
+// loaded machine would break.
+func healedAtFirstDueAttempt(t *testing.T, results []rotation.RepairResult) {
+	t.Helper()
+	for i, r := range results[:len(results)-1] {
+		if r.Outcome != rotation.RepairNotDue {
+			t.Errorf("run %d after the database returned: %q (%s), want %q until the first due attempt heals it", i, r.Outcome, r.Reason, rotation.RepairNotDue)
+		}
+	}
+	if last := results[len(results)-1]; last.Outcome == rotation.RepairNotDue || last.Outcome == rotation.RepairDeferred {
+		t.Errorf("last run %+v: not healed", last)
+	}
+}
+
 // compensationFailed runs a rotation whose database goes away at cut
 // (a fault rule's call, after it took effect) and stays away through
 // compensation's retries: it must end COMPENSATION_FAILED.
@@ -169,9 +185,7 @@ func TestOutageThroughCompensation(t *testing.T) {
 		took := time.Since(back)
 		t.Logf("healthy %s after the database returned (backoff %s) after %d runs; the last: %+v", took.Round(time.Millisecond), repairBackoff, len(results), results[len(results)-1])
 		fmt.Printf("outage through compensation: healthy %s after the database returned (one backoff period: %s)\n", took.Round(time.Millisecond), repairBackoff)
-		if took > repairBackoff+time.Second {
-			t.Errorf("healthy after %s, more than one backoff period (%s)", took, repairBackoff)
-		}
+		healedAtFirstDueAttempt(t, results)
 		if last := results[len(results)-1]; last.Outcome != rotation.RepairReverted {
 			t.Errorf("outcome %q, want %q (the new password was never tested)", last.Outcome, rotation.RepairReverted)
 		}
@@ -212,12 +226,10 @@ func TestOutageThroughCompensation(t *testing.T) {
 			t.Fatal(err)
 		}
 		back := time.Now()
-		repairUntilHealthy(t, s, svc, 10*repairBackoff)
+		results := repairUntilHealthy(t, s, svc, 10*repairBackoff)
 		took := time.Since(back)
 		t.Logf("healthy %s after the database returned (current backoff %s)", took.Round(time.Millisecond), 2*repairBackoff)
-		if took > 2*repairBackoff+time.Second {
-			t.Errorf("healthy after %s, more than one (doubled) backoff period", took)
-		}
+		healedAtFirstDueAttempt(t, results)
 		healthy(t, s, ledger.RolledBack)
 	})
 

@@ -762,3 +762,39 @@ func TestRepairAnnouncesItsOwnRotation(t *testing.T) {
 		t.Fatalf("the next rotation's lease %+v was changed (acquired as %+v)", l, newer)
 	}
 }
+
+// IgnoreBackoff (an operator who knows the database is back) attempts a
+// queued secret at once; without it the same run finds it not due.
+func TestRepairIgnoreBackoff(t *testing.T) {
+	f := newFixture(t)
+	f.repairClock()
+	f.failed(t, []func(context.Context, Context) (StepOutput, error){f.svc.Create, f.svc.Set}, faults.NameRetryable)
+	f.db.down = false
+	if res := f.repair(t); res.Outcome != RepairNotDue {
+		t.Fatalf("run before the backoff: %+v", res)
+	}
+	out, err := f.svc.Repair(context.Background(), RepairInput{IgnoreBackoff: true})
+	if err != nil || len(out.Results) != 1 || out.Results[0].Outcome != RepairReverted || out.Results[0].State != string(ledger.RolledBack) {
+		t.Fatalf("run with IgnoreBackoff: %+v, %v", out, err)
+	}
+}
+
+// A repair that died after taking the lease over is resumed once that
+// lease expires, without waiting for the backoff its attempt started.
+func TestRepairResumesADeadRepair(t *testing.T) {
+	f := newFixture(t)
+	advance := f.repairClock()
+	f.failed(t, []func(context.Context, Context) (StepOutput, error){f.svc.Create, f.svc.Set}, faults.NameRetryable)
+	f.db.down = false
+	advance(time.Hour)
+	if _, err := f.led.TakeOverForRepair(context.Background(), f.led.lease[arn], "secretsaga-repair/dead", "repair"); err != nil {
+		t.Fatal(err)
+	}
+	if res := f.repair(t); res.Outcome != RepairSkipped { // its lease is live
+		t.Fatalf("run while the dead repair's lease is live: %+v", res)
+	}
+	advance(2 * time.Minute)
+	if res := f.repair(t); res.Outcome != RepairReverted || res.State != string(ledger.RolledBack) {
+		t.Fatalf("run after the dead repair's lease expired: %+v", res)
+	}
+}
