@@ -267,7 +267,10 @@ func (c *Cache) Get(ctx context.Context, secretID string) (Credential, error) {
 		c.mu.Unlock()
 	} else {
 		err = c.refresh(ctx, secretID, false, func(e *entry, now time.Time) bool {
-			return e == nil || e.current == nil || now.Sub(e.currentAt) >= c.ttl
+			if e != nil && e.current != nil && now.Sub(e.currentAt) < c.ttl {
+				return false // read by the flight that just ended
+			}
+			return e == nil || e.lastErr == nil || now.Sub(e.triedAt) >= c.refreshInterval
 		})
 	}
 	c.mu.Lock()
@@ -276,7 +279,7 @@ func (c *Cache) Get(ctx context.Context, secretID string) (Credential, error) {
 	if err == nil && e != nil && e.current != nil {
 		return e.first(), nil
 	}
-	if err == nil { // cannot happen: a successful refresh stores current
+	if err == nil { // the secret was invalidated meanwhile
 		err = &Error{SecretID: secretID, Stage: StageCurrent, Kind: ErrUnavailable}
 	}
 	if !terminal(err) && e != nil && e.current != nil && now.Sub(e.currentAt) < c.ttl+c.maxStale {
@@ -337,6 +340,9 @@ func (c *Cache) candidates(ctx context.Context, secretID string, since time.Time
 	}
 	if e == nil {
 		return nil, &Error{SecretID: secretID, Kind: ErrUnavailable}
+	}
+	if e.current == nil && e.lastErr != nil {
+		return nil, e.lastErr // the last read failed and nothing is left to try
 	}
 	list := e.all
 	if len(list) == 0 && e.current != nil {
@@ -452,8 +458,11 @@ func (c *Cache) fetch(ctx context.Context, secretID string, full bool) error {
 		}
 		if terminal(err) {
 			// The secret itself is gone or broken: nothing cached may
-			// stand in for it.
-			delete(c.entries, secretID)
+			// stand in for it. The entry stays, holding the error, so
+			// that connections retried in a loop read it once per
+			// refresh interval, not once each.
+			e.current, e.all, e.working = nil, nil, ""
+			e.allTry = now
 		}
 		c.mu.Unlock()
 		c.log.Warn("secretsaga client: reading the secret failed", "secret", secretID, "stage", StageCurrent, "error", err)

@@ -410,3 +410,32 @@ func TestNeverPanics(t *testing.T) {
 		t.Fatalf("cancelled Get: %v", err)
 	}
 }
+
+// TestDeletedReadOncePerInterval: connections retried in a loop on a
+// deleted secret read it once per refresh interval, and see it again once
+// it is restored.
+func TestDeletedReadOncePerInterval(t *testing.T) {
+	f := newFake(secretName)
+	f.put("v1", val("postgres", "app", pwCur), StageCurrent)
+	f.deleted = true
+	c, clk := testCache(f, nil)
+	ctx := context.Background()
+	for range 10 {
+		if _, err := c.Get(ctx, secretName); !errors.Is(err, ErrDeleted) {
+			t.Fatalf("Get: %v", err)
+		}
+		if _, err := c.Candidates(ctx, secretName); !errors.Is(err, ErrDeleted) {
+			t.Fatalf("Candidates: %v", err)
+		}
+	}
+	if got := f.total(); got != 1 {
+		t.Fatalf("20 calls within the interval made %d GetSecretValue calls, want 1", got)
+	}
+	f.mu.Lock()
+	f.deleted = false // RestoreSecret
+	f.mu.Unlock()
+	clk.add(DefaultRefreshInterval)
+	if cr, err := c.Get(ctx, secretName); err != nil || cr.VersionID != "v1" {
+		t.Fatalf("after restore: %v, %v", cr, err)
+	}
+}
