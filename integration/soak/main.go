@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -29,6 +30,7 @@ import (
 	"time"
 
 	"github.com/secretsaga/secretsaga/integration/local"
+	"github.com/secretsaga/secretsaga/shared/client"
 )
 
 func main() {
@@ -41,6 +43,8 @@ func main() {
 	flag.DurationVar(&cfg.Every, "every", 20*time.Millisecond, "each worker sends a request this often")
 	flag.DurationVar(&cfg.Lifetime, "lifetime", 100*time.Millisecond, "a pooled connection's lifetime: each worker logs in again this often")
 	flag.DurationVar(&cfg.NaiveEvery, "naive-refresh", time.Second, "the naive application reads AWSCURRENT this often")
+	flag.DurationVar(&cfg.Pause, "pause", client.DefaultRefreshInterval+500*time.Millisecond,
+		"pause between two rotations of a secret (below the client's refresh interval, 1 s, a rotation may begin before the client may read the secret again)")
 	flag.Parse()
 	if *cells != "" {
 		cfg.Cells = strings.Split(*cells, ",")
@@ -78,13 +82,17 @@ func run(cfg Config, out string) int {
 	return 0
 }
 
-// dialers are the application modes, the baseline first.
+// dialers are the application modes, the client library first. The
+// client's log lines go to env.Logs, which the leak scan searches.
 func dialers(env *local.Env, cfg Config) []Dialer {
-	return []Dialer{&Naive{SM: env.SMClient, Every: cfg.NaiveEvery}}
+	return []Dialer{
+		&Client{API: env.SMClient, Log: slog.New(slog.NewJSONHandler(env.Logs, nil)).With("app", "soak")},
+		&Naive{SM: env.SMClient, Every: cfg.NaiveEvery},
+	}
 }
 
 // mustNotFail names the modes that must see 0 failed requests.
-var mustNotFail = map[string]bool{}
+var mustNotFail = map[string]bool{"client": true}
 
 // Problems are the reasons the soak failed: failed requests or probes of a
 // mode that must not fail, rotations that ended otherwise than their kind,
@@ -107,14 +115,14 @@ func (r *Result) Problems() []string {
 
 func printTable(w io.Writer, r *Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "engine × strategy\trotations\tmode\trequests\tfailed\tlongest outage\twindow probes failed\tconnections\t")
+	fmt.Fprintln(tw, "engine × strategy\trotations\tmean rotation\tmode\trequests\tfailed\tlongest outage\twindow probes failed\tconnections\t")
 	for _, c := range r.Cells {
 		for i, m := range c.Modes {
-			name, rot := c.Engine+" × "+c.Strategy, fmt.Sprint(c.Rotations)
+			name, rot, mean := c.Engine+" × "+c.Strategy, fmt.Sprint(c.Rotations), c.meanRotation().Round(100*time.Millisecond).String()
 			if i > 0 {
-				name, rot = "", ""
+				name, rot, mean = "", "", ""
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d / %d\t%d\t\n", name, rot, m.Mode, m.Requests, m.Failed,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d / %d\t%d\t\n", name, rot, mean, m.Mode, m.Requests, m.Failed,
 				time.Duration(m.LongestOutageMs*float64(time.Millisecond)).Round(time.Millisecond), m.ProbesFailed, m.Probes, m.Connections)
 		}
 	}
@@ -122,12 +130,24 @@ func printTable(w io.Writer, r *Result) {
 	for _, c := range r.Cells {
 		for _, m := range c.Modes {
 			if m.FirstError != "" {
-				fmt.Fprintf(w, "%s × %s, %s: first error: %s\n", c.Engine, c.Strategy, m.Mode, m.FirstError)
+				fmt.Fprintf(w, "%s × %s, %s: failed during %v; first error: %s\n", c.Engine, c.Strategy, m.Mode, m.FailedDuring, m.FirstError)
 			}
 		}
 	}
 	fmt.Fprintf(w, "invariants after the soak: %d violations; leak scan: %d passwords of %d secrets, %d hits; %s on %d CPUs\n",
 		len(r.Violations), r.LeakScan.Passwords, r.LeakScan.Secrets, r.LeakScan.Hits, r.Elapsed, runtime.NumCPU())
+}
+
+// meanRotation is the mean wall time of the cell's rotations.
+func (c CellResult) meanRotation() time.Duration {
+	var sum float64
+	for k, n := range c.ByKind {
+		sum += c.MeanSeconds[k] * float64(n)
+	}
+	if c.Rotations == 0 {
+		return 0
+	}
+	return time.Duration(sum / float64(c.Rotations) * float64(time.Second))
 }
 
 func writeJSON(path string, r *Result) error {

@@ -39,7 +39,7 @@ func TestOutage(t *testing.T) {
 
 func TestSchedule(t *testing.T) {
 	for _, strategy := range []string{"single user", "alternating users"} {
-		s := schedule(strategy)
+		s := schedule(strategy, nil)
 		seen := map[kind]bool{}
 		for _, k := range s[:6] {
 			seen[k] = true

@@ -36,8 +36,18 @@ type Config struct {
 	Lifetime time.Duration
 	// NaiveEvery: the naive application reads AWSCURRENT this often.
 	NaiveEvery time.Duration
+	// Pause between two rotations of one secret. In production they are
+	// hours apart; a pause shorter than the client's refresh interval
+	// (client.DefaultRefreshInterval, one forced read per secret per
+	// interval) lets a rotation start while the client may not read the
+	// secret again yet.
+	Pause time.Duration
 	// Cells to run, by "engine × strategy"; nil: all six.
 	Cells []string
+	// Kinds, if set, is the cycle of kinds every cell runs instead of
+	// schedule's (an operator rollback becomes a success for alternating
+	// users all the same).
+	Kinds []kind
 	// Log receives a line per rotation that did not end as its kind
 	// should, and progress.
 	Log io.Writer
@@ -63,6 +73,10 @@ func cellSpecs(e *local.Env) []cellSpec {
 	}
 }
 
+// bakeSeconds is the bake of a bake rollback: the health check answers
+// 2xx at its start and fails at the check bakeSeconds later.
+const bakeSeconds = 2
+
 // kind is a kind of rotation the soak runs.
 type kind string
 
@@ -80,12 +94,17 @@ const (
 // AWSPREVIOUS, which the bake rollback before it left as it found it.
 // Alternating users have no operator rollback (the product refuses one,
 // InputError: AWSPREVIOUS names another user): a success takes its place.
-func schedule(strategy string) []kind {
-	op := kindOperator
-	if strategy == "alternating users" {
-		op = kindSuccess
+func schedule(strategy string, kinds []kind) []kind {
+	if kinds == nil {
+		kinds = []kind{kindSuccess, kindTestFails, kindBake, kindOperator, kindLostReply, kindCrash, kindSuccess, kindSuccess}
 	}
-	return []kind{kindSuccess, kindTestFails, kindBake, op, kindLostReply, kindCrash, kindSuccess, kindSuccess}
+	out := slices.Clone(kinds)
+	for i, k := range out {
+		if k == kindOperator && strategy == "alternating users" {
+			out[i] = kindSuccess
+		}
+	}
+	return out
 }
 
 // exclusive kinds install fault rules; the injector is shared by every
@@ -125,6 +144,7 @@ type ConfigJSON struct {
 	LifetimeMs   float64 `json:"connectionLifetimeMs"`
 	NaiveEveryMs float64 `json:"naiveRefreshMs"`
 	DurationS    float64 `json:"minDurationS"`
+	PauseMs      float64 `json:"pauseBetweenRotationsMs"`
 }
 
 // CellResult is one engine × strategy.
@@ -153,10 +173,13 @@ type ModeResult struct {
 	// database already has the new password and AWSCURRENT still holds the
 	// old one (between set and finish, or before compensation restores
 	// it). They make the window the soak is about happen for sure.
-	Probes       int           `json:"windowProbes"`
-	ProbesFailed int           `json:"windowProbesFailed"`
-	FirstError   string        `json:"firstError,omitempty"`
-	Workers      []workerStats `json:"workers"`
+	Probes int `json:"windowProbes"`
+	// FailedDuring counts failed requests by the kind of rotation in
+	// flight when they were sent ("between rotations": none).
+	FailedDuring map[string]int64 `json:"failedDuring,omitempty"`
+	ProbesFailed int              `json:"windowProbesFailed"`
+	FirstError   string           `json:"firstError,omitempty"`
+	Workers      []workerStats    `json:"workers"`
 }
 
 // modeState is one mode's workers on one cell.
@@ -169,6 +192,8 @@ type modeState struct {
 }
 
 type cellState struct {
+	// phase is the kind of the rotation in flight, nil between two.
+	phase atomic.Pointer[string]
 	spec  cellSpec
 	arn   string
 	modes []*modeState
@@ -193,8 +218,14 @@ func Run(ctx context.Context, env *local.Env, cfg Config, dialers ...Dialer) (*R
 		cfg.Log = io.Discard
 	}
 	h := &harness{env: env, cfg: cfg}
-	h.unhealthy = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.WriteHeader(http.StatusServiceUnavailable)
+	// Each bake rollback has its own path: healthy at the first check,
+	// failing from the second (BakeSeconds later).
+	var checks sync.Map
+	h.unhealthy = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := checks.LoadOrStore(r.URL.Path, new(atomic.Int64))
+		if n.(*atomic.Int64).Add(1) > 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
 	}))
 	defer h.unhealthy.Close()
 
@@ -234,7 +265,7 @@ func Run(ctx context.Context, env *local.Env, cfg Config, dialers ...Dialer) (*R
 					return nil, fmt.Errorf("%s: open a %s pool: %w", c.spec.name(), d.Name(), err)
 				}
 				closers = append(closers, p.close)
-				w := &worker{pool: p, every: cfg.Every, timeout: 5 * time.Second, opened: opened}
+				w := &worker{pool: p, every: cfg.Every, timeout: 5 * time.Second, opened: opened, phase: &c.phase}
 				m.workers = append(m.workers, w)
 				wg.Add(1)
 				go func() { defer wg.Done(); w.run(wctx) }()
@@ -266,7 +297,7 @@ func Run(ctx context.Context, env *local.Env, cfg Config, dialers ...Dialer) (*R
 	res := &Result{
 		StartedAt: start.UTC().Format(time.RFC3339),
 		Config: ConfigJSON{Rotations: cfg.Rotations, Workers: cfg.Workers, EveryMs: ms(cfg.Every), LifetimeMs: ms(cfg.Lifetime),
-			NaiveEveryMs: ms(cfg.NaiveEvery), DurationS: cfg.Duration.Seconds()},
+			NaiveEveryMs: ms(cfg.NaiveEvery), DurationS: cfg.Duration.Seconds(), PauseMs: ms(cfg.Pause)},
 	}
 	var arns []string
 	for _, c := range cells {
@@ -280,6 +311,15 @@ func Run(ctx context.Context, env *local.Env, cfg Config, dialers ...Dialer) (*R
 				mr.Workers = append(mr.Workers, s)
 				mr.Requests += s.Requests
 				mr.Failed += s.Failed
+				for k, n := range s.FailedDuring {
+					if k == "" {
+						k = "between rotations"
+					}
+					if mr.FailedDuring == nil {
+						mr.FailedDuring = map[string]int64{}
+					}
+					mr.FailedDuring[k] += n
+				}
 				mr.Connections += s.Connections
 				mr.LongestOutageMs = max(mr.LongestOutageMs, ms(s.Longest))
 				if mr.FirstError == "" {
@@ -307,10 +347,17 @@ func Run(ctx context.Context, env *local.Env, cfg Config, dialers ...Dialer) (*R
 
 // rotate runs the cell's rotations one after the other.
 func (h *harness) rotate(ctx context.Context, c *cellState, start time.Time) error {
-	sched := schedule(c.spec.Strategy)
+	sched := schedule(c.spec.Strategy, h.cfg.Kinds)
 	for i := 0; i < h.cfg.Rotations || time.Since(start) < h.cfg.Duration; i++ {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(h.cfg.Pause):
+			}
 		}
 		k := sched[i%len(sched)]
 		took, err := h.rotation(ctx, c, k)
@@ -339,8 +386,10 @@ func (h *harness) rotation(ctx context.Context, c *cellState, k kind) (time.Dura
 	afterTest := faultinject.Rule{Function: "testsecret", Call: "target.Verify", Nth: 1, Phase: faultinject.After, Hook: probe}
 	switch k {
 	case kindTestFails:
+		// Probed as test fails (set has run) and, where compensation sets
+		// the password back, just before it does.
 		rules = []faultinject.Rule{
-			{Function: "testsecret", Call: "target.Verify", Nth: 1, Phase: faultinject.Before, Err: target.ErrAuthFailed},
+			{Function: "testsecret", Call: "target.Verify", Nth: 1, Phase: faultinject.Before, Err: target.ErrAuthFailed, Hook: probe},
 			{Function: "compensate", Call: "target.SetPassword", Nth: 1, Phase: faultinject.Before, Hook: probe},
 		}
 	case kindLostReply:
@@ -354,7 +403,13 @@ func (h *harness) rotation(ctx context.Context, c *cellState, k kind) (time.Dura
 			afterTest,
 		}
 	case kindBake:
-		input["HealthCheckUrl"] = h.unhealthy.URL + "/health"
+		// A bake that lasts: a real one watches for minutes, and pools
+		// log in again meanwhile. With a single check right after finish
+		// an instance that has not logged in since set can meet the
+		// moment in compensation when AWSCURRENT is back on the old
+		// version but the database still has the new password, which no
+		// label holds then (see README: Soak).
+		input["HealthCheckUrl"], input["BakeSeconds"] = h.unhealthy.URL+"/health/"+uuid.NewString(), bakeSeconds
 	case kindOperator:
 		prev, err := h.holder(ctx, c.arn, "AWSPREVIOUS")
 		if err != nil {
@@ -374,7 +429,10 @@ func (h *harness) rotation(ctx context.Context, c *cellState, k kind) (time.Dura
 		h.faultsMu.RLock()
 		defer h.faultsMu.RUnlock()
 	}
+	name := string(k)
+	c.phase.Store(&name)
 	x, err := h.env.Execute(ctx, "soak-"+uuid.NewString()[:13], input)
+	c.phase.Store(nil)
 	if err != nil {
 		return 0, err
 	}

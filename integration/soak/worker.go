@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"maps"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -42,6 +43,9 @@ type workerStats struct {
 	Connections int64         `json:"connectionsOpened"`
 	Longest     time.Duration `json:"longestOutageNs"`
 	FirstError  string        `json:"firstError,omitempty"`
+	// FailedDuring counts failed requests by the kind of rotation in
+	// flight on the secret when they were sent ("" : none).
+	FailedDuring map[string]int64 `json:"failedDuring,omitempty"`
 }
 
 // pool is one application instance's connection pool: a request is one
@@ -127,6 +131,8 @@ type worker struct {
 	every   time.Duration
 	timeout time.Duration
 	opened  *atomic.Int64
+	// phase is the kind of rotation in flight on the worker's secret.
+	phase *atomic.Pointer[string]
 
 	mu    sync.Mutex
 	stats workerStats
@@ -137,6 +143,10 @@ func (w *worker) run(ctx context.Context) {
 	t := time.NewTicker(w.every)
 	defer t.Stop()
 	for {
+		during := ""
+		if p := w.phase.Load(); p != nil {
+			during = *p
+		}
 		rctx, cancel := context.WithTimeout(ctx, w.timeout)
 		err := w.pool.request(rctx)
 		cancel()
@@ -147,6 +157,10 @@ func (w *worker) run(ctx context.Context) {
 		w.stats.Requests++
 		if err != nil {
 			w.stats.Failed++
+			if w.stats.FailedDuring == nil {
+				w.stats.FailedDuring = map[string]int64{}
+			}
+			w.stats.FailedDuring[during]++
 			if w.stats.FirstError == "" {
 				w.stats.FirstError = err.Error()
 			}
@@ -167,6 +181,7 @@ func (w *worker) result(at time.Time) workerStats {
 	defer w.mu.Unlock()
 	w.out.end(at)
 	s := w.stats
+	s.FailedDuring = maps.Clone(s.FailedDuring)
 	s.Longest = w.out.longest
 	s.Connections = w.opened.Load()
 	return s
