@@ -19,6 +19,7 @@
 //	nativeRotationEnabled  false: no nativerotation function (Secrets Manager native rotation entry); default true
 //	repairSchedule    Scheduler expression that runs the repair function (default rate(15 minutes))
 //	repairBackoff, repairMaxBackoff, repairAlertAfter  the repair's backoff as Go durations (defaults 1h, 24h, 168h)
+//	ledgerRetentionDays  days a journal record is kept (its DynamoDB TTL; default 400, 0 keeps records forever)
 package main
 
 import (
@@ -161,6 +162,13 @@ func propsFromContext(app awscdk.App) (*rotation.RotationStackProps, string, err
 		}
 		r.ReservedConcurrency = n
 		r.DisableReservedConcurrency = n == 0
+	}
+	if v := get("ledgerRetentionDays"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, "", fmt.Errorf("context ledgerRetentionDays: want a whole number of days ≥ 0, got %q", v)
+		}
+		r.LedgerRetentionDays = &n
 	}
 	var err error
 	if r.SecretKmsKeyArns, err = list("secretKmsKeyArns", get("secretKmsKeyArns")); err != nil {

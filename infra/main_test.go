@@ -37,6 +37,7 @@ func TestPropsFromContext(t *testing.T) {
 				"repairBackoff":         "30m",
 				"repairMaxBackoff":      "12h",
 				"repairAlertAfter":      "72h",
+				"ledgerRetentionDays":   "30",
 			},
 			stack: "Payments",
 			want: rotation.RotationProps{
@@ -50,6 +51,7 @@ func TestPropsFromContext(t *testing.T) {
 				NativeRotationEnabled:      jsii.Bool(false),
 				BakeAlarmNames:             []string{"api-5xx", "api-latency"},
 				Repair:                     rotation.RepairProps{Schedule: "rate(5 minutes)", Backoff: "30m", MaxBackoff: "12h", AlertAfter: "72h"},
+				LedgerRetentionDays:        intPtr(30),
 			},
 		},
 		{
@@ -74,6 +76,8 @@ func TestPropsFromContext(t *testing.T) {
 		{name: "bad repairBackoff", context: map[string]any{"repairBackoff": "an hour"}, wantErr: true},
 		{name: "negative repairAlertAfter", context: map[string]any{"repairAlertAfter": "-1h"}, wantErr: true},
 		{name: "bad nativeRotationEnabled", context: map[string]any{"nativeRotationEnabled": "perhaps"}, wantErr: true},
+		{name: "negative ledgerRetentionDays", context: map[string]any{"ledgerRetentionDays": "-1"}, wantErr: true},
+		{name: "ledgerRetentionDays not a number", context: map[string]any{"ledgerRetentionDays": "a year"}, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := map[string]any{}
@@ -100,3 +104,5 @@ func TestPropsFromContext(t *testing.T) {
 		})
 	}
 }
+
+func intPtr(n int) *int { return &n }

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,7 +25,6 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
@@ -79,6 +79,9 @@ const (
 	EnvLambdaAssetDir = "SECRETSAGA_LAMBDA_ASSET_DIR"
 	// DefaultReservedConcurrency caps the functions that talk to databases.
 	DefaultReservedConcurrency = 10
+	// EnvLedgerRetentionDays and its default (RotationProps.LedgerRetentionDays).
+	EnvLedgerRetentionDays     = functions.EnvLedgerRetentionDays
+	DefaultLedgerRetentionDays = functions.DefaultLedgerRetentionDays
 )
 
 // AlertDetailTypes are the secretsaga events that page someone.
@@ -267,6 +270,11 @@ type RotationProps struct {
 	NativeRotationEnabled *bool
 	// Repair times the self-healing of secrets left in COMPENSATION_FAILED.
 	Repair RepairProps
+	// LedgerRetentionDays is how long journal records are kept: the
+	// functions that write the ledger give each record that TTL (the
+	// table's expiresAt). nil means DefaultLedgerRetentionDays; 0 keeps
+	// them forever. Lease items never expire.
+	LedgerRetentionDays *int
 	// Vpc, if set, places the functions in it (targets in private subnets).
 	Vpc            awsec2.IVpc
 	VpcSubnets     *awsec2.SubnetSelection
@@ -410,9 +418,17 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 		reserved = DefaultReservedConcurrency
 	}
 	// What the stack gives the environment variables of shared/functions.
+	retention := DefaultLedgerRetentionDays
+	if props.LedgerRetentionDays != nil {
+		retention = *props.LedgerRetentionDays
+	}
+	if retention < 0 {
+		panic(fmt.Sprintf("secretsaga: LedgerRetentionDays %d: want 0 (keep forever) or more days", retention))
+	}
 	env := map[string]*string{
-		EnvLedgerTable: r.Table.TableName(),
-		EnvEventBus:    r.EventBus.EventBusName(),
+		EnvLedgerTable:         r.Table.TableName(),
+		EnvEventBus:            r.EventBus.EventBusName(),
+		EnvLedgerRetentionDays: jsii.String(strconv.Itoa(retention)),
 	}
 	if len(props.BakeAlarmNames) > 0 {
 		env[EnvBakeAlarmNames] = jsii.String(strings.Join(props.BakeAlarmNames, ","))
@@ -571,17 +587,15 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 	if props.AlarmEmail != "" {
 		r.AlarmTopic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(props.AlarmEmail), nil))
 	}
-	target := awseventstargets.NewSnsTopic(r.AlarmTopic, nil)
-	awsevents.NewRule(c, jsii.String("RotationAlerts"), &awsevents.RuleProps{
+	rotationAlerts := awsevents.NewRule(c, jsii.String("RotationAlerts"), &awsevents.RuleProps{
 		Description: jsii.String("secretsaga rotations that rolled back, were abandoned or could not be compensated"),
 		EventBus:    r.EventBus,
 		EventPattern: &awsevents.EventPattern{
 			Source:     jsii.Strings(EventSource),
 			DetailType: jsii.Strings(AlertDetailTypes...),
 		},
-		Targets: &[]awsevents.IRuleTarget{target},
 	})
-	awsevents.NewRule(c, jsii.String("ExecutionAlerts"), &awsevents.RuleProps{
+	executionAlerts := awsevents.NewRule(c, jsii.String("ExecutionAlerts"), &awsevents.RuleProps{
 		Description: jsii.String("secretsaga rotation and fleet executions that failed, timed out or were aborted"),
 		EventPattern: &awsevents.EventPattern{
 			Source:     jsii.Strings("aws.states"),
@@ -591,8 +605,8 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 				"stateMachineArn": machineArns,
 			},
 		},
-		Targets: &[]awsevents.IRuleTarget{target},
 	})
+	r.alertTopicTargetOf(rotationAlerts, executionAlerts)
 	alarm := awscloudwatchactions.NewSnsAction(r.AlarmTopic)
 	for _, sm := range machines {
 		for _, m := range []struct {
@@ -675,6 +689,27 @@ func (r *Rotation) addNativeRotation() {
 		SourceAccount: stack.Account(),
 	})
 	r.NativeRotationFunction = fn
+}
+
+// alertTopicTargetOf makes the alert topic the target of the rules, and
+// lets EventBridge publish to it for those rules only: the topic policy's
+// statement for events.amazonaws.com carries an aws:SourceArn condition
+// naming them (the confused-deputy guard; awseventstargets.SnsTopic would
+// grant the service principal publishing for any rule of any account).
+func (r *Rotation) alertTopicTargetOf(rules ...awsevents.Rule) {
+	var arns []*string
+	for _, rule := range rules {
+		cfn := rule.Node().DefaultChild().(awsevents.CfnRule)
+		cfn.SetTargets(&[]interface{}{&awsevents.CfnRule_TargetProperty{Arn: r.AlarmTopic.TopicArn(), Id: jsii.String("AlertTopic")}})
+		arns = append(arns, rule.RuleArn())
+	}
+	r.AlarmTopic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("EventBridgeAlertRules"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("events.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("sns:Publish"),
+		Resources:  &[]*string{r.AlarmTopic.TopicArn()},
+		Conditions: &map[string]interface{}{"ArnEquals": map[string]interface{}{"aws:SourceArn": arns}},
+	}))
 }
 
 // allowDistributedMap lets a state machine run its Distributed Map: each

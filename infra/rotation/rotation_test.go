@@ -3,6 +3,7 @@ package rotation_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -642,15 +643,38 @@ func checkAlerts(t *testing.T, d *synthesized) {
 	if !sawSaga || !sawStates {
 		t.Errorf("rules: secretsaga %v, aws.states %v", sawSaga, sawStates)
 	}
-	// EventBridge may publish to the topic.
-	d.tmpl.HasResourceProperties(jsii.String("AWS::SNS::TopicPolicy"), map[string]any{
-		"PolicyDocument": assertions.Match_ObjectLike(&map[string]any{
-			"Statement": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
-				"Action":    "sns:Publish",
-				"Principal": map[string]any{"Service": "events.amazonaws.com"},
-			})}),
-		}),
-	})
+	// EventBridge may publish to the topic for the two alert rules only
+	// (aws:SourceArn), in one statement; no other statement lets it.
+	var ruleArns []any
+	for _, id := range slices.Sorted(maps.Keys(d.doc.ofType("AWS::Events::Rule"))) {
+		ruleArns = append(ruleArns, map[string]any{"Fn::GetAtt": []any{id, "Arn"}})
+	}
+	_, policy := d.doc.one(t, "AWS::SNS::TopicPolicy")
+	b, _ := json.Marshal(policy.Properties["PolicyDocument"].(map[string]any)["Statement"])
+	var stmts []struct {
+		Principal any
+		Action    any
+		Condition map[string]map[string]any
+		Effect    string
+	}
+	if err := json.Unmarshal(b, &stmts); err != nil {
+		t.Fatal(err)
+	}
+	events := 0
+	for _, st := range stmts {
+		if !strings.Contains(jsonString(st.Principal), "events.amazonaws.com") {
+			continue
+		}
+		events++
+		got := list(st.Condition["ArnEquals"]["aws:SourceArn"])
+		slices.SortFunc(got, func(a, b any) int { return strings.Compare(jsonString(a), jsonString(b)) })
+		if st.Effect != "Allow" || jsonString(st.Action) != `"sns:Publish"` || jsonString(got) != jsonString(ruleArns) || len(st.Condition) != 1 {
+			t.Errorf("topic policy statement for EventBridge %s, want sns:Publish with aws:SourceArn %s", jsonString(st), jsonString(ruleArns))
+		}
+	}
+	if events != 1 {
+		t.Errorf("%d topic policy statements for EventBridge, want 1", events)
+	}
 
 	metrics := map[string]bool{} // state machine id + " " + metric
 	for id, r := range d.doc.ofType("AWS::CloudWatch::Alarm") {

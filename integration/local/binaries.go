@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/secretsaga/secretsaga/integration/lambdalocal"
@@ -78,6 +79,8 @@ func (e *Env) FunctionEnv(name string) ([]string, error) {
 	values := map[string]string{
 		functions.EnvLedgerTable: Table,
 		functions.EnvEventBus:    "default", // the bus the in-process handlers use (events.NewBus)
+		// As the CDK app deploys by default.
+		functions.EnvLedgerRetentionDays: strconv.Itoa(functions.DefaultLedgerRetentionDays),
 	}
 	st, ok := functions.Get(name)
 	if !ok {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,7 +52,26 @@ const (
 	EnvRepairBackoff    = functions.EnvRepairBackoff
 	EnvRepairMaxBackoff = functions.EnvRepairMaxBackoff
 	EnvRepairAlertAfter = functions.EnvRepairAlertAfter
+	// EnvLedgerRetentionDays: the journal records' TTL in days (0: none).
+	EnvLedgerRetentionDays = functions.EnvLedgerRetentionDays
 )
+
+// LedgerRetention reads the journal's retention from getenv: a whole
+// number of days; unset, empty or 0 means no TTL (records are kept
+// forever), anything else that is not a whole number ≥ 0 is an error
+// naming the variable. The ledger writes now+retention as each journal
+// record's expiresAt, the table's TTL attribute.
+func LedgerRetention(getenv func(string) string) (time.Duration, error) {
+	v := strings.TrimSpace(getenv(EnvLedgerRetentionDays))
+	if v == "" {
+		return 0, nil
+	}
+	days, err := strconv.Atoi(v)
+	if err != nil || days < 0 {
+		return 0, fmt.Errorf("config: %s=%q: want a whole number of days (0 keeps journal records forever)", EnvLedgerRetentionDays, v)
+	}
+	return time.Duration(days) * 24 * time.Hour, nil
+}
 
 // RepairPolicy reads the repair backoff from getenv; unset or empty
 // variables keep the defaults, a malformed one is an error naming it.
@@ -191,8 +211,8 @@ func FleetFromEnv(ctx context.Context) (*fleet.Service, error) {
 }
 
 // FromEnv builds the Service a Lambda function runs: the default AWS
-// configuration chain and the table, bus and bake alarms from the
-// environment.
+// configuration chain and the table, its journal's retention, the bus and
+// the bake alarms from the environment.
 func FromEnv(ctx context.Context, actor string) (*rotation.Service, error) {
 	cfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
@@ -202,8 +222,12 @@ func FromEnv(ctx context.Context, actor string) (*rotation.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	retention, err := LedgerRetention(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
 	return New(Options{AWS: cfg, LedgerTable: os.Getenv(EnvLedgerTable), EventBus: os.Getenv(EnvEventBus), Actor: actor,
-		BakeAlarmNames: AlarmNames(os.Getenv(EnvBakeAlarmNames)), Repair: repair})
+		BakeAlarmNames: AlarmNames(os.Getenv(EnvBakeAlarmNames)), Repair: repair, Ledger: ledger.Options{Retention: retention}})
 }
 
 // NewNative builds the Secrets Manager native rotation entry: it starts and

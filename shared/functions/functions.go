@@ -49,7 +49,16 @@ const (
 	EnvRepairBackoff    = "REPAIR_BACKOFF"
 	EnvRepairMaxBackoff = "REPAIR_MAX_BACKOFF"
 	EnvRepairAlertAfter = "REPAIR_ALERT_AFTER"
+	// EnvLedgerRetentionDays is how long a journal record is kept, in
+	// days: the functions that write the ledger give each record that TTL
+	// (shared/config.LedgerRetention); 0 keeps records forever.
+	EnvLedgerRetentionDays = "LEDGER_RETENTION_DAYS"
 )
+
+// DefaultLedgerRetentionDays is the journal's retention where none is
+// configured (the CDK app's ledgerRetentionDays, the local stack): more
+// than a year, so a yearly audit still finds every rotation of the year.
+const DefaultLedgerRetentionDays = 400
 
 // OptionalEnv reports whether the environment variable name may be left
 // unset: the bake's alarms, which a deployment may not configure, and the
@@ -62,11 +71,12 @@ func OptionalEnv(name string) bool {
 	return false
 }
 
-// The environments of the saga's steps: the ledger and the bus; the ones
-// that validate or run the bake also read its alarms.
+// The environments of the saga's steps: the ledger (and its retention:
+// every step journals) and the bus; the ones that validate or run the bake
+// also read its alarms.
 var (
-	sagaEnv = []string{EnvLedgerTable, EnvEventBus}
-	bakeEnv = []string{EnvLedgerTable, EnvEventBus, EnvBakeAlarmNames}
+	sagaEnv = []string{EnvLedgerTable, EnvEventBus, EnvLedgerRetentionDays}
+	bakeEnv = []string{EnvLedgerTable, EnvEventBus, EnvLedgerRetentionDays, EnvBakeAlarmNames}
 )
 
 // MemoryMB is every function's memory: they wait on the network, and 256
@@ -115,7 +125,7 @@ var table = map[string]Settings{
 	// state machine calls it): per due secret a few logins that may each
 	// wait out a connect timeout, and the undo's writes.
 	"repair": {Timeout: 300 * time.Second, MemoryMB: MemoryMB,
-		Env: []string{EnvLedgerTable, EnvEventBus, EnvRepairBackoff, EnvRepairMaxBackoff, EnvRepairAlertAfter}},
+		Env: []string{EnvLedgerTable, EnvEventBus, EnvLedgerRetentionDays, EnvRepairBackoff, EnvRepairMaxBackoff, EnvRepairAlertAfter}},
 	// The Secrets Manager native rotation entry: finishSecret waits for the
 	// saga.
 	"nativerotation": {Timeout: 300 * time.Second, MemoryMB: MemoryMB, Env: []string{EnvStateMachineArn}},

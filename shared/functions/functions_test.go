@@ -177,7 +177,7 @@ func TestByPlaceholder(t *testing.T) {
 // function what it needs and nothing else.
 func TestEnvMatchesWhatMainReads(t *testing.T) {
 	reads := map[string]struct{ required, optional []string }{
-		"config.FromEnv": {required: []string{functions.EnvLedgerTable, functions.EnvEventBus},
+		"config.FromEnv": {required: []string{functions.EnvLedgerTable, functions.EnvEventBus, functions.EnvLedgerRetentionDays},
 			optional: []string{functions.EnvBakeAlarmNames, functions.EnvRepairBackoff, functions.EnvRepairMaxBackoff, functions.EnvRepairAlertAfter}},
 		"config.FleetFromEnv":  {},
 		"config.NativeFromEnv": {required: []string{functions.EnvStateMachineArn}},
