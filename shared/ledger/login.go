@@ -75,7 +75,7 @@ type LoginHeldError struct {
 func (e *LoginHeldError) Error() string {
 	msg := fmt.Sprintf("database login %s is locked by the rotation of secret %s (execution %s, state %s)", e.Login, e.Secret, e.Holder, e.State)
 	if e.State == CompensationFailed {
-		return msg + "; that rotation ended COMPENSATION_FAILED, so the login's password is unknown until an operator repairs that secret (secretctl status " + e.Secret + ")"
+		return msg + "; that rotation ended COMPENSATION_FAILED, so the login's password is unknown until the repair function (or an operator) repairs that secret (secretctl status " + e.Secret + ")"
 	}
 	return msg + " until " + e.Until.Format(time.RFC3339) + " at the latest; rotate this secret after it ends, or give each secret its own login"
 }

@@ -107,7 +107,9 @@ func fixture() (*fakeSM, *fakeDB, *fakeSFN) {
 	})
 	db.put(ledger.Lease{PK: "SECRET#" + cfArn, SK: "LEASE", Secret: cfArn, Fencing: 3, Seq: 5, State: ledger.CompensationFailed, Token: v4, PreviousVersion: v3,
 		Holder: "arn:aws:states:us-east-1:111122223333:execution:rotation:x-3", SetMayHaveRun: true,
-		StartedAt: daysAgo(1).UnixMilli(), UpdatedAt: daysAgo(1).Add(4 * time.Minute).UnixMilli()})
+		StartedAt: daysAgo(1).UnixMilli(), UpdatedAt: daysAgo(1).Add(4 * time.Minute).UnixMilli(),
+		Repair: ledger.Repair{Since: daysAgo(1).Add(4 * time.Minute).UnixMilli(), Attempts: 3, LastAt: daysAgo(1).Add(7 * time.Hour).UnixMilli(),
+			Note: "the target (or Secrets Manager) does not answer"}.Entered(ledger.CompensationFailed, ledger.CompensationFailed, daysAgo(1))})
 	// app/pending
 	db.rotation(pdArn, 1, daysAgo(30), v5, "v0", "", forward...)
 	db.rotation(pdArn, 2, daysAgo(2), v6, v5, "", ledger.Started, ledger.Created, ledger.SetStarted, ledger.CompensateStarted, ledger.RolledBack)

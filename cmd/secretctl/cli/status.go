@@ -13,6 +13,7 @@ import (
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
 	"github.com/secretsaga/secretsaga/shared/ledger"
+	"github.com/secretsaga/secretsaga/shared/rotation"
 )
 
 var statusCmd = &command{
@@ -69,6 +70,36 @@ type leaseReport struct {
 	FinishMayHaveRun bool       `json:"finishMayHaveRun"`
 	StartedAt        *time.Time `json:"startedAt,omitempty"`
 	UpdatedAt        *time.Time `json:"updatedAt,omitempty"`
+	// Repair is the self-healing state while the lease is in the repair
+	// queue (after COMPENSATION_FAILED).
+	Repair *repairReport `json:"repair,omitempty"`
+}
+
+// repairReport: the repair function's attempts at a queued secret. The
+// next attempt and the alert are computed with the default policy
+// (rotation.DefaultRepair*): the deployed function's REPAIR_BACKOFF,
+// REPAIR_MAX_BACKOFF and REPAIR_ALERT_AFTER may differ, and the ledger
+// does not record them.
+type repairReport struct {
+	Since       time.Time  `json:"since"`
+	Attempts    int        `json:"attempts"`
+	LastAttempt *time.Time `json:"lastAttempt,omitempty"`
+	NextAttempt time.Time  `json:"nextAttemptDefaultPolicy"`
+	AlertAt     time.Time  `json:"alertAtDefaultPolicy"`
+	Note        string     `json:"note,omitempty"`
+}
+
+func newRepairReport(r ledger.Repair) *repairReport {
+	if !r.Queued() {
+		return nil
+	}
+	var p rotation.RepairPolicy
+	rr := &repairReport{Since: r.SinceTime().UTC(), Attempts: r.Attempts, Note: r.Note,
+		NextAttempt: r.LastAtTime().Add(p.Delay(r.Attempts)).UTC(), AlertAt: r.SinceTime().Add(rotation.DefaultRepairAlertAfter).UTC()}
+	if r.Attempts > 0 {
+		rr.LastAttempt = timePtr(r.LastAtTime().UTC())
+	}
+	return rr
 }
 
 type loginLockReport struct {
@@ -220,6 +251,7 @@ func diagnose(s secretInfo, lease ledger.Lease, hasLease bool, hist []ledger.Rec
 		if lease.UpdatedAt != 0 {
 			lr.UpdatedAt = timePtr(lease.UpdatedAtTime())
 		}
+		lr.Repair = newRepairReport(lease.Repair)
 		r.Lease = lr
 		running = lease.Holder != "" && !lease.State.Terminal() &&
 			(holderStatus == "RUNNING" || (holderStatus == "UNKNOWN" && held))
@@ -272,8 +304,14 @@ func diagnose(s secretInfo, lease ledger.Lease, hasLease bool, hist []ledger.Rec
 					what += " (" + last.Detail + ")"
 				}
 			}
-			what += ". The lease is held until an operator acts: no rotation can start."
+			what += ". The lease stays held (no rotation can start) until the repair function heals it: it retries on its schedule, from what logs in, and calls a person (\"Rotation Repair Needed\") when it cannot."
 			var fix []string
+			if lease.Repair.Queued() {
+				rr := newRepairReport(lease.Repair)
+				fix = append(fix, fmt.Sprintf("nothing, if the database (or Secrets Manager) was only unreachable: the repair's next attempt, due about %s with the default backoff, heals the secret once it answers (%d attempts so far). To attempt now, invoke the stack's repair function with {\"SecretId\": \"%s\", \"IgnoreBackoff\": true}",
+					fmtTime(rr.NextAttempt), rr.Attempts, arn))
+			}
+			manual := len(fix)
 			switch {
 			case current == lease.Token:
 				fix = append(fix, fmt.Sprintf("AWSCURRENT is on the new version %s. Check that it logs in (`secretctl get %s --version %s`); if it does not, set the database password back to version %s's and move AWSCURRENT back: %s",
@@ -288,6 +326,9 @@ func diagnose(s secretInfo, lease ledger.Lease, hasLease bool, hist []ledger.Rec
 				fix = append(fix, removePendingCmd(arn, lease.Token))
 			}
 			fix = append(fix, "release the lease: "+releaseLeaseCmd(table, lease), "confirm with `secretctl status "+arn+"`, then rotate again: `secretctl rotate "+arn+" --wait`")
+			if manual > 0 {
+				fix[manual] = "only if the repair calls for a person (or is not deployed), by hand: " + fix[manual]
+			}
 			add(sevStuck, what, fix...)
 		case running:
 			add(sevInfo, fmt.Sprintf("rotation #%d is in progress (execution %s, state %s)", lease.Fencing, executionName(lease.Holder), lease.State))
@@ -401,6 +442,8 @@ func printStatus(e *env, r statusReport) {
 		lt.row("  state:", l.State)
 		held := "no"
 		switch {
+		case l.Held && l.Until == nil && l.Repair != nil:
+			held = "yes, until the repair function heals it (or an operator releases it)"
 		case l.Held && l.Until == nil:
 			held = "yes, until an operator releases it"
 		case l.Held:
@@ -412,6 +455,17 @@ func printStatus(e *env, r statusReport) {
 		lt.row("  version:", l.Token)
 		if l.UpdatedAt != nil {
 			lt.row("  updated:", fmtTime(*l.UpdatedAt))
+		}
+		if rr := l.Repair; rr != nil {
+			last := "none yet"
+			if rr.LastAttempt != nil {
+				last = fmtTime(*rr.LastAttempt)
+			}
+			lt.row("  repair:", fmt.Sprintf("queued since %s; %d attempts, the last %s", fmtTime(rr.Since), rr.Attempts, last))
+			if rr.Note != "" {
+				lt.row("  repair note:", rr.Note)
+			}
+			lt.row("  repair next:", fmt.Sprintf("about %s; a person is called by %s if not healed (default policy)", fmtTime(rr.NextAttempt), fmtTime(rr.AlertAt)))
 		}
 		lt.flush()
 	}
