@@ -132,6 +132,23 @@ func (f *fixture) failed(t *testing.T, steps []func(context.Context, Context) (S
 	return rc
 }
 
+// newBackFixture is a secret left COMPENSATION_FAILED by a database that
+// went away after create and set (and test, if tested) and has come back,
+// with settable clocks (the setter is returned); no repair attempt is due
+// yet.
+func newBackFixture(t *testing.T, tested bool) (*fixture, func(time.Duration)) {
+	t.Helper()
+	f := newFixture(t)
+	advance := f.repairClock()
+	steps := []func(context.Context, Context) (StepOutput, error){f.svc.Create, f.svc.Set}
+	if tested {
+		steps = append(steps, f.svc.Test)
+	}
+	f.failed(t, steps, faults.NameRetryable)
+	f.db.down = false
+	return f, advance
+}
+
 // repairClock makes the fixture's clocks settable; it returns a setter.
 func (f *fixture) repairClock() func(time.Duration) {
 	// Milliseconds, as the ledger keeps times: a boundary is exact.
@@ -501,10 +518,7 @@ func TestRepairPolicyDefaults(t *testing.T) {
 
 // Two repair runs that read the same lease: one acts, the other skips.
 func TestRepairTakesTheLeaseOverOnce(t *testing.T) {
-	f := newFixture(t)
-	advance := f.repairClock()
-	f.failed(t, []func(context.Context, Context) (StepOutput, error){f.svc.Create, f.svc.Set}, faults.NameRetryable)
-	f.db.down = false
+	f, advance := newBackFixture(t, false)
 	advance(time.Hour)
 	stale := f.led.lease[arn]
 	res := f.repair(t)
@@ -523,10 +537,7 @@ func TestRepairTakesTheLeaseOverOnce(t *testing.T) {
 // A failed PutEvents leaves the repaired secret queued; the next run
 // publishes the event and only then takes it out of the queue.
 func TestRepairAnnouncesAtLeastOnce(t *testing.T) {
-	f := newFixture(t)
-	advance := f.repairClock()
-	f.failed(t, []func(context.Context, Context) (StepOutput, error){f.svc.Create, f.svc.Set}, faults.NameRetryable)
-	f.db.down = false
+	f, advance := newBackFixture(t, false)
 	advance(time.Hour)
 	f.bus.fail = 1
 	out, err := f.svc.Repair(context.Background(), RepairInput{})
@@ -546,10 +557,7 @@ func TestRepairAnnouncesAtLeastOnce(t *testing.T) {
 // (RetryableError, so it runs again soon) and the next run clears it,
 // announcing again (at least once).
 func TestRepairThatCannotLeaveTheQueue(t *testing.T) {
-	f := newFixture(t)
-	advance := f.repairClock()
-	f.failed(t, []func(context.Context, Context) (StepOutput, error){f.svc.Create, f.svc.Set}, faults.NameRetryable)
-	f.db.down = false
+	f, advance := newBackFixture(t, false)
 	advance(time.Hour)
 	f.led.failClear = &smithy.GenericAPIError{Code: "ThrottlingException", Message: "Rate exceeded"}
 	out, err := f.svc.Repair(context.Background(), RepairInput{})
@@ -667,10 +675,7 @@ func TestRepairWaitsWhenAValueCannotBeRead(t *testing.T) {
 		{"the new version's value", token, true, RepairReverted},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			advance := f.repairClock()
-			f.failed(t, []func(context.Context, Context) (StepOutput, error){f.svc.Create, f.svc.Set}, faults.NameRetryable)
-			f.db.down = false
+			f, advance := newBackFixture(t, false)
 			if !tt.dbOnNew {
 				f.db.password = original
 			}
@@ -712,10 +717,7 @@ func TestRepairCallsAPersonAtAlertAfter(t *testing.T) {
 // claim the repair (no event, the lease stays queued under the repair's
 // token) and the next run finishes it.
 func TestRepairRollForwardThatCannotJournal(t *testing.T) {
-	f := newFixture(t)
-	advance := f.repairClock()
-	f.failed(t, []func(context.Context, Context) (StepOutput, error){f.svc.Create, f.svc.Set, f.svc.Test}, faults.NameRetryable)
-	f.db.down = false
+	f, advance := newBackFixture(t, true)
 	advance(time.Hour)
 	f.led.failOn = map[ledger.State]error{ledger.Finished: errBoom}
 	res := f.repair(t)
@@ -737,10 +739,7 @@ func TestRepairRollForwardThatCannotJournal(t *testing.T) {
 // A new rotation takes the lease the moment the repair releases it: the
 // repair announces its own outcome, and leaves the new lease alone.
 func TestRepairAnnouncesItsOwnRotation(t *testing.T) {
-	f := newFixture(t)
-	advance := f.repairClock()
-	f.failed(t, []func(context.Context, Context) (StepOutput, error){f.svc.Create, f.svc.Set}, faults.NameRetryable)
-	f.db.down = false
+	f, advance := newBackFixture(t, false)
 	advance(time.Hour)
 	const next = "22222222-3333-4444-5555-666666666666"
 	var newer ledger.Lease
@@ -766,10 +765,7 @@ func TestRepairAnnouncesItsOwnRotation(t *testing.T) {
 // IgnoreBackoff (an operator who knows the database is back) attempts a
 // queued secret at once; without it the same run finds it not due.
 func TestRepairIgnoreBackoff(t *testing.T) {
-	f := newFixture(t)
-	f.repairClock()
-	f.failed(t, []func(context.Context, Context) (StepOutput, error){f.svc.Create, f.svc.Set}, faults.NameRetryable)
-	f.db.down = false
+	f, _ := newBackFixture(t, false)
 	if res := f.repair(t); res.Outcome != RepairNotDue {
 		t.Fatalf("run before the backoff: %+v", res)
 	}
@@ -782,10 +778,7 @@ func TestRepairIgnoreBackoff(t *testing.T) {
 // A repair that died after taking the lease over is resumed once that
 // lease expires, without waiting for the backoff its attempt started.
 func TestRepairResumesADeadRepair(t *testing.T) {
-	f := newFixture(t)
-	advance := f.repairClock()
-	f.failed(t, []func(context.Context, Context) (StepOutput, error){f.svc.Create, f.svc.Set}, faults.NameRetryable)
-	f.db.down = false
+	f, advance := newBackFixture(t, false)
 	advance(time.Hour)
 	if _, err := f.led.TakeOverForRepair(context.Background(), f.led.lease[arn], "secretsaga-repair/dead", "repair"); err != nil {
 		t.Fatal(err)
