@@ -92,3 +92,11 @@ func unscopedWhy(h Handler) string {
 	}
 	return strings.Join(notes, " ")
 }
+
+// suppressRule suppresses a rule that has no finding ids (the whole rule)
+// on scope alone: for facts cdk-nag cannot see, never for a wildcard.
+func suppressRule(scope constructs.IConstruct, rule, reason string) {
+	cdknag.NagSuppressions_AddResourceSuppressions(scope, &[]*cdknag.NagPackSuppression{{
+		Id: jsii.String(rule), Reason: jsii.String(reason),
+	}}, jsii.Bool(false))
+}

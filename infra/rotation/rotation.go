@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsscheduler"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -332,6 +333,9 @@ type Rotation struct {
 	NativeRotationFunction awslambda.Function
 	// RepairSchedule runs the repair function.
 	RepairSchedule awsscheduler.CfnSchedule
+	// ScheduleDeadLetters receives what a schedule could not deliver after
+	// its retries (EventBridge Scheduler sends it with the schedule's role).
+	ScheduleDeadLetters awssqs.Queue
 
 	fleetName  string
 	Table      awsdynamodb.Table
@@ -632,6 +636,7 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 		}
 	}
 
+	r.addScheduleDeadLetters()
 	r.addRepairSchedule(props.Repair)
 
 	// Schedules.
@@ -645,6 +650,7 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 			Description: jsii.String("secretsaga schedules: start rotations (" + r.RotationGroup + ")"),
 		})
 		r.StateMachine.GrantStartExecution(role)
+		r.allowDeadLetters(role)
 		for _, s := range props.Schedules {
 			r.Schedules = append(r.Schedules, r.addSchedule(s, props.VerifyEnabled, role))
 		}
@@ -824,6 +830,9 @@ func (r *Rotation) addSchedule(s ScheduleProps, verify bool, role awsiam.Role) a
 			Arn:     r.StateMachine.StateMachineArn(),
 			RoleArn: role.RoleArn(),
 			Input:   jsii.String(string(input)),
+			// A rotation that could not be started after the retries
+			// lands here (and raises the DeadLettersAlarm).
+			DeadLetterConfig: &awsscheduler.CfnSchedule_DeadLetterConfigProperty{Arn: r.ScheduleDeadLetters.QueueArn()},
 			RetryPolicy: &awsscheduler.CfnSchedule_RetryPolicyProperty{
 				MaximumRetryAttempts:     jsii.Number(3),
 				MaximumEventAgeInSeconds: jsii.Number(3600),
@@ -834,6 +843,31 @@ func (r *Rotation) addSchedule(s ScheduleProps, verify bool, role awsiam.Role) a
 		sp.ScheduleExpressionTimezone = jsii.String(s.Timezone)
 	}
 	return awsscheduler.NewCfnSchedule(r.Construct, jsii.String("Schedule-"+s.Name), sp)
+}
+
+// addScheduleDeadLetters is the schedules' dead-letter queue: encrypted at
+// rest (SQS managed keys: the scheduler's role needs no KMS grant), TLS
+// only (its policy denies any request without it), kept 14 days (SQS's
+// maximum) for a person to read and replay. EventBridge Scheduler sends to
+// it with each schedule's own role, which gets sqs:SendMessage on it.
+func (r *Rotation) addScheduleDeadLetters() {
+	r.ScheduleDeadLetters = awssqs.NewQueue(r.Construct, jsii.String("ScheduleDeadLetters"), &awssqs.QueueProps{
+		Encryption:      awssqs.QueueEncryption_SQS_MANAGED,
+		EnforceSSL:      jsii.Bool(true),
+		RetentionPeriod: awscdk.Duration_Days(jsii.Number(14)),
+	})
+	suppressRule(r.ScheduleDeadLetters, "AwsSolutions-SQS3", "This queue is the dead-letter queue of the EventBridge Scheduler schedules (their Target.DeadLetterConfig); cdk-nag only recognizes a queue as a dead-letter queue when another SQS queue's RedrivePolicy names it, and a dead-letter queue needs none of its own.")
+}
+
+// allowDeadLetters lets a schedule's role send to the dead-letter queue:
+// sqs:SendMessage only (GrantSendMessages adds GetQueueAttributes and
+// GetQueueUrl, which the scheduler does not call).
+func (r *Rotation) allowDeadLetters(role awsiam.Role) {
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("DeadLetters"),
+		Actions:   jsii.Strings("sqs:SendMessage"),
+		Resources: &[]*string{r.ScheduleDeadLetters.QueueArn()},
+	}))
 }
 
 // addRepairSchedule runs the repair function on a schedule, with a role
@@ -858,6 +892,7 @@ func (r *Rotation) addRepairSchedule(p RepairProps) {
 		Actions:   jsii.Strings("lambda:InvokeFunction"),
 		Resources: &[]*string{fn.FunctionArn()},
 	}))
+	r.allowDeadLetters(role)
 	r.RepairSchedule = awsscheduler.NewCfnSchedule(r.Construct, jsii.String("RepairSchedule"), &awsscheduler.CfnScheduleProps{
 		Description:        jsii.String("secretsaga: repair secrets left in COMPENSATION_FAILED whose next attempt is due"),
 		ScheduleExpression: jsii.String(expr),
@@ -866,6 +901,9 @@ func (r *Rotation) addRepairSchedule(p RepairProps) {
 			Arn:     fn.FunctionArn(),
 			RoleArn: role.RoleArn(),
 			Input:   jsii.String("{}"),
+			// A run that could not be invoked lands in the dead-letter
+			// queue (and raises the DeadLettersAlarm).
+			DeadLetterConfig: &awsscheduler.CfnSchedule_DeadLetterConfigProperty{Arn: r.ScheduleDeadLetters.QueueArn()},
 			// The next run comes soon anyway: no retries piling up.
 			RetryPolicy: &awsscheduler.CfnSchedule_RetryPolicyProperty{
 				MaximumRetryAttempts:     jsii.Number(0),
