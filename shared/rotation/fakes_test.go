@@ -361,11 +361,15 @@ type fakeEngine struct {
 	password string
 	failSet  error
 	failTest error
-	down     bool // every call: unreachable
-	sets     int
-	caps     *target.Capabilities // nil: single user only
-	users    map[string]string    // alternating: users other than the secret's, with their clone marks
-	created  []string             // users EnsureUser created
+	// failVerifyAfterSet becomes failTest after the next SetPassword that
+	// changed the password: a change the server acknowledged but that did
+	// not take.
+	failVerifyAfterSet error
+	down               bool // every call: unreachable
+	sets               int
+	caps               *target.Capabilities // nil: single user only
+	users              map[string]string    // alternating: users other than the secret's, with their clone marks
+	created            []string             // users EnsureUser created
 }
 
 func (e *fakeEngine) Name() string     { return "fake" }
@@ -400,6 +404,9 @@ func (e *fakeEngine) SetPassword(_ context.Context, r target.SetPasswordRequest)
 			}
 			e.password = r.New.Reveal()
 			e.sets++
+			if e.failVerifyAfterSet != nil {
+				e.failTest, e.failVerifyAfterSet = e.failVerifyAfterSet, nil
+			}
 			return target.SetPasswordResponse{LoggedInWith: i}, nil
 		}
 	}

@@ -3,6 +3,7 @@ package rotation
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/secretsaga/secretsaga/shared/faults"
 	"github.com/secretsaga/secretsaga/shared/ledger"
 	"github.com/secretsaga/secretsaga/shared/secretstore"
+	"github.com/secretsaga/secretsaga/shared/target"
 )
 
 // The fake ledger's repair queue: the same conditions as the DynamoDB one
@@ -147,6 +149,29 @@ func newBackFixture(t *testing.T, tested bool) (*fixture, func(time.Duration)) {
 	f.failed(t, steps, faults.NameRetryable)
 	f.db.down = false
 	return f, advance
+}
+
+// onlyMasterLogsIn leaves an alternating-users secret COMPENSATION_FAILED
+// (compensation never touches the AWSCURRENT user; it failed at Secrets
+// Manager), then something changes the user's password: the fake database
+// keeps one password, the master's, so only the master logs in.
+func (f *fixture) onlyMasterLogsIn(t *testing.T) Context {
+	t.Helper()
+	f.alternating("app", false)
+	rc := f.acquire(t)
+	f.steps(t, rc, f.svc.Create, f.svc.Set)
+	f.sm.failNext["RemoveStage"] = errBoom
+	in := CloseInput{Rotation: rc, Mode: ModeRollback, Error: &TaskError{Error: faults.NameRetryable}}
+	if _, err := f.svc.Compensate(context.Background(), in); err == nil {
+		t.Fatal("compensation succeeded")
+	}
+	in.Mode, in.Outcome = "", OutcomeCompensationFailed
+	if _, err := f.svc.Release(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	f.sm.others["arn:master"] = `{"engine":"fake","host":"db","port":1,"username":"admin","password":"Master-Only-Pw"}`
+	f.db.down, f.db.password = false, "Master-Only-Pw"
+	return rc
 }
 
 // repairClock makes the fixture's clocks settable; it returns a setter.
@@ -318,27 +343,8 @@ func TestRepairDecides(t *testing.T) {
 			// Alternating users: neither user logs in (the fake database
 			// keeps one password: the master's), so only the master can set
 			// the AWSCURRENT user's password back.
-			name: "alternating users, only the master logs in: the master sets AWSCURRENT's user back",
-			setup: func(t *testing.T, f *fixture) Context {
-				f.alternating("app", false)
-				rc := f.acquire(t)
-				f.steps(t, rc, f.svc.Create, f.svc.Set)
-				// Compensation never touches the AWSCURRENT user; it failed
-				// at Secrets Manager.
-				f.sm.failNext["RemoveStage"] = errBoom
-				in := CloseInput{Rotation: rc, Mode: ModeRollback, Error: &TaskError{Error: faults.NameRetryable}}
-				if _, err := f.svc.Compensate(context.Background(), in); err == nil {
-					t.Fatal("compensation succeeded")
-				}
-				in.Mode, in.Outcome = "", OutcomeCompensationFailed
-				if _, err := f.svc.Release(context.Background(), in); err != nil {
-					t.Fatal(err)
-				}
-				// Then something changed the user's password.
-				f.sm.others["arn:master"] = `{"engine":"fake","host":"db","port":1,"username":"admin","password":"Master-Only-Pw"}`
-				f.db.down, f.db.password = false, "Master-Only-Pw"
-				return rc
-			},
+			name:        "alternating users, only the master logs in: the master sets AWSCURRENT's user back",
+			setup:       func(t *testing.T, f *fixture) Context { return f.onlyMasterLogsIn(t) },
 			wantOutcome: RepairReverted, wantState: ledger.RolledBack, wantCurrent: "orig", wantDB: "orig", wantEvent: events.RotationRepaired,
 		},
 		{
@@ -789,5 +795,26 @@ func TestRepairResumesADeadRepair(t *testing.T) {
 	advance(2 * time.Minute)
 	if res := f.repair(t); res.Outcome != RepairReverted || res.State != string(ledger.RolledBack) {
 		t.Fatalf("run after the dead repair's lease expired: %+v", res)
+	}
+}
+
+// The master's change is trusted only once the user logs in with it: a set
+// that did not take leaves the secret as it was, and a later run finds the
+// user logging in and cleans up.
+func TestRepairMasterSetIsVerified(t *testing.T) {
+	f := newFixture(t)
+	advance := f.repairClock()
+	f.onlyMasterLogsIn(t)
+	f.db.failVerifyAfterSet = fmt.Errorf("login as app: %w", target.ErrAuthFailed)
+	advance(time.Hour)
+	if res := f.repair(t); res.Outcome != RepairDeferred || res.State != string(ledger.CompensationFailed) {
+		t.Fatalf("repair whose master set did not take: %+v", res)
+	}
+	if f.sm.holder(secretstore.Pending) != token || f.eventsOf(events.RotationRepaired) != nil {
+		t.Fatalf("AWSPENDING on %q, events %s: want nothing cleaned up or announced", f.sm.holder(secretstore.Pending), f.bus.types())
+	}
+	advance(2 * time.Hour)
+	if res := f.repair(t); res.Outcome != RepairCleanedUp || res.State != string(ledger.RolledBack) {
+		t.Fatalf("next run: %+v", res)
 	}
 }
