@@ -638,6 +638,7 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 
 	r.addScheduleDeadLetters()
 	r.addRepairSchedule(props.Repair)
+	r.addOperationalAlarms()
 
 	// Schedules.
 	if len(props.Schedules) > 0 {

@@ -347,7 +347,7 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::Events::Rule":                2,
 		"AWS::SNS::Topic":                  1,
 		"AWS::SNS::Subscription":           0,
-		"AWS::CloudWatch::Alarm":           6,  // 3 per state machine
+		"AWS::CloudWatch::Alarm":           32, // 3 per state machine, 2 per function, the ledger's, the dead letters'
 		"AWS::Scheduler::Schedule":         1,  // the repair's
 		"AWS::SQS::Queue":                  1,  // the schedules' dead letters
 		"AWS::Logs::LogGroup":              14, // 12 functions + 2 state machines
@@ -364,7 +364,7 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::Lambda::Function":            10,
 		"AWS::StepFunctions::StateMachine": 1,
 		"AWS::Events::Rule":                2,
-		"AWS::CloudWatch::Alarm":           3,
+		"AWS::CloudWatch::Alarm":           25, // 3 + 2 × 10 functions + 2
 		"AWS::Logs::LogGroup":              11,
 		"AWS::IAM::Role":                   12,
 	} {
@@ -680,6 +680,9 @@ func checkAlerts(t *testing.T, d *synthesized) {
 	metrics := map[string]bool{} // state machine id + " " + metric
 	for id, r := range d.doc.ofType("AWS::CloudWatch::Alarm") {
 		p := r.Properties
+		if p["Namespace"] != "AWS/States" {
+			continue // the functions', the ledger's, the dead letters' (TestOperationalAlarms)
+		}
 		if p["Namespace"] != "AWS/States" || p["Threshold"] != 1.0 || p["Period"] != 300.0 ||
 			p["Statistic"] != "Sum" || p["ComparisonOperator"] != "GreaterThanOrEqualToThreshold" ||
 			p["EvaluationPeriods"] != 1.0 {
