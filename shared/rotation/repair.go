@@ -545,6 +545,15 @@ func (s *Service) repairFailed(ctx context.Context, o op, rl RepairLedger, l led
 	rec := ledger.Record{State: ledger.CompensationFailed, Actor: s.Actor, ErrorClass: faults.Name(faults.Classify(cause, o.rc.SecretArn, StepRepair)),
 		Detail: "repair attempt did not complete; retried after the backoff"}
 	if err := s.Ledger.Append(ctx, &l, rec, ledger.Change{Hold: true}); err != nil {
+		if errors.Is(err, ledger.ErrFenced) {
+			// Lost the lease after all (a slower attempt than its lease:
+			// another run took it over): the write says so, not the reread.
+			res.Outcome, res.State = RepairSkipped, ""
+			if cur, ok, gerr := s.Ledger.Get(ctx, o.rc.SecretArn); gerr == nil && ok {
+				res.State = string(cur.State)
+			}
+			return res, nil
+		}
 		return res, err
 	}
 	res.Outcome, res.State = RepairDeferred, string(l.State)

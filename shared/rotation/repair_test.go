@@ -818,3 +818,28 @@ func TestRepairMasterSetIsVerified(t *testing.T) {
 		t.Fatalf("next run: %+v", res)
 	}
 }
+
+// A repair slower than its lease (a minute) loses it to the next run: the
+// slow one then fails, and reports the secret skipped (not ours any more),
+// writing nothing over the newer repair's lease.
+func TestRepairThatLostItsLease(t *testing.T) {
+	f, advance := newBackFixture(t, false)
+	advance(time.Hour)
+	var other ledger.Lease
+	takeOver := func() { // at the slow repair's first read after its takeover
+		advance(2 * time.Minute)
+		var err error
+		if other, err = f.led.TakeOverForRepair(context.Background(), f.led.lease[arn], "secretsaga-repair/next", "repair"); err != nil {
+			t.Errorf("the next run's takeover: %v", err)
+		}
+		f.db.failSet = fmt.Errorf("dial: %w", target.ErrUnreachable)
+	}
+	f.sm.afterDescribe = func() { f.sm.afterDescribe = takeOver } // the first is assess's
+	out, err := f.svc.Repair(context.Background(), RepairInput{})
+	if err != nil || len(out.Results) != 1 || out.Results[0].Outcome != RepairSkipped {
+		t.Fatalf("the slow repair: %+v, %v", out, err)
+	}
+	if l := f.led.lease[arn]; l.Holder != other.Holder || l.Fencing != other.Fencing || l.Seq != other.Seq {
+		t.Fatalf("lease %+v, want the next run's %+v untouched", l, other)
+	}
+}
