@@ -261,10 +261,13 @@ func (s *Service) repairOne(ctx context.Context, rl RepairLedger, arn string, ig
 	if plan.action == actAbandon {
 		res.Outcome = RepairCleanedUp
 	}
-	// act journaled state and released the lease; a newer rotation may
-	// hold it already, and the event must still describe this one.
+	// act journaled a terminal state and released the lease; a newer
+	// rotation may hold it already, and the event must still describe
+	// this one. (Abandon's "NOT_OWNER" journaled nothing.)
 	final := s.reread(ctx, o, rep)
-	final.State, final.Holder = ledger.State(state), ""
+	if st := ledger.State(state); st.Terminal() {
+		final.State, final.Holder = st, ""
+	}
 	return s.announce(ctx, rl, final, res, plan.action == actForgotten)
 }
 
