@@ -37,11 +37,11 @@ func main() {
 	var cfg Config
 	out := flag.String("out", "results/soak.json", "where to write the JSON report")
 	cells := flag.String("cells", "", `comma-separated cells to run, e.g. "postgres × single user" (default: all six)`)
-	flag.IntVar(&cfg.Rotations, "rotations", 200, "rotations per engine × strategy, at least")
-	flag.DurationVar(&cfg.Duration, "duration", 0, "keep rotating until this long has passed too")
-	flag.IntVar(&cfg.Workers, "workers", 3, "application workers per secret and per mode")
-	flag.DurationVar(&cfg.Every, "every", 20*time.Millisecond, "each worker sends a request this often")
-	flag.DurationVar(&cfg.Lifetime, "lifetime", 100*time.Millisecond, "a pooled connection's lifetime: each worker logs in again this often")
+	flag.IntVar(&cfg.Rotations, "rotations", 200, "rotations per engine × strategy")
+	flag.DurationVar(&cfg.Duration, "duration", 0, "start no rotation after this long (0: no limit); the report gives the count run")
+	flag.IntVar(&cfg.Workers, "workers", 2, "application workers per secret and per mode")
+	flag.DurationVar(&cfg.Every, "every", 50*time.Millisecond, "each worker sends a request this often")
+	flag.DurationVar(&cfg.Lifetime, "lifetime", 200*time.Millisecond, "a pooled connection's lifetime: each worker logs in again this often")
 	flag.DurationVar(&cfg.NaiveEvery, "naive-refresh", time.Second, "the naive application reads AWSCURRENT this often")
 	flag.DurationVar(&cfg.Pause, "pause", client.DefaultRefreshInterval+500*time.Millisecond,
 		"pause between two rotations of a secret (below the client's refresh interval, 1 s, a rotation may begin before the client may read the secret again)")

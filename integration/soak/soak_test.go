@@ -28,7 +28,7 @@ import (
 // password is refused, every time, and with alternating users it works.
 func TestSoakShort(t *testing.T) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	env, err := local.Start(ctx, local.Options{RetryIntervalScale: 0.01, CaptureStdio: true})
 	if err != nil {

@@ -101,7 +101,8 @@ func openPool(ctx context.Context, d Dialer, engine, secretID string, o poolOpti
 		base := &goredis.Options{
 			Protocol: 2, DisableIdentity: true, // the fixtures' users may not run HELLO 3 or CLIENT SETINFO
 			PoolSize: o.Size, ConnMaxLifetime: o.Lifetime, ConnMaxIdleTime: o.Lifetime,
-			DialTimeout: 5 * time.Second, MaxRetries: -1, // a refused request is counted, not hidden
+			// A refused request is counted, not hidden by go-redis's retries.
+			DialTimeout: 5 * time.Second, MaxRetries: -1, DialerRetries: 1,
 			Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
 				opened.Add(1)
 				return nd.DialContext(ctx, network, addr)
