@@ -205,7 +205,7 @@ func (s *Service) compensate(ctx context.Context, o op, in CloseInput) (CloseOut
 	}
 	arn, token, prev := o.rc.SecretArn, o.rc.ClientRequestToken, o.rc.PreviousVersionId
 
-	// 1. AWSCURRENT (and AWSPREVIOUS) back, if this execution moved them.
+	// 1. AWSCURRENT back, if this execution moved it.
 	d, err := s.Secrets.Describe(ctx, arn)
 	if err != nil {
 		return out, err
@@ -229,18 +229,6 @@ func (s *Service) compensate(ctx context.Context, o op, in CloseInput) (CloseOut
 	default:
 		return out, s.abandonOver(ctx, o, &l, in, &out, "AWSCURRENT is on version "+cur+", which this execution did not put there")
 	}
-	if d.VersionWith(secretstore.Previous) == token {
-		// Secrets Manager moved AWSPREVIOUS onto the token when AWSCURRENT
-		// came back; put it where it was at start.
-		if pp := o.rc.PreviousPreviousVersionId; pp != "" {
-			err = s.Secrets.MoveStage(ctx, arn, secretstore.Previous, pp, token)
-		} else {
-			err = s.Secrets.RemoveStage(ctx, arn, secretstore.Previous, token)
-		}
-		if err != nil {
-			return out, err
-		}
-	}
 
 	// 2. The target's credential back to the AWSCURRENT value.
 	if l.SetMayHaveRun {
@@ -251,7 +239,23 @@ func (s *Service) compensate(ctx context.Context, o op, in CloseInput) (CloseOut
 		out.TargetReverted = reverted
 	}
 
-	// 3. AWSPENDING off the token (filled by create, or still the empty
+	// 3. AWSPREVIOUS where it was at start. Secrets Manager moved it onto
+	// the token when AWSCURRENT came back; it stays there until the target
+	// is back, so that an application that finds AWSCURRENT refused meanwhile
+	// (the target still has the token's password) finds the password that
+	// works under a label (AWSPREVIOUS), as the client library tries it.
+	if d.VersionWith(secretstore.Previous) == token {
+		if pp := o.rc.PreviousPreviousVersionId; pp != "" {
+			err = s.Secrets.MoveStage(ctx, arn, secretstore.Previous, pp, token)
+		} else {
+			err = s.Secrets.RemoveStage(ctx, arn, secretstore.Previous, token)
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+
+	// 4. AWSPENDING off the token (filled by create, or still the empty
 	// version native rotation's RotateSecret made: unlabelled, it is left
 	// for Secrets Manager to delete, as after a failed rotation of its own),
 	// and off AWSCURRENT where a rotation function that leaves it behind
@@ -263,7 +267,7 @@ func (s *Service) compensate(ctx context.Context, o op, in CloseInput) (CloseOut
 		return out, err
 	}
 
-	// 4. Journal, free the lease, announce.
+	// 5. Journal, free the lease, announce.
 	rec := ledger.Record{State: ledger.RolledBack, Actor: s.Actor, ErrorClass: errClass(in.Error), PreviousVersion: prev}
 	if err := s.Ledger.Append(ctx, &l, rec, ledger.Change{Release: true}); err != nil {
 		return out, err

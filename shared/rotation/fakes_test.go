@@ -365,11 +365,14 @@ type fakeEngine struct {
 	// changed the password: a change the server acknowledged but that did
 	// not take.
 	failVerifyAfterSet error
-	down               bool // every call: unreachable
-	sets               int
-	caps               *target.Capabilities // nil: single user only
-	users              map[string]string    // alternating: users other than the secret's, with their clone marks
-	created            []string             // users EnsureUser created
+	// beforeSet, if set, runs at every SetPassword, before it changes
+	// anything (the fake's lock held: it must not call the engine).
+	beforeSet func()
+	down      bool // every call: unreachable
+	sets      int
+	caps      *target.Capabilities // nil: single user only
+	users     map[string]string    // alternating: users other than the secret's, with their clone marks
+	created   []string             // users EnsureUser created
 }
 
 func (e *fakeEngine) Name() string     { return "fake" }
@@ -384,6 +387,9 @@ func (e *fakeEngine) Capabilities() target.Capabilities {
 func (e *fakeEngine) SetPassword(_ context.Context, r target.SetPasswordRequest) (target.SetPasswordResponse, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.beforeSet != nil {
+		e.beforeSet()
+	}
 	if e.failSet != nil {
 		err := e.failSet
 		e.failSet = nil

@@ -202,6 +202,39 @@ func TestRollbackRestoresThePreviousPrevious(t *testing.T) {
 	}
 }
 
+// Rolling back after finish, the password the target has stays under a
+// label until the target is back: while AWSCURRENT (back on the old value)
+// is refused, AWSPREVIOUS holds the rotation's version, which logs in. An
+// application that tries the labels (shared/client) never finds none that
+// works. The soak found the window when AWSPREVIOUS went back first.
+func TestRollbackKeepsTheWorkingPasswordLabelled(t *testing.T) {
+	const v0 = "v0-00000000000000000000000000000000"
+	f := newFixture(t)
+	f.sm.values[v0] = f.sm.values[v1]
+	f.sm.stages[v0] = []string{"AWSPREVIOUS"}
+	rc := f.acquire(t)
+	s := f.svc
+	f.steps(t, rc, s.Create, s.Set, s.Test, s.Finish)
+	newPW := f.db.password
+	var at []string
+	f.db.beforeSet = func() {
+		for _, stage := range []string{"AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"} {
+			if v, err := f.sm.Value(context.Background(), arn, f.sm.holder(stage), ""); err == nil && strings.Contains(v, `"password":"`+newPW+`"`) {
+				at = append(at, stage)
+			}
+		}
+	}
+	if _, err := s.Compensate(context.Background(), CloseInput{Rotation: rc, Mode: ModeRollback, Error: &TaskError{Error: faults.NameTestFailed}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(at) != 1 || at[0] != "AWSPREVIOUS" {
+		t.Fatalf("while the target was set back, the password it had was under %v, want AWSPREVIOUS", at)
+	}
+	if f.sm.holder("AWSCURRENT") != v1 || f.sm.holder("AWSPREVIOUS") != v0 {
+		t.Fatalf("AWSCURRENT %s AWSPREVIOUS %s, want %s and %s", f.sm.holder("AWSCURRENT"), f.sm.holder("AWSPREVIOUS"), v1, v0)
+	}
+}
+
 // Reverting the target is checked by logging in with AWSCURRENT: a revert
 // that took but does not log in is a failed compensation, not a rollback.
 func TestRevertIsVerified(t *testing.T) {
