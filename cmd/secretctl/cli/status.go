@@ -306,8 +306,7 @@ func diagnose(s secretInfo, lease ledger.Lease, hasLease bool, hist []ledger.Rec
 			}
 			what += ". The lease stays held (no rotation can start) until the repair function heals it: it retries on its schedule, from what logs in, and calls a person (\"Rotation Repair Needed\") when it cannot."
 			var fix []string
-			if lease.Repair.Queued() {
-				rr := newRepairReport(lease.Repair)
+			if rr := r.Lease.Repair; rr != nil {
 				fix = append(fix, fmt.Sprintf("nothing, if the database (or Secrets Manager) was only unreachable: the repair's next attempt, due about %s with the default backoff, heals the secret once it answers (%d attempts so far). To attempt now, invoke the stack's repair function with {\"SecretId\": \"%s\", \"IgnoreBackoff\": true}",
 					fmtTime(rr.NextAttempt), rr.Attempts, arn))
 			}
