@@ -37,6 +37,7 @@ func main() {
 	var cfg Config
 	out := flag.String("out", "results/soak.json", "where to write the JSON report")
 	cells := flag.String("cells", "", `comma-separated cells to run, e.g. "postgres × single user" (default: all six)`)
+	clientLog := flag.String("client-log", "", "also write the client library's log lines (JSON, no values) to this file, to see why a connection failed")
 	flag.IntVar(&cfg.Rotations, "rotations", 200, "rotations per engine × strategy")
 	flag.DurationVar(&cfg.Duration, "duration", 0, "start no rotation after this long (0: no limit); the report gives the count run")
 	flag.IntVar(&cfg.Workers, "workers", 2, "application workers per secret and per mode")
@@ -50,10 +51,23 @@ func main() {
 		cfg.Cells = strings.Split(*cells, ",")
 	}
 	cfg.Log = os.Stderr
-	os.Exit(run(cfg, *out))
+	if *clientLog != "" {
+		f, err := os.Create(*clientLog)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		code := run(cfg, *out, f)
+		if err := f.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+		os.Exit(code)
+	}
+	os.Exit(run(cfg, *out, nil))
 }
 
-func run(cfg Config, out string) int {
+func run(cfg Config, out string, clientLog io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	env, err := local.Start(ctx, local.Options{RetryIntervalScale: 0.01, CaptureStdio: true})
 	cancel()
@@ -62,7 +76,11 @@ func run(cfg Config, out string) int {
 		return 1
 	}
 	defer env.Close()
-	res, err := Run(context.Background(), env, cfg, dialers(env, cfg)...)
+	logs := io.Writer(env.Logs)
+	if clientLog != nil {
+		logs = io.MultiWriter(env.Logs, clientLog)
+	}
+	res, err := Run(context.Background(), env, cfg, dialers(env, cfg, logs)...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		return 1
@@ -84,9 +102,11 @@ func run(cfg Config, out string) int {
 
 // dialers are the application modes, the client library first. The
 // client's log lines go to env.Logs, which the leak scan searches.
-func dialers(env *local.Env, cfg Config) []Dialer {
+// dialers are the application modes; the client's log lines go to logs
+// (env.Logs at least: the leak scan reads them).
+func dialers(env *local.Env, cfg Config, logs io.Writer) []Dialer {
 	return []Dialer{
-		&Client{API: env.SMClient, Log: slog.New(slog.NewJSONHandler(env.Logs, nil)).With("app", "soak")},
+		&Client{API: env.SMClient, Log: slog.New(slog.NewJSONHandler(logs, nil)).With("app", "soak")},
 		&Naive{SM: env.SMClient, Every: cfg.NaiveEvery},
 	}
 }

@@ -39,7 +39,7 @@ func TestSoakShort(t *testing.T) {
 	cfg := Config{Rotations: 4, Workers: 2, Every: 100 * time.Millisecond, Lifetime: 250 * time.Millisecond,
 		Kinds:      []kind{kindSuccess, kindTestFails, kindOperator, kindSuccess},
 		NaiveEvery: time.Second, Pause: client.DefaultRefreshInterval + 500*time.Millisecond, Log: logWriter{t}}
-	res, err := Run(ctx, env, cfg, dialers(env, cfg)...)
+	res, err := Run(ctx, env, cfg, dialers(env, cfg, env.Logs)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -152,6 +152,7 @@ type Stats struct {
 	AuthFailures        uint64 // logins the server refused
 	AuthRetries         uint64 // logins tried with another candidate after a refusal
 	Exhausted           uint64 // connections for which the server refused every candidate
+	Interrupted         uint64 // connections whose context ended before every candidate was tried
 	// Logins counts successful logins by the stage of the credential used.
 	Logins map[string]uint64
 	// Fallbacks counts successful logins after a refusal, by the stage of
@@ -178,7 +179,7 @@ type Cache struct {
 	logins  map[string]uint64
 	falls   map[string]uint64
 
-	calls, refreshErrors, staleServed, authFailures, authRetries, exhausted atomic.Uint64
+	calls, refreshErrors, staleServed, authFailures, authRetries, exhausted, interrupted atomic.Uint64
 }
 
 // entry is what the cache knows of one secret.
@@ -217,7 +218,8 @@ func (c *Cache) Stats() Stats {
 	return Stats{
 		GetSecretValueCalls: c.calls.Load(), RefreshErrors: c.refreshErrors.Load(), StaleServed: c.staleServed.Load(),
 		AuthFailures: c.authFailures.Load(), AuthRetries: c.authRetries.Load(), Exhausted: c.exhausted.Load(),
-		Logins: cloneMap(c.logins), Fallbacks: cloneMap(c.falls),
+		Interrupted: c.interrupted.Load(),
+		Logins:      cloneMap(c.logins), Fallbacks: cloneMap(c.falls),
 	}
 }
 

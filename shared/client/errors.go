@@ -30,6 +30,10 @@ var (
 	ErrUnavailable = errors.New("secret could not be read")
 	// ErrAuthFailed: the server refused every candidate credential.
 	ErrAuthFailed = errors.New("the server refused every credential of the secret")
+	// ErrInterrupted: the caller's context ended after the server refused
+	// a credential and before the other candidates were tried; the error
+	// also matches context.DeadlineExceeded or context.Canceled.
+	ErrInterrupted = errors.New("the context ended before every credential of the secret was tried")
 )
 
 // Error is every error this package returns. Its text names the secret,

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 )
@@ -109,11 +110,21 @@ func Login[T any](ctx context.Context, c *Cache, secretID string, eng Engine, co
 			}
 		}
 	}
-	c.exhausted.Add(1)
 	stages := make([]string, len(tried))
 	for i, cr := range tried {
 		stages[i] = cr.Stage
 	}
+	if cerr := ctx.Err(); cerr != nil {
+		// The caller gave up before every candidate was tried: that is not
+		// "the server refused every credential", and saying so would send
+		// whoever reads it after a password that may well work.
+		c.interrupted.Add(1)
+		c.log.Warn("secretsaga client: the caller's context ended before the other credentials were tried",
+			"secret", secretID, "tried", stages, "error", cerr)
+		return zero, &Error{SecretID: secretID, Kind: ErrInterrupted,
+			Reason: "tried " + strings.Join(stages, ", ") + " (refused)", Err: errors.Join(cerr, lastErr)}
+	}
+	c.exhausted.Add(1)
 	c.log.Warn("secretsaga client: the server refused every credential", "secret", secretID, "tried", stages)
 	return zero, &Error{SecretID: secretID, Kind: ErrAuthFailed,
 		Reason: "tried " + strings.Join(stages, ", "), Err: lastErr}

@@ -270,3 +270,59 @@ func TestBackToBackRotations(t *testing.T) {
 		t.Fatalf("tried %v; want the remembered v2, the recent read's AWSCURRENT (v1 as it was), then the new AWSPENDING", srv.logins)
 	}
 }
+
+// TestLoginContextEndsAfterARefusal: a caller whose deadline passes between
+// the server's refusal and the next candidate gets an error that says so
+// (and matches the context's error), not "the server refused every
+// credential", which would be false: AWSPENDING, never tried, works. make
+// soak measured this under load as "tried AWSPENDING: Error 1045".
+func TestLoginContextEndsAfterARefusal(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cancel func() (context.Context, context.CancelFunc)
+		want   error
+	}{
+		{"deadline", func() (context.Context, context.CancelFunc) {
+			return context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+		}, context.DeadlineExceeded},
+		{"canceled", func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx, cancel
+		}, context.Canceled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(secretName)
+			f.put("v1", val("postgres", "app", pwCur), StageCurrent)
+			f.put("v2", val("postgres", "app", pwPending), StagePending)
+			var buf bytes.Buffer
+			c, _ := testCache(f, &buf)
+			srv := &server{user: "app", pw: pwPending}
+			if _, err := c.Get(context.Background(), secretName); err != nil {
+				t.Fatal(err)
+			}
+			// The caller's context ends while the server answers the first
+			// login: the refusal arrives, nothing else may be tried.
+			ctx, cancel := tc.cancel()
+			defer cancel()
+			_, err := Login(ctx, c, secretName, testEngine, srv.connect)
+			if !errors.Is(err, ErrInterrupted) || !errors.Is(err, tc.want) || !errors.Is(err, errRefused) {
+				t.Fatalf("Login = %v; want ErrInterrupted wrapping %v and the refusal", err, tc.want)
+			}
+			if errors.Is(err, ErrAuthFailed) {
+				t.Fatalf("Login = %v: reported as refused everywhere", err)
+			}
+			if fmt.Sprint(srv.logins) != "[AWSCURRENT]" {
+				t.Fatalf("logins %v, want only the first", srv.logins)
+			}
+			if st := c.Stats(); st.Interrupted != 1 || st.Exhausted != 0 {
+				t.Fatalf("Interrupted %d, Exhausted %d; want 1, 0", st.Interrupted, st.Exhausted)
+			}
+			if !strings.Contains(buf.String(), "context ended") {
+				t.Fatalf("no log line says the context ended:\n%s", buf.String())
+			}
+			assertNoValue(t, "error", err.Error())
+			assertNoValue(t, "log", buf.String())
+		})
+	}
+}
