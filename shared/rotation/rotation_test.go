@@ -595,3 +595,27 @@ func TestWrongProtocolIsInputError(t *testing.T) {
 		t.Fatal("a refused create changed something")
 	}
 }
+
+// A login that fails in TLS (an untrusted certificate, a host name the
+// certificate does not carry) is the secret's or the bundle's fault: an
+// InputError that says what failed and what to change, with nothing
+// changed on the target.
+func TestTLSFailureIsInputError(t *testing.T) {
+	f := newFixture(t)
+	rc := f.acquire(t)
+	f.steps(t, rc, f.svc.Create)
+	f.db.failSet = fmt.Errorf("fake: %w", &target.TLSError{Engine: "fake", Addr: "db:1", Mode: secret.TLSVerifyFull, Default: true,
+		Reason: "the server's certificate is not signed by a trusted CA", Fix: "make its CA trusted"})
+	_, err := f.svc.Set(context.Background(), rc)
+	if faults.Name(err) != faults.NameInput {
+		t.Fatalf("set = %v, want InputError", err)
+	}
+	for _, want := range []string{`TLS to db:1 with tls "verify-full" (the default for this host`, "not signed by a trusted CA", "to fix: make its CA trusted"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if f.db.password != original {
+		t.Fatal("a TLS failure changed the target")
+	}
+}

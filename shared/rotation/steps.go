@@ -693,12 +693,17 @@ func (s *Service) load(ctx context.Context, o op) (versions, error) {
 // targetErr maps an engine failure for a step.
 func (o op) targetErr(err error, authReason string, auth func(string, error) error) error {
 	var wrongProtocol *target.WrongProtocolError
+	var tlsErr *target.TLSError
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &wrongProtocol):
 		// The secret's engine or port is wrong: no retry can help.
 		return o.input(wrongProtocol.Error(), nil)
+	case errors.As(err, &tlsErr):
+		// The secret's tls, host or the CA bundle is wrong: no retry
+		// can help, and nothing was changed (no session was opened).
+		return o.input(tlsErr.Error(), nil)
 	case errors.Is(err, target.ErrUnreachable):
 		return &faults.RetryableError{Detail: o.detail("the target is unreachable", err)}
 	case errors.Is(err, target.ErrAuthFailed):

@@ -22,7 +22,34 @@ const (
 	FieldPassword  = "password"
 	FieldDBName    = "dbname"
 	FieldMasterARN = "masterarn"
+	// FieldTLS is how the rotation (and shared/client) connects to the
+	// target: one of the TLSMode values. Absent means the default for the
+	// host (see TLSMode).
+	FieldTLS = "tls"
 )
+
+// TLSMode is the secret's "tls" field. The names are libpq's sslmode
+// values, which PostgreSQL and RDS users already know.
+type TLSMode string
+
+// TLS modes. TLSDefault (the field is absent) means verify-full for an AWS
+// managed endpoint (RDS, Aurora, ElastiCache) and, for any other host, what
+// each engine did before the field existed (PostgreSQL sslmode=prefer,
+// MySQL tls=preferred, Redis plain TCP), so existing secrets keep working.
+const (
+	TLSDefault TLSMode = ""
+	// TLSVerifyFull: TLS, the server's chain verified against the CA bundle
+	// and its certificate checked to name the secret's host.
+	TLSVerifyFull TLSMode = "verify-full"
+	// TLSRequire: TLS without any certificate check. It encrypts, but a
+	// machine in the path can impersonate the server and read the password.
+	TLSRequire TLSMode = "require"
+	// TLSDisable: plain TCP, no TLS.
+	TLSDisable TLSMode = "disable"
+)
+
+// TLSModes are the values the "tls" field accepts.
+var TLSModes = []TLSMode{TLSVerifyFull, TLSRequire, TLSDisable}
 
 // Value is a parsed secret. It keeps the original JSON document byte for
 // byte, with where each top-level member's value lies in it, so fields this
@@ -37,6 +64,7 @@ type Value struct {
 	Password  Password
 	DBName    string
 	MasterARN string
+	TLS       TLSMode
 
 	doc     string   // the document, exactly as stored but for replaced values
 	members []member // top-level members in document order
@@ -140,6 +168,14 @@ func (v *Value) setKnown(key string, raw json.RawMessage) error {
 		return str(&v.DBName)
 	case FieldMasterARN:
 		return str(&v.MasterARN)
+	case FieldTLS:
+		var m string
+		if json.Unmarshal(raw, &m) != nil || !slices.Contains(TLSModes, TLSMode(m)) {
+			// The value is not quoted back: it could be anything,
+			// a misplaced password included.
+			return &FieldError{Field: key, Reason: `must be one of "verify-full" (verify the server's certificate and host name), "require" (encrypt without verifying) or "disable" (plain TCP); remove the field for the default (verify-full for RDS, Aurora and ElastiCache endpoints)`}
+		}
+		v.TLS = TLSMode(m)
 	case FieldPassword:
 		var p string
 		if err := json.Unmarshal(raw, &p); err != nil {

@@ -50,6 +50,11 @@ func TestParseInvalid(t *testing.T) {
 		{"password number", `{"password":12}`, FieldPassword},
 		{"duplicate", `{"host":"a","host":"b"}`, FieldHost},
 		{"oversized", `{"x":"` + strings.Repeat("a", MaxValueBytes) + `"}`, ""},
+		{"tls unknown mode", `{"tls":"prefer"}`, FieldTLS},
+		{"tls upper case", `{"tls":"VERIFY-FULL"}`, FieldTLS},
+		{"tls empty", `{"tls":""}`, FieldTLS},
+		{"tls boolean", `{"tls":true}`, FieldTLS},
+		{"tls object", `{"tls":{"mode":"require"}}`, FieldTLS},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,6 +65,56 @@ func TestParseInvalid(t *testing.T) {
 			}
 			if fe.Field != tt.field {
 				t.Fatalf("field = %q, want %q (%v)", fe.Field, tt.field, err)
+			}
+		})
+	}
+}
+
+// The "tls" field takes exactly the three mode names; a wrong one is a
+// FieldError that names the field and the accepted values and never
+// quotes what was there.
+func TestParseTLS(t *testing.T) {
+	tests := []struct {
+		in   string
+		want TLSMode
+		bad  bool
+	}{
+		{`{"host":"h"}`, TLSDefault, false},
+		{`{"tls":"verify-full"}`, TLSVerifyFull, false},
+		{`{"tls":"require"}`, TLSRequire, false},
+		{`{"tls":"disable"}`, TLSDisable, false},
+		{`{"tls":"verify-ca"}`, "", true},
+		{`{"tls":" require"}`, "", true},
+		{`{"tls":"` + plain + `"}`, "", true},
+		{`{"tls":null}`, "", true},
+		{`{"tls":1}`, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			v, err := Parse(tt.in)
+			if tt.bad {
+				var fe *FieldError
+				if !errors.As(err, &fe) || fe.Field != FieldTLS {
+					t.Fatalf("err = %v, want a FieldError on %q", err, FieldTLS)
+				}
+				for _, m := range TLSModes {
+					if !strings.Contains(err.Error(), string(m)) {
+						t.Errorf("error %q does not name the mode %q", err, m)
+					}
+				}
+				if strings.Contains(err.Error(), plain) {
+					t.Errorf("error quotes the value: %q", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.TLS != tt.want {
+				t.Fatalf("TLS = %q, want %q", v.TLS, tt.want)
+			}
+			if got, _ := Parse(v.WithPassword(NewPassword("x")).SecretString()); got.TLS != tt.want {
+				t.Fatalf("after a password rewrite TLS = %q, want %q", got.TLS, tt.want)
 			}
 		})
 	}
@@ -175,6 +230,8 @@ func FuzzParse(f *testing.F) {
 	f.Add("{\n  \"password\" : \"p\" ,\n  \"host\":\"h\"\n}\n")
 	f.Add(`{"p\u0061ssword":"x"} `)
 	f.Add(`{"host":"h"} x`)
+	f.Add(`{"engine":"mysql","host":"x.rds.amazonaws.com","tls":"verify-full","password":"p"}`)
+	f.Add(`{"tls":"require","tls":"disable"}`)
 	f.Fuzz(func(t *testing.T, in string) {
 		v, err := Parse(in)
 		if err != nil {
@@ -190,7 +247,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("rewritten value does not parse: %v", err)
 		}
-		if out.Password.Reveal() != "fuzz-\"pw\\" || !out.SameTarget(v) || out.MasterARN != v.MasterARN {
+		if out.Password.Reveal() != "fuzz-\"pw\\" || !out.SameTarget(v) || out.MasterARN != v.MasterARN || out.TLS != v.TLS {
 			t.Fatal("rewrite changed more than the password")
 		}
 		// Byte for byte: an untouched value renders as its input, and a

@@ -36,12 +36,42 @@ type Credential struct {
 	Username string
 	Password secret.Password
 	DBName   string
+	// TLS is the secret's "tls" field; engines resolve it with
+	// dbtls.Effective (the default depends on Host).
+	TLS secret.TLSMode
 }
 
 // FromValue takes the login fields of a secret value.
 func FromValue(v *secret.Value) Credential {
-	return Credential{Host: v.Host, Port: v.Port, Username: v.Username, Password: v.Password, DBName: v.DBName}
+	return Credential{Host: v.Host, Port: v.Port, Username: v.Username, Password: v.Password, DBName: v.DBName, TLS: v.TLS}
 }
+
+// TLSError is a login that failed in TLS: the server's certificate was not
+// trusted or does not name the host, or the server does not speak TLS. It
+// wraps ErrInvalid: trying again will not help, the secret (or the CA
+// bundle) must change. Nothing has been changed on the target when it is
+// returned, since no session was opened.
+type TLSError struct {
+	Engine string
+	Addr   string         // host:port
+	Mode   secret.TLSMode // the effective mode
+	// Default is true when the secret has no "tls" field and Mode is the
+	// default for Addr's host.
+	Default bool
+	Reason  string // what failed, without any secret value
+	Fix     string // what to change
+}
+
+func (e *TLSError) Error() string {
+	how := fmt.Sprintf("tls %q", e.Mode)
+	if e.Default {
+		how += " (the default for this host: the secret has no \"tls\" field)"
+	}
+	return fmt.Sprintf("%s: TLS to %s with %s failed: %s; to fix: %s", e.Engine, e.Addr, how, e.Reason, e.Fix)
+}
+
+// Unwrap makes errors.Is(err, ErrInvalid) hold.
+func (e *TLSError) Unwrap() error { return ErrInvalid }
 
 // SetPasswordRequest changes Username's password to New.
 type SetPasswordRequest struct {

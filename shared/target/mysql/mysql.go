@@ -21,6 +21,7 @@ package mysql
 import (
 	"context"
 	"crypto/sha1"
+	"crypto/x509"
 	"database/sql"
 	"database/sql/driver"
 	"encoding/hex"
@@ -34,6 +35,8 @@ import (
 
 	mysql "github.com/go-sql-driver/mysql"
 
+	"github.com/secretsaga/secretsaga/shared/dbtls"
+	"github.com/secretsaga/secretsaga/shared/secret"
 	"github.com/secretsaga/secretsaga/shared/target"
 )
 
@@ -45,10 +48,14 @@ type Options struct {
 	// QueryTimeout bounds each statement's reads and writes once logged in.
 	// Default 15s.
 	QueryTimeout time.Duration
-	// TLS is the driver's tls parameter: "preferred" when empty (TLS when
-	// the server offers it, as RDS does, unverified, plain otherwise),
-	// "true", "skip-verify" or "false".
+	// TLS is the driver's tls parameter for a secret without a "tls"
+	// field whose host is not an AWS endpoint: "preferred" when empty (TLS
+	// when the server offers it, unverified, plain otherwise), "true",
+	// "skip-verify" or "false". The secret's "tls" field and the AWS
+	// endpoint default (see shared/dbtls) take precedence.
 	TLS string
+	// RootCAs are the CAs verify-full trusts; nil means dbtls.Roots().
+	RootCAs *x509.CertPool
 }
 
 // Engine implements target.Engine for MySQL and MariaDB.
@@ -240,7 +247,20 @@ func (e *Engine) config(c target.Credential) (*mysql.Config, error) {
 	// The driver logs dropped connections to stderr on its own; the
 	// engine's errors already say what went wrong.
 	cfg.Logger = &mysql.NopLogger{}
-	cfg.TLSConfig = e.o.TLS
+	switch mode := dbtls.Effective(c.TLS, c.Host); mode {
+	case secret.TLSDefault:
+		cfg.TLSConfig = e.o.TLS
+	case secret.TLSDisable:
+		cfg.TLSConfig = "false"
+	default:
+		// A tls.Config of our own makes the driver require TLS (no
+		// fallback to plain text), with our roots and host name.
+		tc, err := dbtls.Config(mode, c.Host, e.o.RootCAs)
+		if err != nil {
+			return nil, fmt.Errorf("mysql: %w: %w", err, target.ErrInvalid)
+		}
+		cfg.TLS = tc
+	}
 	return cfg, nil
 }
 
@@ -249,9 +269,10 @@ func (e *Engine) connect(ctx context.Context, c target.Credential) (*session, er
 	if err != nil {
 		return nil, err
 	}
+	mode := dbtls.Effective(c.TLS, c.Host)
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connection settings for %s (tls %q): %w", cfg.Addr, e.o.TLS, target.ErrInvalid)
+		return nil, fmt.Errorf("connection settings for %s (tls %q): %w", cfg.Addr, cfg.TLSConfig, target.ErrInvalid)
 	}
 	db := sql.OpenDB(connector)
 	db.SetMaxOpenConns(1)
@@ -266,6 +287,9 @@ func (e *Engine) connect(ctx context.Context, c target.Credential) (*session, er
 	}
 	if err != nil {
 		_ = db.Close()
+		if te, ok := target.AsTLSError("mysql", cfg.Addr, c, mode, err); ok {
+			return nil, te
+		}
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			// Our own bound, not the caller's: a server that accepts but
 			// never greets (a black-holed proxy, a hung mysqld, or a

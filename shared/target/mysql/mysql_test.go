@@ -176,3 +176,45 @@ func TestCloneGrants(t *testing.T) {
 		}
 	}
 }
+
+// The secret's tls field, or the AWS endpoint default, decides the
+// driver's TLS; only a secret with neither keeps Options.TLS.
+func TestConfigTLS(t *testing.T) {
+	const rds = "db.abc.us-east-1.rds.amazonaws.com"
+	tests := []struct {
+		host       string
+		mode       secret.TLSMode
+		wantString string // cfg.TLSConfig when cfg.TLS is nil
+		verify     bool   // cfg.TLS verifies the chain and the host
+		skip       bool   // cfg.TLS verifies nothing
+	}{
+		{"127.0.0.1", secret.TLSDefault, "preferred", false, false},
+		{rds, secret.TLSDefault, "", true, false},
+		{rds, secret.TLSRequire, "", false, true},
+		{rds, secret.TLSDisable, "false", false, false},
+		{"127.0.0.1", secret.TLSVerifyFull, "", true, false},
+		{"127.0.0.1", secret.TLSDisable, "false", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.host+" "+string(tt.mode), func(t *testing.T) {
+			cfg, err := New(Options{}).config(target.Credential{Host: tt.host, Username: "u", TLS: tt.mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tt.verify:
+				if cfg.TLS == nil || cfg.TLS.InsecureSkipVerify || cfg.TLS.ServerName != tt.host || cfg.TLS.RootCAs == nil {
+					t.Errorf("TLS %+v, want verification of %s", cfg.TLS, tt.host)
+				}
+			case tt.skip:
+				if cfg.TLS == nil || !cfg.TLS.InsecureSkipVerify {
+					t.Errorf("TLS %+v, want unverified TLS", cfg.TLS)
+				}
+			default:
+				if cfg.TLS != nil || cfg.TLSConfig != tt.wantString {
+					t.Errorf("TLS %+v, tls=%q; want tls=%q", cfg.TLS, cfg.TLSConfig, tt.wantString)
+				}
+			}
+		})
+	}
+}

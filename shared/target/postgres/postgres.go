@@ -16,6 +16,7 @@ import (
 	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -28,6 +29,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/xdg-go/stringprep"
 
+	"github.com/secretsaga/secretsaga/shared/dbtls"
+	"github.com/secretsaga/secretsaga/shared/secret"
 	"github.com/secretsaga/secretsaga/shared/target"
 )
 
@@ -36,9 +39,13 @@ type Options struct {
 	// ConnectTimeout bounds each login attempt, so an unreachable host fails
 	// the step in bounded time instead of at the Lambda timeout. Default 5s.
 	ConnectTimeout time.Duration
-	// SSLMode is libpq's sslmode ("prefer" when empty: TLS if the server
-	// offers it, as RDS does, plain otherwise).
+	// SSLMode is libpq's sslmode for a secret without a "tls" field whose
+	// host is not an AWS endpoint ("prefer" when empty: TLS if the server
+	// offers it, unverified, plain otherwise). The secret's "tls" field
+	// and the AWS endpoint default (see shared/dbtls) take precedence.
 	SSLMode string
+	// RootCAs are the CAs verify-full trusts; nil means dbtls.Roots().
+	RootCAs *x509.CertPool
 }
 
 // Engine implements target.Engine for PostgreSQL.
@@ -117,13 +124,28 @@ func (e *Engine) connect(ctx context.Context, c target.Credential) (*pgx.Conn, e
 	if db == "" {
 		db = "postgres"
 	}
+	mode := dbtls.Effective(c.TLS, c.Host)
+	sslmode := e.o.SSLMode
+	if mode != secret.TLSDefault {
+		// libpq's names are the secret's.
+		sslmode = string(mode)
+	}
 	// Only non-secret fields go through the DSN parser; the password is set
 	// on the parsed config.
 	dsn := fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=%s connect_timeout=%d",
-		quoteDSN(c.Host), port, quoteDSN(db), quoteDSN(c.Username), e.o.SSLMode, int(e.o.ConnectTimeout.Seconds()+0.5))
+		quoteDSN(c.Host), port, quoteDSN(db), quoteDSN(c.Username), sslmode, int(e.o.ConnectTimeout.Seconds()+0.5))
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("connection settings for %s:%d: %w", c.Host, port, target.ErrInvalid)
+	}
+	if mode == secret.TLSVerifyFull {
+		// pgx's verify-full trusts the system's roots or sslrootcert;
+		// ours are the RDS CAs (and DB_TLS_CA_FILE).
+		tc, err := dbtls.Config(mode, c.Host, e.o.RootCAs)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: %w: %w", err, target.ErrInvalid)
+		}
+		cfg.TLSConfig, cfg.Fallbacks = tc, nil
 	}
 	cfg.Password = c.Password.Reveal()
 	cfg.ConnectTimeout = e.o.ConnectTimeout
@@ -143,6 +165,9 @@ func (e *Engine) connect(ctx context.Context, c target.Credential) (*pgx.Conn, e
 		conn, err = pgx.ConnectConfig(cctx, cfg)
 	}
 	if err != nil {
+		if te, ok := target.AsTLSError("postgres", net.JoinHostPort(c.Host, strconv.Itoa(port)), c, mode, err); ok {
+			return nil, te
+		}
 		err = classify(err)
 		if errors.Is(err, target.ErrUnreachable) {
 			// Another database at this port answers in its own protocol

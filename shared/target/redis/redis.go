@@ -16,6 +16,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -29,6 +30,8 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/secretsaga/secretsaga/shared/dbtls"
+	"github.com/secretsaga/secretsaga/shared/secret"
 	"github.com/secretsaga/secretsaga/shared/target"
 )
 
@@ -37,9 +40,13 @@ type Options struct {
 	// ConnectTimeout bounds dialing and each command's reply, so an
 	// unreachable host fails the step in bounded time. Default 5s.
 	ConnectTimeout time.Duration
-	// TLS, when set, is used for every connection (ElastiCache with
-	// in-transit encryption, for one). Nil means plain TCP.
+	// TLS, when set, is used for a secret without a "tls" field whose
+	// host is not an AWS endpoint. Nil means plain TCP. The secret's
+	// "tls" field and the AWS endpoint default (verify-full for
+	// ElastiCache, see shared/dbtls) take precedence.
 	TLS *tls.Config
+	// RootCAs are the CAs verify-full trusts; nil means dbtls.Roots().
+	RootCAs *x509.CertPool
 }
 
 // Engine implements target.Engine for Redis.
@@ -123,6 +130,13 @@ func (e *Engine) options(c target.Credential) (*goredis.Options, error) {
 	if n, err := strconv.Atoi(c.DBName); err == nil && n >= 0 {
 		db = n
 	}
+	tc := e.o.TLS
+	if mode := dbtls.Effective(c.TLS, c.Host); mode != secret.TLSDefault {
+		var err error
+		if tc, err = dbtls.Config(mode, c.Host, e.o.RootCAs); err != nil {
+			return nil, fmt.Errorf("redis: %w: %w", err, target.ErrInvalid)
+		}
+	}
 	return &goredis.Options{
 		Addr:     net.JoinHostPort(c.Host, strconv.Itoa(port)),
 		Username: c.Username,
@@ -145,7 +159,7 @@ func (e *Engine) options(c target.Credential) (*goredis.Options, error) {
 		// DialTimeout, would stretch an unreachable host to 25 s.
 		DialerRetries: 1,
 		PoolSize:      1,
-		TLSConfig:     e.o.TLS,
+		TLSConfig:     tc,
 	}, nil
 }
 
@@ -160,6 +174,9 @@ func (e *Engine) connect(ctx context.Context, c target.Credential) (*goredis.Cli
 	defer cancel()
 	if err := client.Ping(pctx).Err(); err != nil {
 		_ = client.Close()
+		if te, ok := target.AsTLSError("redis", opt.Addr, c, dbtls.Effective(c.TLS, c.Host), err); ok {
+			return nil, te
+		}
 		err = classify(err)
 		if errors.Is(err, target.ErrUnreachable) {
 			// A database at this port that speaks another protocol

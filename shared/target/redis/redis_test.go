@@ -154,3 +154,44 @@ func TestCloneRules(t *testing.T) {
 		}
 	}
 }
+
+// The secret's tls field, or the AWS endpoint default (ElastiCache), turns
+// TLS on; a secret with neither keeps Options.TLS (nil: plain TCP).
+func TestOptionsTLS(t *testing.T) {
+	const cache = "master.r.abc.use1.cache.amazonaws.com"
+	tests := []struct {
+		host   string
+		mode   secret.TLSMode
+		plain  bool
+		verify bool
+	}{
+		{"127.0.0.1", secret.TLSDefault, true, false},
+		{cache, secret.TLSDefault, false, true},
+		{cache, secret.TLSRequire, false, false},
+		{cache, secret.TLSDisable, true, false},
+		{"127.0.0.1", secret.TLSVerifyFull, false, true},
+		{"127.0.0.1", secret.TLSRequire, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.host+" "+string(tt.mode), func(t *testing.T) {
+			o, err := New(Options{}).options(target.Credential{Host: tt.host, Username: "u", TLS: tt.mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tt.plain:
+				if o.TLSConfig != nil {
+					t.Errorf("TLSConfig %+v, want plain TCP", o.TLSConfig)
+				}
+			case tt.verify:
+				if o.TLSConfig == nil || o.TLSConfig.InsecureSkipVerify || o.TLSConfig.ServerName != tt.host || o.TLSConfig.RootCAs == nil {
+					t.Errorf("TLSConfig %+v, want verification of %s", o.TLSConfig, tt.host)
+				}
+			default:
+				if o.TLSConfig == nil || !o.TLSConfig.InsecureSkipVerify {
+					t.Errorf("TLSConfig %+v, want unverified TLS", o.TLSConfig)
+				}
+			}
+		})
+	}
+}
