@@ -13,7 +13,7 @@ INFRA_DIR   := infra
 INFRA_STAMP := $(INFRA_DIR)/node_modules/.infra-deps.stamp
 CDK         := $(INFRA_DIR)/node_modules/.bin/cdk
 CDK_FLAGS   ?= --no-version-reporting --no-notices
-INFRA_FUNCTIONS := acquirelease createsecret setsecret testsecret finishsecret verify releaselease compensate listsecrets fleetsummary nativerotation repair
+INFRA_FUNCTIONS := acquirelease createsecret setsecret testsecret finishsecret verify releaselease compensate listsecrets fleetsummary fleetreport nativerotation repair
 
 .PHONY: infra-deps infra-test infra-lint synth
 

@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -12,8 +13,12 @@ import (
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/google/uuid"
 
+	"github.com/secretsaga/secretsaga/integration/faultinject"
+	"github.com/secretsaga/secretsaga/shared/events"
+	"github.com/secretsaga/secretsaga/shared/faults"
 	"github.com/secretsaga/secretsaga/shared/fleet"
 	"github.com/secretsaga/secretsaga/shared/ledger"
+	"github.com/secretsaga/secretsaga/shared/target"
 )
 
 // TestFleetRotation runs statemachines/fleet.asl.json over the secrets of
@@ -101,5 +106,134 @@ func TestFleetRotation(t *testing.T) {
 	broken.invariants(x)
 	if !broken.verdict.refusedUnchanged {
 		t.Error("the secret whose AWSCURRENT never logged in is not reported as refused and unchanged")
+	}
+}
+
+// TestFleetFailedChildPublishes: every failed fleet child publishes a Fleet
+// Rotation Failed event, in particular on the saga's paths that announce
+// nothing themselves. Each case is a fleet of one secret, so that the
+// injected faults strike only its rotation.
+func TestFleetFailedChildPublishes(t *testing.T) {
+	other := "arn:aws:states:us-east-1:000000000000:execution:rotation:someone-else"
+	tests := []struct {
+		name string
+		// setup spoils the secret's rotation; it returns a cleanup that
+		// ends what it started (a lease someone else holds).
+		setup     func(t *testing.T, s *scenario) func()
+		wantError string
+		// sagaEvent is the saga's own event on this path ("": none).
+		sagaEvent string
+	}{
+		{
+			name: "lease held at acquire",
+			setup: func(t *testing.T, s *scenario) func() {
+				lease, err := env.Ledger.Acquire(s.ctx, ledger.AcquireRequest{Secret: s.arn, Execution: other, Token: uuid.NewString(), Actor: "test", PreviousVersion: s.orig})
+				if err != nil {
+					t.Fatal(err)
+				}
+				withFaults(t)
+				return func() {
+					if err := env.Ledger.Append(s.ctx, &lease, ledger.Record{State: ledger.RolledBack, Actor: "test"}, ledger.Change{Release: true}); err != nil {
+						t.Error(err)
+					}
+				}
+			},
+			wantError: faults.NameConflict,
+		},
+		{
+			name: "acquire fails",
+			setup: func(t *testing.T, s *scenario) func() {
+				withFaults(t, faultinject.Rule{Function: "acquirelease", Call: "Secrets Manager.DescribeSecret", Err: apiError("AccessDeniedException"), Times: 100})
+				return func() {}
+			},
+			wantError: faults.NameInput,
+		},
+		{
+			name: "compensation finds the lease taken over",
+			setup: func(t *testing.T, s *scenario) func() {
+				var lease ledger.Lease
+				// set fails; before it does, the lease expires and
+				// another execution takes it (as after a long stall).
+				withFaults(t, faultinject.Rule{Function: "setsecret", Call: "target.SetPassword", Nth: 1, Phase: faultinject.Before, Err: target.ErrInvalid,
+					Hook: func(ctx context.Context) error {
+						if err := env.ExpireLease(ctx, s.arn); err != nil {
+							return err
+						}
+						var err error
+						lease, err = env.Ledger.Acquire(ctx, ledger.AcquireRequest{Secret: s.arn, Execution: other, Token: uuid.NewString(), Actor: "test", PreviousVersion: s.orig})
+						return err
+					}})
+				return func() {
+					if lease.Holder == "" {
+						return
+					}
+					if err := env.Ledger.Append(s.ctx, &lease, ledger.Record{State: ledger.RolledBack, Actor: "test"}, ledger.Change{Release: true}); err != nil {
+						t.Error(err)
+					}
+				}
+			},
+			wantError: faults.NameConflict,
+		},
+		{
+			name: "compensation failed and its alert could not be published",
+			setup: func(t *testing.T, s *scenario) func() {
+				withFaults(t,
+					faultinject.Rule{Function: "setsecret", Call: "target.SetPassword", Nth: 1, Phase: faultinject.Before, Err: target.ErrInvalid},
+					faultinject.Rule{Function: "compensate", Call: "Secrets Manager.DescribeSecret", Err: apiError("AccessDeniedException"), Times: 100},
+					faultinject.Rule{Function: "releaselease", Call: "EventBridge.PutEvents", Err: apiError("InternalException"), Times: 100})
+				return func() {}
+			},
+			wantError: faults.NameCompensationFailed,
+		},
+		{
+			// A path on which the saga announces itself: the fleet's
+			// event comes besides it.
+			name: "rolled back",
+			setup: func(t *testing.T, s *scenario) func() {
+				withFaults(t, faultinject.Rule{Function: "setsecret", Call: "target.SetPassword", Nth: 1, Phase: faultinject.Before, Err: target.ErrInvalid})
+				return func() {}
+			},
+			wantError: faults.NameInput,
+			sagaEvent: events.RotationRolledBack,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			group := "fleet-" + uuid.NewString()[:8]
+			s := newScenario(t, "fleet")
+			if _, err := env.SMClient.TagResource(s.ctx, &secretsmanager.TagResourceInput{SecretId: &s.arn,
+				Tags: []smtypes.Tag{{Key: aws.String("secretsaga:rotation-group"), Value: aws.String(group)}}}); err != nil {
+				t.Fatal(err)
+			}
+			done := tt.setup(t, s)
+			x, err := env.ExecuteFleet(s.ctx, "fleet-"+group, map[string]any{"TagKey": "secretsaga:rotation-group", "TagValue": group})
+			done()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if x.Status != "SUCCEEDED" {
+				t.Fatalf("fleet ended %s %s: %s\n%s", x.Status, x.Error, x.Cause, x.Timeline())
+			}
+			var sum fleet.Summary
+			if err := json.Unmarshal(x.Output, &sum); err != nil {
+				t.Fatalf("output %s: %v", x.Output, err)
+			}
+			if sum.Total != 1 || len(sum.Failures) != 1 || sum.Failures[0].Error != tt.wantError {
+				t.Fatalf("summary %+v, want the one secret failed with %s\n%s", sum, tt.wantError, x.Timeline())
+			}
+			got := eventFor(s.arn, events.FleetRotationFailed)
+			if len(got) != 1 {
+				t.Fatalf("%d Fleet Rotation Failed events for the secret, want 1\n%s", len(got), x.Timeline())
+			}
+			if d := got[0]; d.ErrorClass != tt.wantError || d.Outcome != sum.Failures[0].Outcome || d.ExecutionARN == "" || d.Severity == "" {
+				t.Errorf("event %+v, want error class %s, outcome %s", d, tt.wantError, sum.Failures[0].Outcome)
+			}
+			for _, dt := range []string{events.RotationRolledBack, events.RotationAbandoned, events.CompensationFailed} {
+				n := len(eventFor(s.arn, dt))
+				if want := dt == tt.sagaEvent; (n > 0) != want {
+					t.Errorf("%d %q events from the saga on this path, want %v", n, dt, want)
+				}
+			}
+		})
 	}
 }

@@ -19,7 +19,10 @@ var Fleet []byte
 // The fleet's frame. The rotation saga goes, unchanged, into the one branch
 // of the Parallel state "Rotate": a Parallel state's Catch turns any failure
 // of that secret's saga (its Fail states included) into a result, so one
-// secret's failure never stops or rolls back the others. The Map is a
+// secret's failure never stops or rolls back the others. Before it becomes
+// a result, ReportFailure announces it (Fleet Rotation Failed), since some
+// of the saga's failures announce nothing themselves; a failed report is
+// caught too (the fleetreport function's Errors alarm sees it). The Map is a
 // Distributed Map: every secret's saga runs as a child execution with its
 // own execution ARN (the ledger's lease holder) and its own event history,
 // so a fleet of thousands stays under a Standard execution's 25,000-event
@@ -78,9 +81,26 @@ const fleetFrame = `{
               "State.$": "$[0].State"
             },
             "Catch": [
-              {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RotationFailed"}
+              {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ReportFailure"}
             ],
             "End": true
+          },
+          "ReportFailure": {
+            "Type": "Task",
+            "Comment": "Publishes this secret's Fleet Rotation Failed event, however its saga failed: some of the saga's failures (lease held, acquire failed, lease lost during compensation) announce nothing themselves.",
+            "Resource": "${FleetReportFunctionArn}",
+            "Parameters": {
+              "SecretId.$": "$.SecretId",
+              "ExecutionArn.$": "$$.Execution.Id",
+              "Error.$": "$.error"
+            },
+            "ResultPath": null,
+            "TimeoutSeconds": 60,
+            "Retry": [RETRY],
+            "Catch": [
+              {"ErrorEquals": ["States.ALL"], "ResultPath": "$.reportError", "Next": "RotationFailed"}
+            ],
+            "Next": "RotationFailed"
           },
           "RotationFailed": {
             "Type": "Pass",

@@ -63,7 +63,7 @@ func TestFleetStructure(t *testing.T) {
 	if len(rotate.Catch) != 1 || !slices.Equal(rotate.Catch[0].ErrorEquals, []string{"States.ALL"}) {
 		t.Error("one secret's failure must be caught (States.ALL) so it cannot stop the others")
 	}
-	want := append(Placeholders(Rotation), "FleetSummaryFunctionArn", "ListSecretsFunctionArn")
+	want := append(Placeholders(Rotation), "FleetReportFunctionArn", "FleetSummaryFunctionArn", "ListSecretsFunctionArn")
 	slices.Sort(want)
 	if got := Placeholders(Fleet); !slices.Equal(got, want) {
 		t.Errorf("placeholders %v, want %v", got, want)

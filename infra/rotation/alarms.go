@@ -26,6 +26,8 @@ var LedgerOperations = []awsdynamodb.Operation{
 //     Secrets Manager's rotation) and Throttles (reserved concurrency is
 //     10 for the database-facing functions, and a fleet runs many
 //     rotations at once);
+//   - a failed fleet child (fleetreport's Invocations): the fleet's Catch
+//     makes the child execution succeed, so no execution alarm sees it;
 //   - DynamoDB throttling of the ledger's operations;
 //   - anything in the schedules' dead-letter queue (a rotation or a repair
 //     run that could not be started).
@@ -57,6 +59,13 @@ func (r *Rotation) addOperationalAlarms() {
 		fn := r.Functions[n]
 		add(n+"ErrorsAlarm", "the "+n+" function returned an error (see its log group)", fn.MetricErrors(sum))
 		add(n+"ThrottlesAlarm", "invocations of the "+n+" function were throttled (reserved or account concurrency)", fn.MetricThrottles(sum))
+	}
+	// Every failed fleet child invokes fleetreport once (retries aside),
+	// which publishes its Fleet Rotation Failed event; the child execution
+	// itself succeeds (the fleet's Catch), so no execution alarm sees it.
+	if fn, ok := r.Functions["fleetreport"]; ok {
+		add("FleetChildFailuresAlarm", "a secret's rotation in a fleet failed (its Fleet Rotation Failed event on the bus names it)",
+			fn.MetricInvocations(sum))
 	}
 	add("LedgerThrottlesAlarm", "DynamoDB throttled requests to the ledger table",
 		r.Table.MetricThrottledRequestsForOperations(&awsdynamodb.OperationsMetricOptions{

@@ -46,6 +46,9 @@ func TestOperationalAlarms(t *testing.T) {
 						t.Errorf("alarm %s: %s", id, jsonString(p))
 					}
 					seen[fn+" "+p["MetricName"].(string)] = true
+					if p["MetricName"] == "Invocations" && !strings.Contains(jsonString(p["AlarmDescription"]), "fleet failed") {
+						t.Errorf("alarm %s on Invocations: %s", id, jsonString(p))
+					}
 				case "AWS/SQS":
 					if p["MetricName"] != "ApproximateNumberOfMessagesVisible" || !strings.Contains(jsonString(p["Dimensions"]), queueID) {
 						t.Errorf("alarm %s: %s", id, jsonString(p))
@@ -70,6 +73,10 @@ func TestOperationalAlarms(t *testing.T) {
 			for _, n := range fnName {
 				want = append(want, n+" Errors", n+" Throttles")
 			}
+			// A failed fleet child: fleetreport's invocations.
+			if _, fleet := d.functions(t)["fleetreport"]; fleet {
+				want = append(want, "fleetreport Invocations")
+			}
 			var got []string
 			for k := range seen {
 				got = append(got, k)
@@ -82,6 +89,7 @@ func TestOperationalAlarms(t *testing.T) {
 			if !seen[nativeFunction+" Errors"] && name == "defaults" {
 				t.Error("no alarm on nativerotation's errors")
 			}
+
 			// CloudWatch may publish, for this account's alarms only.
 			_, policy := d.one(t, "AWS::SNS::TopicPolicy")
 			cw := 0

@@ -58,6 +58,8 @@ var (
 		"listsecrets": {"secretsmanager:ListSecrets"},
 		// fleet.Service.Summarize: no AWS call.
 		"fleetsummary": nil,
+		// fleet.Service.Report: PutEvents only.
+		"fleetreport": {"events:PutEvents"},
 		// native.Service: StartExecution, DescribeExecution.
 		"nativerotation": {"states:StartExecution", "states:DescribeExecution"},
 	}

@@ -196,6 +196,10 @@ var Handlers = []Handler{
 		Description: "secretsaga listsecrets: lists the secrets that carry the fleet's tag"},
 	{Name: "fleetsummary", Placeholder: "FleetSummaryFunctionArn", Fleet: true,
 		Description: "secretsaga fleetsummary: counts the fleet's outcomes"},
+	// fleetreport publishes one failed fleet child's Fleet Rotation Failed
+	// event: nothing else (it reads neither the secret nor the ledger).
+	{Name: "fleetreport", Placeholder: "FleetReportFunctionArn", Fleet: true, PutEvents: true,
+		Description: "secretsaga fleetreport: announces a failed fleet child"},
 	// The entry Secrets Manager's native rotation (RotateSecret, a secret's
 	// rotation schedule) invokes: it starts the saga on createSecret and
 	// watches it; finishSecret waits for the saga, hence the long timeout.

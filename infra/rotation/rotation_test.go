@@ -146,7 +146,7 @@ func noNative(t *testing.T) *synthesized {
 // The functions, written out independently of rotation.Handlers.
 var (
 	sagaFunctions  = []string{"acquirelease", "createsecret", "setsecret", "testsecret", "finishsecret", "verify", "releaselease", "compensate"}
-	fleetFunctions = []string{"listsecrets", "fleetsummary"}
+	fleetFunctions = []string{"listsecrets", "fleetsummary", "fleetreport"}
 	// fleetInvokes: what the fleet state machine invokes (the saga's and its own).
 	fleetInvokes = append(slices.Clone(sagaFunctions), fleetFunctions...)
 	// nativeFunction is the Secrets Manager native rotation entry; no state
@@ -254,6 +254,13 @@ func (d template) one(t *testing.T, typ string) (string, resource) {
 
 // functions maps handler name → logical id of its AWS::Lambda::Function,
 // found by the "secretsaga <name>:" description.
+// busID is the logical id of the stack's one event bus.
+func (d template) busID(t *testing.T) string {
+	t.Helper()
+	id, _ := d.one(t, "AWS::Events::EventBus")
+	return id
+}
+
 func (d template) functions(t *testing.T) map[string]string {
 	t.Helper()
 	out := map[string]string{}
@@ -339,7 +346,7 @@ func jsonString(v any) string { b, _ := json.Marshal(v); return string(b) }
 func TestResourceCounts(t *testing.T) {
 	d := defaults(t)
 	for typ, n := range map[string]int{
-		"AWS::Lambda::Function":            12, // 8 saga steps + listsecrets, fleetsummary + nativerotation + repair
+		"AWS::Lambda::Function":            13, // 8 saga steps + listsecrets, fleetsummary, fleetreport + nativerotation + repair
 		"AWS::Lambda::Permission":          1,  // Secrets Manager may invoke nativerotation
 		"AWS::StepFunctions::StateMachine": 2,  // rotation saga + fleet
 		"AWS::DynamoDB::Table":             1,
@@ -347,18 +354,18 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::Events::Rule":                2,
 		"AWS::SNS::Topic":                  1,
 		"AWS::SNS::Subscription":           0,
-		"AWS::CloudWatch::Alarm":           32, // 3 per state machine, 2 per function, the ledger's, the dead letters'
+		"AWS::CloudWatch::Alarm":           35, // 3 per state machine, 2 per function, the ledger's, the dead letters', failed fleet children
 		"AWS::Scheduler::Schedule":         1,  // the repair's
 		"AWS::SQS::Queue":                  1,  // the schedules' dead letters
-		"AWS::Logs::LogGroup":              14, // 12 functions + 2 state machines
-		"AWS::IAM::Role":                   15, // 12 functions + 2 state machines + the repair schedule's
+		"AWS::Logs::LogGroup":              15, // 13 functions + 2 state machines
+		"AWS::IAM::Role":                   16, // 13 functions + 2 state machines + the repair schedule's
 	} {
 		d.tmpl.ResourceCountIs(jsii.String(typ), jsii.Number(n))
 	}
 	c := configured(t)
 	c.tmpl.ResourceCountIs(jsii.String("AWS::Scheduler::Schedule"), jsii.Number(3))
 	c.tmpl.ResourceCountIs(jsii.String("AWS::SNS::Subscription"), jsii.Number(1))
-	c.tmpl.ResourceCountIs(jsii.String("AWS::IAM::Role"), jsii.Number(16))
+	c.tmpl.ResourceCountIs(jsii.String("AWS::IAM::Role"), jsii.Number(17))
 	n := noFleet(t)
 	for typ, want := range map[string]int{
 		"AWS::Lambda::Function":            10,
@@ -375,11 +382,11 @@ func TestResourceCounts(t *testing.T) {
 	}
 	nn := noNative(t)
 	for typ, want := range map[string]int{
-		"AWS::Lambda::Function":            11,
+		"AWS::Lambda::Function":            12,
 		"AWS::Lambda::Permission":          0,
 		"AWS::StepFunctions::StateMachine": 2,
-		"AWS::Logs::LogGroup":              13,
-		"AWS::IAM::Role":                   14,
+		"AWS::Logs::LogGroup":              14,
+		"AWS::IAM::Role":                   15,
 	} {
 		nn.tmpl.ResourceCountIs(jsii.String(typ), jsii.Number(want))
 	}
@@ -446,8 +453,14 @@ func TestFunctions(t *testing.T) {
 		} else if hasRC {
 			t.Errorf("%s: unexpected ReservedConcurrentExecutions %v", h.Name, rc)
 		}
-		if slices.Contains(fleetFunctions, h.Name) {
-			// The fleet's steps use neither the ledger nor the bus.
+		if h.Name == "fleetreport" {
+			// Only the bus its events go to.
+			want := jsonString(map[string]any{"Variables": map[string]any{"EVENT_BUS_NAME": map[string]any{"Ref": d.doc.busID(t)}}})
+			if got := jsonString(p["Environment"]); got != want {
+				t.Errorf("%s: environment %s, want %s", h.Name, got, want)
+			}
+		} else if slices.Contains(fleetFunctions, h.Name) {
+			// listsecrets and fleetsummary use neither the ledger nor the bus.
 			if env, ok := p["Environment"]; ok {
 				t.Errorf("%s: environment %s", h.Name, jsonString(env))
 			}
@@ -774,6 +787,7 @@ var expectedSecretActions = map[string][]string{
 	"compensate":     {"DescribeSecret", "GetSecretValue", "UpdateSecretVersionStage"},
 	"listsecrets":    nil,
 	"fleetsummary":   nil,
+	"fleetreport":    nil,
 	"nativerotation": nil,
 	"repair":         {"DescribeSecret", "GetSecretValue", "UpdateSecretVersionStage"},
 }
@@ -786,7 +800,7 @@ var expectedUnscoped = map[string][]string{
 	"listsecrets":  {"secretsmanager:ListSecrets"},
 }
 
-var expectedPutEvents = []string{"releaselease", "compensate", "repair"}
+var expectedPutEvents = []string{"releaselease", "compensate", "repair", "fleetreport"}
 
 // unscopedAction: the Secrets Manager and CloudWatch actions that may be on
 // "*", and the one function each is for.

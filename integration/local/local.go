@@ -377,6 +377,7 @@ func (e *Env) registerFunctions() error {
 	fleet := config.NewFleet(e.configOptions("fleet", true))
 	e.Lambda.Register("secretsaga-listsecrets", withFunction("listsecrets", fleet.List), functions.MustGet("listsecrets").Timeout)
 	e.Lambda.Register("secretsaga-fleetsummary", withFunction("fleetsummary", fleet.Summarize), functions.MustGet("fleetsummary").Timeout)
+	e.Lambda.Register("secretsaga-fleetreport", withFunction("fleetreport", fleet.Report), functions.MustGet("fleetreport").Timeout)
 	return nil
 }
 

@@ -193,12 +193,17 @@ func logger(o Options) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stderr, nil))
 }
 
-// NewFleet builds the fleet rotation's steps (list and summarize); it needs
-// only Secrets Manager.
+// NewFleet builds the fleet rotation's steps (list, report a failed child,
+// summarize): Secrets Manager and the event bus.
 func NewFleet(o Options) *fleet.Service {
 	cfg := o.AWS.Copy()
 	cfg.APIOptions = append(cfg.APIOptions, o.APIOptions...)
-	return &fleet.Service{Secrets: secretsManager(cfg, o), Log: logger(o)}
+	eb := eventbridge.NewFromConfig(cfg, func(eo *eventbridge.Options) {
+		if o.EventBridgeEndpoint != "" {
+			eo.BaseEndpoint = &o.EventBridgeEndpoint
+		}
+	})
+	return &fleet.Service{Secrets: secretsManager(cfg, o), Events: events.NewBus(eb, o.EventBus), Log: logger(o)}
 }
 
 // FleetFromEnv builds the fleet steps a Lambda function runs.
@@ -208,6 +213,16 @@ func FleetFromEnv(ctx context.Context) (*fleet.Service, error) {
 		return nil, err
 	}
 	return NewFleet(Options{AWS: cfg}), nil
+}
+
+// FleetReportFromEnv builds the fleet steps the fleetreport function runs:
+// FleetFromEnv's, publishing to the bus EVENT_BUS_NAME names.
+func FleetReportFromEnv(ctx context.Context) (*fleet.Service, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return NewFleet(Options{AWS: cfg, EventBus: os.Getenv(EnvEventBus)}), nil
 }
 
 // FromEnv builds the Service a Lambda function runs: the default AWS

@@ -44,6 +44,7 @@ func TestHandlerInputTypeErrors(t *testing.T) {
 		"compensate":     {svc.Compensate, []bad{{`{"Rotation":{"Rollback":"yes"}}`, `"Rollback"`}, {`{"Mode":["rollback"]}`, `"Mode"`}}},
 		"listsecrets":    {fl.List, []bad{{`{"TagKey":"k","TagValue":"v","Limit":"5"}`, `"Limit" of the fleet execution input must be a whole JSON number`}}},
 		"fleetsummary":   {fl.Summarize, []bad{{`{"Results":{"a":1}}`, `"Results"`}}},
+		"fleetreport":    {fl.Report, []bad{{`{"SecretId":"s","Error":"TestFailedError"}`, `"Error"`}}},
 		"repair":         {svc.Repair, []bad{{`{"IgnoreBackoff":"yes"}`, `"IgnoreBackoff" of the repair function's input must be a JSON boolean`}}},
 		"nativerotation": {nat.Handle, []bad{{`{"SecretId":"s","ClientRequestToken":"t","Step":1}`, `"Step" of the rotation event must be a JSON string`}}},
 	}

@@ -30,6 +30,11 @@ const (
 	// target has not answered for REPAIR_ALERT_AFTER); critical, with
 	// what to do in Action.
 	RepairNeeded = "Rotation Repair Needed"
+	// FleetRotationFailed: one secret's rotation in a fleet failed, however
+	// it failed (at acquire included); published by the fleet for every
+	// failed child, besides whatever the saga announced itself. warning
+	// when rolled back, critical otherwise.
+	FleetRotationFailed = "Fleet Rotation Failed"
 )
 
 // Detail is the event body.

@@ -15,6 +15,7 @@ import (
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
+	"github.com/secretsaga/secretsaga/shared/events"
 	"github.com/secretsaga/secretsaga/shared/faults"
 )
 
@@ -23,10 +24,18 @@ type Secrets interface {
 	ListSecrets(context.Context, *sm.ListSecretsInput, ...func(*sm.Options)) (*sm.ListSecretsOutput, error)
 }
 
+// Publisher announces outcomes (*events.Bus).
+type Publisher interface {
+	Publish(ctx context.Context, e events.Event) error
+}
+
 // Service runs the fleet steps.
 type Service struct {
 	Secrets Secrets
-	Log     *slog.Logger
+	// Events receives the Fleet Rotation Failed event of every failed
+	// child (Report).
+	Events Publisher
+	Log    *slog.Logger
 }
 
 // ListInput selects secrets by one tag.
@@ -204,4 +213,66 @@ func (in *ListInput) UnmarshalJSON(b []byte) error {
 func (in *SummaryInput) UnmarshalJSON(b []byte) error {
 	type plain SummaryInput
 	return faults.DecodeInput(b, (*plain)(in), "fleetsummary", "the fleet summary's input (the Map state's results)")
+}
+
+// CaughtError is what a Catch puts at its ResultPath: the error name and
+// its cause.
+type CaughtError struct {
+	Error string
+	Cause string `json:",omitempty"`
+}
+
+// ReportInput is one failed fleet child, as the fleet machine's Catch
+// around the saga hands it over: the secret, the child execution (the
+// lease holder it ran as) and the error the saga ended with.
+type ReportInput struct {
+	SecretId     string
+	ExecutionArn string `json:",omitempty"`
+	Error        CaughtError
+}
+
+// UnmarshalJSON: see ListInput's.
+func (in *ReportInput) UnmarshalJSON(b []byte) error {
+	type plain ReportInput
+	return faults.DecodeInput(b, (*plain)(in), stepReport, "the failed fleet child (the Catch's output)")
+}
+
+const stepReport = "fleetreport"
+
+// Report publishes a failed fleet child's Fleet Rotation Failed event.
+//
+// It is published for every failed child, whatever the saga published
+// before: the saga announces its own outcomes (Rotation Rolled Back,
+// Rotation Abandoned, Compensation Failed), but some of its failures end
+// with no event at all (the lease held by someone else, acquire failing,
+// compensation finding the lease taken over, the Compensation Failed alert
+// itself failing), and from the outside the fleet cannot tell which: the
+// Abandoned state is reached both after an abandon that announced itself
+// and after a compensation that found the lease gone, which announced
+// nothing. One event per failed child, always, is also what the failed
+// children alarm counts. Delivery is at least once (a retried Report
+// publishes again), as for every event.
+func (s *Service) Report(ctx context.Context, in ReportInput) (ItemResult, error) {
+	if in.SecretId == "" || in.Error.Error == "" {
+		return ItemResult{}, &faults.InputError{Detail: faults.Detail{Step: stepReport, SecretID: in.SecretId,
+			Reason: "SecretId and Error.Error are required: Report announces one failed fleet child"}}
+	}
+	r := ItemResult{SecretId: in.SecretId, Error: in.Error.Error}
+	o := Outcome(r)
+	severity := "critical"
+	if o == OutcomeRolledBack {
+		severity = "warning" // as the saga's own Rotation Rolled Back
+	}
+	err := s.Events.Publish(ctx, events.Event{DetailType: events.FleetRotationFailed, Detail: events.Detail{
+		SecretARN: in.SecretId, ExecutionARN: in.ExecutionArn, ErrorClass: in.Error.Error, Severity: severity, Outcome: o,
+		Action: "This secret's rotation in a fleet failed (" + o + "); run `secretctl status " + in.SecretId + "` for its state and journal.",
+	}})
+	if err != nil {
+		return r, &faults.RetryableError{Detail: faults.Detail{Step: stepReport, SecretID: in.SecretId,
+			Reason: "the Fleet Rotation Failed event was not published; a retry publishes it", Err: err}}
+	}
+	if s.Log != nil {
+		s.Log.WarnContext(ctx, "fleet child failed", "secret", in.SecretId, "execution", in.ExecutionArn, "error", in.Error.Error, "outcome", o)
+	}
+	return r, nil
 }

@@ -12,6 +12,7 @@ import (
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
+	"github.com/secretsaga/secretsaga/shared/events"
 	"github.com/secretsaga/secretsaga/shared/faults"
 )
 
@@ -128,5 +129,60 @@ func TestSummarize(t *testing.T) {
 	}
 	if s := sum.String(); s != "6 secrets: 2 succeeded, 2 rolled back, 1 abandoned, 1 compensation failed" {
 		t.Errorf("String() = %q", s)
+	}
+}
+
+// fakeBus records what is published, or fails.
+type fakeBus struct {
+	got []events.Event
+	err error
+}
+
+func (b *fakeBus) Publish(_ context.Context, e events.Event) error {
+	if b.err != nil {
+		return b.err
+	}
+	b.got = append(b.got, e)
+	return nil
+}
+
+func TestReport(t *testing.T) {
+	tests := []struct {
+		name         string
+		in           ReportInput
+		busErr       error
+		wantErr      string
+		wantOutcome  string
+		wantSeverity string
+	}{
+		{"lease held at acquire", ReportInput{SecretId: "arn:a", ExecutionArn: "arn:x", Error: CaughtError{Error: faults.NameConflict, Cause: "lease held"}}, nil, "", OutcomeAbandoned, "critical"},
+		{"acquire failed", ReportInput{SecretId: "arn:a", Error: CaughtError{Error: faults.NameInput}}, nil, "", OutcomeRolledBack, "warning"},
+		{"compensation failed", ReportInput{SecretId: "arn:a", Error: CaughtError{Error: faults.NameCompensationFailed}}, nil, "", OutcomeCompensationFailed, "critical"},
+		{"no secret", ReportInput{Error: CaughtError{Error: faults.NameConflict}}, nil, faults.NameInput, "", ""},
+		{"no error", ReportInput{SecretId: "arn:a"}, nil, faults.NameInput, "", ""},
+		{"bus down", ReportInput{SecretId: "arn:a", Error: CaughtError{Error: faults.NameConflict}}, errors.New("connection reset"), faults.NameRetryable, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bus := &fakeBus{err: tt.busErr}
+			_, err := (&Service{Events: bus}).Report(context.Background(), tt.in)
+			if got := faults.Name(err); got != tt.wantErr && !(tt.wantErr == "" && err == nil) {
+				t.Fatalf("err = %v, want %s", err, tt.wantErr)
+			}
+			if tt.wantErr != "" {
+				if len(bus.got) != 0 {
+					t.Fatalf("published %+v on error", bus.got)
+				}
+				return
+			}
+			if len(bus.got) != 1 {
+				t.Fatalf("published %d events, want 1", len(bus.got))
+			}
+			e := bus.got[0]
+			if e.DetailType != events.FleetRotationFailed || e.Detail.SecretARN != tt.in.SecretId || e.Detail.ExecutionARN != tt.in.ExecutionArn ||
+				e.Detail.ErrorClass != tt.in.Error.Error || e.Detail.Outcome != tt.wantOutcome || e.Detail.Severity != tt.wantSeverity {
+				t.Fatalf("event %+v", e)
+			}
+		})
 	}
 }

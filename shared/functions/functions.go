@@ -121,6 +121,8 @@ var table = map[string]Settings{
 	// The fleet: listsecrets pages through every secret of the account.
 	"listsecrets":  {Timeout: 300 * time.Second, MemoryMB: MemoryMB, Placeholder: "ListSecretsFunctionArn"},
 	"fleetsummary": {Timeout: 60 * time.Second, MemoryMB: MemoryMB, Placeholder: "FleetSummaryFunctionArn"},
+	// fleetreport announces one failed fleet child (one PutEvents).
+	"fleetreport": {Timeout: 30 * time.Second, MemoryMB: MemoryMB, Placeholder: "FleetReportFunctionArn", Env: []string{EnvEventBus}},
 	// The self-healing of COMPENSATION_FAILED secrets (scheduled, no
 	// state machine calls it): per due secret a few logins that may each
 	// wait out a connect timeout, and the undo's writes.

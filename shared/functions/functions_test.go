@@ -179,8 +179,9 @@ func TestEnvMatchesWhatMainReads(t *testing.T) {
 	reads := map[string]struct{ required, optional []string }{
 		"config.FromEnv": {required: []string{functions.EnvLedgerTable, functions.EnvEventBus, functions.EnvLedgerRetentionDays},
 			optional: []string{functions.EnvBakeAlarmNames, functions.EnvRepairBackoff, functions.EnvRepairMaxBackoff, functions.EnvRepairAlertAfter}},
-		"config.FleetFromEnv":  {},
-		"config.NativeFromEnv": {required: []string{functions.EnvStateMachineArn}},
+		"config.FleetFromEnv":       {},
+		"config.FleetReportFromEnv": {required: []string{functions.EnvEventBus}},
+		"config.NativeFromEnv":      {required: []string{functions.EnvStateMachineArn}},
 	}
 	for _, n := range functions.Names() {
 		src, err := os.ReadFile(filepath.Join("..", "..", "functions", n, "main.go"))
