@@ -164,6 +164,12 @@ func randomSecret() (string, error) {
 // parent-death signal, so it dies with the test. Close stops it and removes
 // the directory.
 func StartMariaDB(ctx context.Context, dir string) (*MariaDB, error) {
+	return StartMariaDBTLS(ctx, dir, nil)
+}
+
+// StartMariaDBTLS is StartMariaDB with TLS on (t's certificate) when t is
+// not nil; clients choose TLS or not, unless an account REQUIREs SSL.
+func StartMariaDBTLS(ctx context.Context, dir string, t *TLS) (*MariaDB, error) {
 	installDB, server, err := mariadbBins()
 	if err != nil {
 		return nil, err
@@ -211,10 +217,15 @@ func StartMariaDB(ctx context.Context, dir string) (*MariaDB, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if t != nil {
+		if err := writeTLS(cdir, t, as); err != nil {
+			return fail(err)
+		}
+	}
 
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		m, inUse, err := startMariaDBD(ctx, server, cdir, as, pw)
+		m, inUse, err := startMariaDBD(ctx, server, cdir, as, pw, t != nil)
 		if err == nil {
 			m.InitDB, m.Started = initTook, time.Since(begin)
 			return m, nil
@@ -227,7 +238,7 @@ func StartMariaDB(ctx context.Context, dir string) (*MariaDB, error) {
 	return fail(lastErr)
 }
 
-func startMariaDBD(ctx context.Context, server, cdir string, as runAs, adminPW string) (*MariaDB, bool, error) {
+func startMariaDBD(ctx context.Context, server, cdir string, as runAs, adminPW string, withTLS bool) (*MariaDB, bool, error) {
 	port, err := FreePort()
 	if err != nil {
 		return nil, false, err
@@ -255,6 +266,9 @@ func startMariaDBD(ctx context.Context, server, cdir string, as runAs, adminPW s
 		"--innodb-doublewrite=0",
 		"--innodb-use-native-aio=0",
 		"--max-connections=100")
+	if withTLS {
+		cmd.Args = append(cmd.Args, "--ssl-cert="+filepath.Join(cdir, tlsCertFile), "--ssl-key="+filepath.Join(cdir, tlsKeyFile))
+	}
 	cmd.Dir = cdir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: as.cred}
 	pr, err := startProc("mariadbd", cmd, newTail(16<<10, logFile))

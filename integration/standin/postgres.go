@@ -154,6 +154,13 @@ func searchable(dir string, uid, gid int) error {
 // would do in the background), so it dies with the test. Call Close when
 // done: immediate shutdown, then the directory is removed.
 func StartPostgres(ctx context.Context, dir string) (*Postgres, error) {
+	return StartPostgresTLS(ctx, dir, nil)
+}
+
+// StartPostgresTLS is StartPostgres with TLS on (ssl=on with t's
+// certificate) when t is not nil; clients choose TLS or not, as pg_hba.conf
+// allows both.
+func StartPostgresTLS(ctx context.Context, dir string, t *TLS) (*Postgres, error) {
 	bin, err := PostgresBinDir()
 	if err != nil {
 		return nil, err
@@ -213,10 +220,15 @@ func StartPostgres(ctx context.Context, dir string) (*Postgres, error) {
 	if err := os.Chown(hba, as.uid, as.gid); err != nil {
 		return fail(fmt.Errorf("standin: %w", err))
 	}
+	if t != nil {
+		if err := writeTLS(data, t, as); err != nil {
+			return fail(err)
+		}
+	}
 
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		p, inUse, err := startPostmaster(ctx, bin, cdir, as)
+		p, inUse, err := startPostmaster(ctx, bin, cdir, as, t != nil)
 		if err == nil {
 			p.BinDir, p.InitDB, p.Started = bin, initTook, time.Since(begin)
 			return p, nil
@@ -229,7 +241,7 @@ func StartPostgres(ctx context.Context, dir string) (*Postgres, error) {
 	return fail(lastErr)
 }
 
-func startPostmaster(ctx context.Context, bin, cdir string, as runAs) (*Postgres, bool, error) {
+func startPostmaster(ctx context.Context, bin, cdir string, as runAs, withTLS bool) (*Postgres, bool, error) {
 	port, err := FreePort()
 	if err != nil {
 		return nil, false, err
@@ -247,6 +259,10 @@ func startPostmaster(ctx context.Context, bin, cdir string, as runAs) (*Postgres
 		"-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off",
 		"-c", "password_encryption=scram-sha-256")
+	if withTLS {
+		// Relative to the data directory, where writeTLS put them.
+		cmd.Args = append(cmd.Args, "-c", "ssl=on", "-c", "ssl_cert_file="+tlsCertFile, "-c", "ssl_key_file="+tlsKeyFile)
+	}
 	cmd.Env = pgEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: as.cred}
 	pr, err := startProc("postgres", cmd, newTail(16<<10, logFile))

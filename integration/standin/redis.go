@@ -24,6 +24,9 @@ const RedisReadyTimeout = 15 * time.Second
 type Redis struct {
 	Host string // 127.0.0.1
 	Port int
+	// TLSPort is the port that speaks TLS (StartRedisTLS), 0 without; Port
+	// stays plain TCP.
+	TLSPort int
 
 	// AdminUser and AdminPassword log in as the "default" user, which has
 	// every permission; the password is random per server.
@@ -77,6 +80,13 @@ func redisServerBin() (string, error) {
 // its parent-death signal, so it dies with the test. Close stops it and
 // removes the directory.
 func StartRedis(ctx context.Context, dir string) (*Redis, error) {
+	return StartRedisTLS(ctx, dir, nil)
+}
+
+// StartRedisTLS is StartRedis with a second port, TLSPort, that speaks TLS
+// with t's certificate (and asks no client certificate), when t is not
+// nil.
+func StartRedisTLS(ctx context.Context, dir string, t *TLS) (*Redis, error) {
 	bin, err := redisServerBin()
 	if err != nil {
 		return nil, err
@@ -99,9 +109,15 @@ func StartRedis(ctx context.Context, dir string) (*Redis, error) {
 		_ = os.RemoveAll(cdir)
 		return nil, err
 	}
+	if t != nil {
+		if err := writeTLS(cdir, t, as); err != nil {
+			_ = os.RemoveAll(cdir)
+			return nil, err
+		}
+	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		r, inUse, err := startRedisServer(ctx, bin, cdir, as, pw)
+		r, inUse, err := startRedisServer(ctx, bin, cdir, as, pw, t != nil)
 		if err == nil {
 			r.Started = time.Since(begin)
 			return r, nil
@@ -115,10 +131,23 @@ func StartRedis(ctx context.Context, dir string) (*Redis, error) {
 	return nil, lastErr
 }
 
-func startRedisServer(ctx context.Context, bin, cdir string, as runAs, adminPW string) (*Redis, bool, error) {
+func startRedisServer(ctx context.Context, bin, cdir string, as runAs, adminPW string, withTLS bool) (*Redis, bool, error) {
 	port, err := FreePort()
 	if err != nil {
 		return nil, false, err
+	}
+	tlsPort := 0
+	var tlsConf []string
+	if withTLS {
+		if tlsPort, err = FreePort(); err != nil {
+			return nil, false, err
+		}
+		tlsConf = []string{
+			"tls-port " + strconv.Itoa(tlsPort),
+			"tls-cert-file " + strconv.Quote(filepath.Join(cdir, tlsCertFile)),
+			"tls-key-file " + strconv.Quote(filepath.Join(cdir, tlsKeyFile)),
+			"tls-auth-clients no",
+		}
 	}
 	// Values are quoted: the directory may hold spaces. The password is
 	// hex and the rest is ours, so nothing needs escaping inside quotes.
@@ -133,8 +162,7 @@ func startRedisServer(ctx context.Context, bin, cdir string, as runAs, adminPW s
 		"pidfile " + strconv.Quote(filepath.Join(cdir, "redis.pid")),
 		`logfile ""`,
 		"requirepass " + adminPW,
-		"",
-	}, "\n")
+	}, "\n") + "\n" + strings.Join(append(tlsConf, ""), "\n")
 	confPath := filepath.Join(cdir, "redis.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		return nil, false, fmt.Errorf("standin: %w", err)
@@ -154,7 +182,7 @@ func startRedisServer(ctx context.Context, bin, cdir string, as runAs, adminPW s
 		logFile.Close()
 		return nil, false, err
 	}
-	r := &Redis{Host: "127.0.0.1", Port: port, AdminUser: "default", AdminPassword: adminPW, Dir: cdir, proc: pr}
+	r := &Redis{Host: "127.0.0.1", Port: port, TLSPort: tlsPort, AdminUser: "default", AdminPassword: adminPW, Dir: cdir, proc: pr}
 	client := r.AdminClient()
 	defer client.Close()
 	err = pr.waitReady(ctx, RedisReadyTimeout, func(ctx context.Context) error {
