@@ -37,7 +37,7 @@ func main() {
 	var cfg Config
 	out := flag.String("out", "results/soak.json", "where to write the JSON report")
 	cells := flag.String("cells", "", `comma-separated cells to run, e.g. "postgres × single user" (default: all six)`)
-	clientLog := flag.String("client-log", "", "also write the client library's log lines (JSON, no values) to this file, to see why a connection failed")
+	clientLog := flag.String("client-log", "", "also write the client library's log lines, debug level included (JSON, no values), to this file, to see why a connection failed")
 	flag.IntVar(&cfg.Rotations, "rotations", 200, "rotations per engine × strategy")
 	flag.DurationVar(&cfg.Duration, "duration", 0, "start no rotation after this long (0: no limit); the report gives the count run")
 	flag.IntVar(&cfg.Workers, "workers", 2, "application workers per secret and per mode")
@@ -76,11 +76,11 @@ func run(cfg Config, out string, clientLog io.Writer) int {
 		return 1
 	}
 	defer env.Close()
-	logs := io.Writer(env.Logs)
+	logs, level := io.Writer(env.Logs), slog.LevelInfo
 	if clientLog != nil {
-		logs = io.MultiWriter(env.Logs, clientLog)
+		logs, level = io.MultiWriter(env.Logs, clientLog), slog.LevelDebug
 	}
-	res, err := Run(context.Background(), env, cfg, dialers(env, cfg, logs)...)
+	res, err := Run(context.Background(), env, cfg, dialers(env, cfg, logs, level)...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		return 1
@@ -104,9 +104,9 @@ func run(cfg Config, out string, clientLog io.Writer) int {
 // client's log lines go to env.Logs, which the leak scan searches.
 // dialers are the application modes; the client's log lines go to logs
 // (env.Logs at least: the leak scan reads them).
-func dialers(env *local.Env, cfg Config, logs io.Writer) []Dialer {
+func dialers(env *local.Env, cfg Config, logs io.Writer, level slog.Level) []Dialer {
 	return []Dialer{
-		&Client{API: env.SMClient, Log: slog.New(slog.NewJSONHandler(logs, nil)).With("app", "soak")},
+		&Client{API: env.SMClient, Log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level})).With("app", "soak")},
 		&Naive{SM: env.SMClient, Every: cfg.NaiveEvery},
 	}
 }

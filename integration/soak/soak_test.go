@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func TestSoakShort(t *testing.T) {
 	cfg := Config{Rotations: 4, Workers: 2, Every: 100 * time.Millisecond, Lifetime: 250 * time.Millisecond,
 		Kinds:      []kind{kindSuccess, kindTestFails, kindOperator, kindSuccess},
 		NaiveEvery: time.Second, Pause: client.DefaultRefreshInterval + 500*time.Millisecond, Log: logWriter{t}}
-	res, err := Run(ctx, env, cfg, dialers(env, cfg, env.Logs)...)
+	res, err := Run(ctx, env, cfg, dialers(env, cfg, env.Logs, slog.LevelInfo)...)
 	if err != nil {
 		t.Fatal(err)
 	}

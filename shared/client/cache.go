@@ -153,6 +153,7 @@ type Stats struct {
 	AuthRetries         uint64 // logins tried with another candidate after a refusal
 	Exhausted           uint64 // connections for which the server refused every candidate
 	Interrupted         uint64 // connections whose context ended before every candidate was tried
+	TornReads           uint64 // reads made again because a label moved while the stages were read
 	// Logins counts successful logins by the stage of the credential used.
 	Logins map[string]uint64
 	// Fallbacks counts successful logins after a refusal, by the stage of
@@ -179,7 +180,7 @@ type Cache struct {
 	logins  map[string]uint64
 	falls   map[string]uint64
 
-	calls, refreshErrors, staleServed, authFailures, authRetries, exhausted, interrupted atomic.Uint64
+	calls, refreshErrors, staleServed, authFailures, authRetries, exhausted, interrupted, tornReads atomic.Uint64
 }
 
 // entry is what the cache knows of one secret.
@@ -218,8 +219,8 @@ func (c *Cache) Stats() Stats {
 	return Stats{
 		GetSecretValueCalls: c.calls.Load(), RefreshErrors: c.refreshErrors.Load(), StaleServed: c.staleServed.Load(),
 		AuthFailures: c.authFailures.Load(), AuthRetries: c.authRetries.Load(), Exhausted: c.exhausted.Load(),
-		Interrupted: c.interrupted.Load(),
-		Logins:      cloneMap(c.logins), Fallbacks: cloneMap(c.falls),
+		Interrupted: c.interrupted.Load(), TornReads: c.tornReads.Load(),
+		Logins: cloneMap(c.logins), Fallbacks: cloneMap(c.falls),
 	}
 }
 
@@ -480,6 +481,60 @@ func (c *Cache) fetch(ctx context.Context, secretID string, full bool) error {
 		return nil
 	}
 
+	// The three reads are not one snapshot: a rotation's finish between
+	// them (AWSCURRENT moved, then AWSPENDING removed) yields AWSCURRENT's
+	// old version, no AWSPENDING, and that same version again as
+	// AWSPREVIOUS; the password the server has then is in none of them. A
+	// version read twice with different labels shows it: read again, and
+	// keep what the earlier reads found too (an extra candidate costs at
+	// most a refused login; a missing one fails the connection).
+	all := c.readOthers(ctx, secretID, cur)
+	for range maxTornRereads {
+		if !torn(all) {
+			break
+		}
+		again, err := c.read(ctx, secretID, StageCurrent)
+		if err != nil {
+			break
+		}
+		c.tornReads.Add(1)
+		cur = again
+		all = union(c.readOthers(ctx, secretID, cur), all)
+		c.mu.Lock()
+		if e := c.entries[secretID]; e != nil && e.current != nil && e.current.VersionID != cur.VersionID {
+			e.current, e.currentAt, e.working = &cur, c.now(), ""
+		}
+		c.mu.Unlock()
+	}
+	if c.log.Enabled(ctx, slog.LevelDebug) {
+		read := make([]string, len(all))
+		for i, cr := range all {
+			read[i] = cr.Stage + "@" + cr.VersionID
+		}
+		c.log.Debug("secretsaga client: read the secret's stages", "secret", secretID, "read", read,
+			"started", start, "took", c.now().Sub(start))
+	}
+	c.mu.Lock()
+	if e := c.entries[secretID]; e != nil {
+		// allTry is set only now, with all: a caller that saw it fresh
+		// while the other stages were still being read would otherwise
+		// take a list without them.
+		e.all, e.allTry, e.allStart = all, now, start
+		if !slices.ContainsFunc(all, func(cr Credential) bool { return cr.VersionID == e.working }) {
+			e.working = ""
+		}
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// maxTornRereads bounds the reads made again when the stages read were
+// not one snapshot (torn).
+const maxTornRereads = 2
+
+// readOthers reads AWSPENDING and AWSPREVIOUS, unless cur carries them
+// too, and returns cur followed by what it found.
+func (c *Cache) readOthers(ctx context.Context, secretID string, cur Credential) []Credential {
 	all := []Credential{cur}
 	for _, stage := range []string{StagePending, StagePrevious} {
 		if slices.Contains(cur.Stages, stage) {
@@ -497,18 +552,38 @@ func (c *Cache) fetch(ctx context.Context, secretID string, full bool) error {
 		}
 		all = append(all, cr)
 	}
-	c.mu.Lock()
-	if e := c.entries[secretID]; e != nil {
-		// allTry is set only now, with all: a caller that saw it fresh
-		// while the other stages were still being read would otherwise
-		// take a list without them.
-		e.all, e.allTry, e.allStart = all, now, start
-		if !slices.ContainsFunc(all, func(cr Credential) bool { return cr.VersionID == e.working }) {
-			e.working = ""
+	return all
+}
+
+// torn reports whether reads of one version disagree on its labels: a
+// label moved between them.
+func torn(all []Credential) bool {
+	for i, a := range all {
+		for _, b := range all[i+1:] {
+			if a.VersionID == b.VersionID && !sameLabels(a.Stages, b.Stages) {
+				return true
+			}
 		}
 	}
-	c.mu.Unlock()
-	return nil
+	return false
+}
+
+func sameLabels(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+// union is newer followed by the versions of older that newer lacks.
+func union(newer, older []Credential) []Credential {
+	out := slices.Clone(newer)
+	for _, o := range older {
+		if !slices.ContainsFunc(out, func(n Credential) bool { return n.VersionID == o.VersionID }) {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // read makes one GetSecretValue call and parses its value.

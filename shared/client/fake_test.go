@@ -26,6 +26,9 @@ type fakeSM struct {
 	gateOnly string        // when set, only calls for this stage wait
 	inFlight int
 	maxIn    int
+	// onCall, when set, runs as a call for a stage arrives, before it is
+	// answered (without f.mu held): a rotation's step between two reads.
+	onCall func(stage string)
 }
 
 func newFake(name string) *fakeSM {
@@ -54,8 +57,11 @@ func (f *fakeSM) total() int {
 }
 
 func (f *fakeSM) GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
-	f.mu.Lock()
 	stage := aws.ToString(in.VersionStage)
+	if f.onCall != nil {
+		f.onCall(stage)
+	}
+	f.mu.Lock()
 	f.calls[stage]++
 	f.inFlight++
 	f.maxIn = max(f.maxIn, f.inFlight)

@@ -64,8 +64,13 @@ func Login[T any](ctx context.Context, c *Cache, secretID string, eng Engine, co
 	refusedAt := c.now()
 	lastErr := err
 	tried := []Credential{first}
-	// try logs in with each candidate not tried yet, within the bound.
-	try := func(cands []Credential) (T, bool, error) {
+	var offered []string // stage@version of every candidate list, for the log
+	// try logs in with each candidate not in tried[from:], within the
+	// bound.
+	try := func(cands []Credential, from int) (T, bool, error) {
+		for _, cand := range cands {
+			offered = append(offered, cand.Stage+"@"+cand.VersionID)
+		}
 		for _, cand := range cands {
 			if len(tried) >= c.maxAttempts || ctx.Err() != nil {
 				break
@@ -73,7 +78,7 @@ func Login[T any](ctx context.Context, c *Cache, secretID string, eng Engine, co
 			if eng.Check(&cand) != nil {
 				continue // a stage for another engine cannot log in here
 			}
-			if slices.ContainsFunc(tried, cand.same) {
+			if slices.ContainsFunc(tried[from:], cand.same) {
 				continue
 			}
 			c.log.Info("secretsaga client: login refused, trying the next credential",
@@ -99,20 +104,29 @@ func Login[T any](ctx context.Context, c *Cache, secretID string, eng Engine, co
 	if err != nil {
 		return zero, err
 	}
-	if res, done, err := try(cands); done {
+	if res, done, err := try(cands, 0); done {
 		return res, err
 	}
-	// ...and, if none of them logs in, of a read made after this refusal.
+	// ...and, if none of them logs in, of a read made after this refusal:
+	// first the credentials not tried yet (a rotation that began since),
+	// then the ones refused before the last refusal. The server's password
+	// may have moved while the loop walked the list (a rollback sets it
+	// back to AWSCURRENT's just after AWSCURRENT was refused), so only the
+	// last refusal is taken as still true.
 	if len(tried) < c.maxAttempts && ctx.Err() == nil {
 		if cands, err := c.candidates(ctx, secretID, refusedAt); err == nil {
-			if res, done, err := try(cands); done {
+			if res, done, err := try(cands, 0); done {
+				return res, err
+			}
+			if res, done, err := try(cands, len(tried)-1); done {
 				return res, err
 			}
 		}
 	}
 	stages := make([]string, len(tried))
+	versions := make([]string, len(tried))
 	for i, cr := range tried {
-		stages[i] = cr.Stage
+		stages[i], versions[i] = cr.Stage, cr.Stage+"@"+cr.VersionID
 	}
 	if cerr := ctx.Err(); cerr != nil {
 		// The caller gave up before every candidate was tried: that is not
@@ -120,12 +134,12 @@ func Login[T any](ctx context.Context, c *Cache, secretID string, eng Engine, co
 		// whoever reads it after a password that may well work.
 		c.interrupted.Add(1)
 		c.log.Warn("secretsaga client: the caller's context ended before the other credentials were tried",
-			"secret", secretID, "tried", stages, "error", cerr)
+			"secret", secretID, "tried", versions, "offered", offered, "error", cerr)
 		return zero, &Error{SecretID: secretID, Kind: ErrInterrupted,
 			Reason: "tried " + strings.Join(stages, ", ") + " (refused)", Err: errors.Join(cerr, lastErr)}
 	}
 	c.exhausted.Add(1)
-	c.log.Warn("secretsaga client: the server refused every credential", "secret", secretID, "tried", stages)
+	c.log.Warn("secretsaga client: the server refused every credential", "secret", secretID, "tried", versions, "offered", offered)
 	return zero, &Error{SecretID: secretID, Kind: ErrAuthFailed,
 		Reason: "tried " + strings.Join(stages, ", "), Err: lastErr}
 }

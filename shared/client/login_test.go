@@ -28,12 +28,18 @@ type server struct {
 	pw     string
 	other  error // returned instead of a login result when set
 	logins []string
+	// after, when set, runs with s.mu held once a login was answered: the
+	// server's password moving between two logins.
+	after func(s *server)
 }
 
 func (s *server) connect(_ context.Context, cr Credential) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.logins = append(s.logins, cr.Stage)
+	if s.after != nil {
+		defer s.after(s)
+	}
 	if s.other != nil {
 		return "", s.other
 	}
@@ -60,8 +66,10 @@ func TestLogin(t *testing.T) {
 			[]string{StageCurrent, StagePending}, map[string]uint64{StagePending: 1}},
 		{"compensation mid-way: previous works", "app", pwOld, nil, nil, "conn:v0", nil,
 			[]string{StageCurrent, StagePending, StagePrevious}, map[string]uint64{StagePrevious: 1}},
+		// The fourth login is AWSCURRENT again: refused first, it may work
+		// by now (a rollback that set the server back meanwhile).
 		{"nothing works: bounded, ErrAuthFailed", "app", "unknown", nil, nil, "", ErrAuthFailed,
-			[]string{StageCurrent, StagePending, StagePrevious}, map[string]uint64{}},
+			[]string{StageCurrent, StagePending, StagePrevious, StageCurrent}, map[string]uint64{}},
 		{"bound of two", "app", pwOld, nil, []Option{WithMaxAttempts(2)}, "", ErrAuthFailed,
 			[]string{StageCurrent, StagePending}, map[string]uint64{}},
 		{"bound of one: no retry", "app", pwPending, nil, []Option{WithMaxAttempts(1)}, "", ErrAuthFailed,
@@ -298,7 +306,9 @@ func TestLoginContextEndsAfterARefusal(t *testing.T) {
 			var buf bytes.Buffer
 			c, _ := testCache(f, &buf)
 			srv := &server{user: "app", pw: pwPending}
-			if _, err := c.Get(context.Background(), secretName); err != nil {
+			// Every stage read now, so Login needs no read of its own (one
+			// would go on after Login returned and race with the test).
+			if _, err := c.Candidates(context.Background(), secretName); err != nil {
 				t.Fatal(err)
 			}
 			// The caller's context ends while the server answers the first
@@ -324,5 +334,72 @@ func TestLoginContextEndsAfterARefusal(t *testing.T) {
 			assertNoValue(t, "error", err.Error())
 			assertNoValue(t, "log", buf.String())
 		})
+	}
+}
+
+// TestLoginWhileTheServerMovesBack: a rollback sets the server's password
+// back to AWSCURRENT's just after a connection found AWSCURRENT refused;
+// AWSPENDING and AWSPREVIOUS are then refused too. AWSCURRENT, refused
+// before the last refusal, is tried again and logs in. make soak measured
+// this (MariaDB, a rotation whose test fails after set): "tried AWSCURRENT,
+// AWSPENDING, AWSPREVIOUS", the connection failed.
+func TestLoginWhileTheServerMovesBack(t *testing.T) {
+	f := newFake(secretName)
+	f.put("v0", val("postgres", "app", pwOld), StagePrevious)
+	f.put("v1", val("postgres", "app", pwCur), StageCurrent)
+	f.put("v2", val("postgres", "app", pwPending), StagePending)
+	c, _ := testCache(f, nil)
+	srv := &server{user: "app", pw: pwPending}
+	srv.after = func(s *server) {
+		if len(s.logins) == 1 { // compensation, right after the first refusal
+			s.pw = pwCur
+		}
+	}
+	got, err := Login(context.Background(), c, secretName, testEngine, srv.connect)
+	if err != nil || got != "conn:v1" {
+		t.Fatalf("Login = %q, %v; want conn:v1", got, err)
+	}
+	if fmt.Sprint(srv.logins) != "[AWSCURRENT AWSPENDING AWSPREVIOUS AWSCURRENT]" {
+		t.Fatalf("tried %v", srv.logins)
+	}
+}
+
+// TestTornRead: a rotation's finish lands between the cache's reads of
+// AWSCURRENT and AWSPENDING, so the reads show the old version as
+// AWSCURRENT and, again, as AWSPREVIOUS, and no AWSPENDING: the new
+// password, the one the server has, is in none of them. The cache sees the
+// version's labels disagree, reads again and finds it.
+func TestTornRead(t *testing.T) {
+	f := newFake(secretName)
+	f.put("v0", val("postgres", "app", pwOld), StagePrevious)
+	f.put("v1", val("postgres", "app", pwCur), StageCurrent)
+	c, _ := testCache(f, nil)
+	ctx := context.Background()
+	if _, err := c.Get(ctx, secretName); err != nil { // v1 cached, as before the rotation
+		t.Fatal(err)
+	}
+	// create and set: the server has v2's password.
+	f.put("v2", val("postgres", "app", pwPending), StagePending)
+	srv := &server{user: "app", pw: pwPending}
+	var once sync.Once
+	f.onCall = func(stage string) {
+		if stage == StagePending {
+			once.Do(func() { // finish: AWSCURRENT moves, then AWSPENDING goes
+				f.put("v2", val("postgres", "app", pwPending), StageCurrent)
+				f.put("v1", val("postgres", "app", pwCur), StagePrevious)
+			})
+		}
+	}
+	got, err := Login(ctx, c, secretName, testEngine, srv.connect)
+	if err != nil || got != "conn:v2" {
+		t.Fatalf("Login = %q, %v (tried %v); want conn:v2", got, err, srv.logins)
+	}
+	if st := c.Stats(); st.TornReads != 1 {
+		t.Fatalf("TornReads = %d, want 1", st.TornReads)
+	}
+	// The read again replaced the torn AWSCURRENT: new connections start
+	// with v2.
+	if cr, err := c.Get(ctx, secretName); err != nil || cr.VersionID != "v2" {
+		t.Fatalf("Get = %v, %v; want v2", cr, err)
 	}
 }
