@@ -49,12 +49,6 @@ func TestSoakShort(t *testing.T) {
 	t.Logf("soak (%v in all):\n%s", time.Since(start).Round(time.Millisecond), b.String())
 
 	for _, p := range res.Problems() {
-		if knownMariaDBRefusal(res, p) {
-			// Not hidden: logged, counted in the table above, and listed
-			// in the README (Soak) as open. Every other failure fails.
-			t.Logf("KNOWN ISSUE (open, README: Soak): %s", p)
-			continue
-		}
 		t.Error(p)
 	}
 	if len(res.Cells) != 6 {
@@ -97,28 +91,4 @@ type logWriter struct{ t *testing.T }
 func (w logWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
-}
-
-// knownMariaDBRefusal reports whether problem p is the one open client
-// failure make soak measured (3 of 41,629 requests) and that failed this
-// test in about 1 run of 6: on MariaDB with a single user, a connection
-// whose only try was the AWSPENDING it had last logged in with ("tried
-// AWSPENDING"), the other labels never tried. Until it is explained, one
-// or two such requests in a cell are reported, not failed; anything else
-// (another engine or strategy, a failed window probe, more failures,
-// another error) still fails the test.
-func knownMariaDBRefusal(r *Result, p string) bool {
-	for _, c := range r.Cells {
-		if c.Engine != "mariadb" || c.Strategy != "single user" {
-			continue
-		}
-		for _, m := range c.Modes {
-			if m.Mode == "client" && m.Failed > 0 && m.Failed <= 2 && m.ProbesFailed == 0 &&
-				strings.Contains(m.FirstError, "tried AWSPENDING: Error 1045") &&
-				strings.HasPrefix(p, c.Engine+" × "+c.Strategy+": client: ") {
-				return true
-			}
-		}
-	}
-	return false
 }

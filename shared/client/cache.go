@@ -498,6 +498,7 @@ func (c *Cache) fetch(ctx context.Context, secretID string, full bool) error {
 			break
 		}
 		c.tornReads.Add(1)
+		c.log.Debug("secretsaga client: labels moved while the stages were read; reading again", "secret", secretID)
 		cur = again
 		all = union(c.readOthers(ctx, secretID, cur), all)
 		c.mu.Lock()
