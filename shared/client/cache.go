@@ -125,6 +125,9 @@ type Credential struct {
 	Username string
 	Password secret.Password
 	DBName   string
+	// TLS is the secret's "tls" field; the connectors resolve it with
+	// dbtls.Effective, as the rotation does.
+	TLS secret.TLSMode
 }
 
 // String names the credential without its password.
@@ -614,6 +617,7 @@ func (c *Cache) read(ctx context.Context, secretID, stage string) (Credential, e
 	cred := Credential{
 		SecretID: secretID, Stage: stage, Stages: slices.Clone(out.VersionStages),
 		Engine: v.Engine, Host: v.Host, Port: v.Port, Username: v.Username, Password: v.Password, DBName: v.DBName,
+		TLS: v.TLS,
 	}
 	if out.VersionId != nil {
 		cred.VersionID = *out.VersionId

@@ -9,14 +9,18 @@ package mysql
 
 import (
 	"context"
+	"crypto/x509"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 
 	mysqldrv "github.com/go-sql-driver/mysql"
 
 	"github.com/secretsaga/secretsaga/shared/client"
+	"github.com/secretsaga/secretsaga/shared/dbtls"
+	"github.com/secretsaga/secretsaga/shared/secret"
 )
 
 // DefaultPort is MySQL's, for a secret that names none.
@@ -47,7 +51,9 @@ type Option func(*connector)
 
 // WithConfig adjusts the driver configuration every connection starts
 // from (TLS, timeouts, parameters, collation). User, password, address and,
-// when the secret has one, database name always come from the secret.
+// when the secret has one, database name always come from the secret, and
+// so does TLS when the secret has a "tls" field or its host is an AWS
+// endpoint (see Connect).
 func WithConfig(f func(*mysqldrv.Config)) Option {
 	return func(c *connector) { c.configure = f }
 }
@@ -78,10 +84,19 @@ func NewConnector(c *client.Cache, secretID string, opts ...Option) (driver.Conn
 	return conn, nil
 }
 
-// Connect opens one connection (database/sql calls it for each).
+// Connect opens one connection (database/sql calls it for each). TLS is
+// what the rotation uses for the same secret: the secret's "tls" field,
+// else verify-full for an AWS endpoint, else the configuration's own.
+// verify-full trusts the RootCAs of a tls.Config that WithConfig set, when
+// it has some, else the built-in RDS CA bundle and the file named by
+// DB_TLS_CA_FILE (see shared/dbtls).
 func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	return client.Login(ctx, c.cache, c.secretID, Engine, func(ctx context.Context, cr client.Credential) (driver.Conn, error) {
-		dc, err := mysqldrv.NewConnector(c.config(cr))
+		cfg, err := c.config(cr)
+		if err != nil {
+			return nil, err
+		}
+		dc, err := mysqldrv.NewConnector(cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -90,7 +105,7 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 }
 
 // config is the driver configuration for one credential.
-func (c *connector) config(cr client.Credential) *mysqldrv.Config {
+func (c *connector) config(cr client.Credential) (*mysqldrv.Config, error) {
 	cfg := mysqldrv.NewConfig()
 	if c.configure != nil {
 		c.configure(cfg)
@@ -100,7 +115,22 @@ func (c *connector) config(cr client.Credential) *mysqldrv.Config {
 	if cr.DBName != "" {
 		cfg.DBName = cr.DBName
 	}
-	return cfg
+	switch mode := dbtls.Effective(cr.TLS, cr.Host); mode {
+	case secret.TLSDefault:
+	case secret.TLSDisable:
+		cfg.TLS, cfg.TLSConfig = nil, "false"
+	default:
+		var roots *x509.CertPool
+		if cfg.TLS != nil {
+			roots = cfg.TLS.RootCAs
+		}
+		tc, err := dbtls.Config(mode, cr.Host, roots)
+		if err != nil {
+			return nil, fmt.Errorf("mysql: %w", err)
+		}
+		cfg.TLS, cfg.TLSConfig = tc, ""
+	}
+	return cfg, nil
 }
 
 // Driver returns go-sql-driver/mysql's driver.

@@ -9,6 +9,7 @@ package pgsql
 
 import (
 	"context"
+	"crypto/x509"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/secretsaga/secretsaga/shared/client"
+	"github.com/secretsaga/secretsaga/shared/dbtls"
+	"github.com/secretsaga/secretsaga/shared/secret"
 )
 
 // DefaultPort is PostgreSQL's, for a secret that names none.
@@ -45,7 +48,8 @@ type Option func(*connector) error
 // WithDSN starts every connection's configuration from a libpq-style
 // connection string (sslmode, sslrootcert, application_name,
 // connect_timeout, ...). Host, port, user, password and, when the secret
-// has one, dbname always come from the secret. Without it the
+// has one, dbname always come from the secret, and so does TLS when the
+// secret has a "tls" field or its host is an AWS endpoint (see Connect). Without it the
 // configuration is pgx's default (pgx.ParseConfig("")), which also reads
 // the PG* environment variables.
 func WithDSN(dsn string) Option {
@@ -108,15 +112,24 @@ func NewConnector(c *client.Cache, secretID string, opts ...Option) (driver.Conn
 	return conn, nil
 }
 
-// Connect opens one connection (database/sql calls it for each).
+// Connect opens one connection (database/sql calls it for each). TLS is
+// what the rotation uses for the same secret: the secret's "tls" field,
+// else verify-full for an AWS endpoint, else the base configuration's
+// sslmode. verify-full trusts the CAs of the base configuration
+// (sslrootcert) when it names some, else the built-in RDS CA bundle and
+// the file named by DB_TLS_CA_FILE (see shared/dbtls).
 func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	return client.Login(ctx, c.cache, c.secretID, Engine, func(ctx context.Context, cr client.Credential) (driver.Conn, error) {
-		return stdlib.GetConnector(*c.config(cr), c.stdlib...).Connect(ctx)
+		cfg, err := c.config(cr)
+		if err != nil {
+			return nil, err
+		}
+		return stdlib.GetConnector(*cfg, c.stdlib...).Connect(ctx)
 	})
 }
 
 // config is the base configuration with the credential's fields in it.
-func (c *connector) config(cr client.Credential) *pgx.ConnConfig {
+func (c *connector) config(cr client.Credential) (*pgx.ConnConfig, error) {
 	cfg := c.base.Copy()
 	cfg.Host, cfg.Port = cr.Host, uint16(cr.Port)
 	cfg.User, cfg.Password = cr.Username, cr.Password.Reveal()
@@ -128,10 +141,25 @@ func (c *connector) config(cr client.Credential) *pgx.ConnConfig {
 	for _, fb := range cfg.Fallbacks {
 		fb.Host, fb.Port = cr.Host, uint16(cr.Port)
 	}
+	switch mode := dbtls.Effective(cr.TLS, cr.Host); mode {
+	case secret.TLSDefault:
+	case secret.TLSDisable:
+		cfg.TLSConfig, cfg.Fallbacks = nil, nil
+	default:
+		var roots *x509.CertPool
+		if cfg.TLSConfig != nil {
+			roots = cfg.TLSConfig.RootCAs
+		}
+		tc, err := dbtls.Config(mode, cr.Host, roots)
+		if err != nil {
+			return nil, fmt.Errorf("pgsql: %w", err)
+		}
+		cfg.TLSConfig, cfg.Fallbacks = tc, nil
+	}
 	if c.configure != nil {
 		c.configure(cfg)
 	}
-	return cfg
+	return cfg, nil
 }
 
 // Driver returns pgx's database/sql driver.

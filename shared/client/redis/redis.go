@@ -16,6 +16,7 @@ package redis
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,8 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/secretsaga/secretsaga/shared/client"
+	"github.com/secretsaga/secretsaga/shared/dbtls"
+	"github.com/secretsaga/secretsaga/shared/secret"
 )
 
 // DefaultPort is Redis's, for a secret that names none.
@@ -104,6 +107,29 @@ func Options(c *client.Cache, secretID string, base *goredis.Options) (*goredis.
 	}
 	if opt.Addr == "" {
 		opt.Addr = net.JoinHostPort(first.Host, strconv.Itoa(first.Port))
+	}
+	// TLS as the rotation uses it for the same secret: its "tls" field,
+	// else verify-full for an ElastiCache endpoint, else base's own.
+	// verify-full trusts base.TLSConfig's RootCAs when it has some, else
+	// the built-in bundle and DB_TLS_CA_FILE (see shared/dbtls).
+	switch mode := dbtls.Effective(first.TLS, first.Host); mode {
+	case secret.TLSDefault:
+	case secret.TLSDisable:
+		opt.TLSConfig = nil
+	default:
+		var roots *x509.CertPool
+		if opt.TLSConfig != nil {
+			roots = opt.TLSConfig.RootCAs
+		}
+		host, _, err := net.SplitHostPort(opt.Addr)
+		if err != nil {
+			host = first.Host
+		}
+		tc, err := dbtls.Config(mode, host, roots)
+		if err != nil {
+			return nil, &client.Error{SecretID: secretID, Kind: client.ErrUnavailable, Reason: "TLS: " + err.Error()}
+		}
+		opt.TLSConfig = tc
 	}
 	opt.Username, opt.Password = "", ""
 	opt.CredentialsProvider, opt.CredentialsProviderContext, opt.StreamingCredentialsProvider = nil, nil, nil

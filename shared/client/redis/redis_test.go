@@ -3,6 +3,8 @@ package redis
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -186,6 +188,58 @@ func TestOptionsBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := NewClient(tc.c, tc.id, nil); !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+// TLS follows the secret as the rotation's engine does: its "tls" field,
+// else verify-full for an ElastiCache endpoint, else base's TLSConfig.
+func TestOptionsTLS(t *testing.T) {
+	const elasticache = "master.r.abc.use1.cache.amazonaws.com"
+	pool := x509.NewCertPool()
+	value := func(host, mode string) string {
+		if mode == "" {
+			return fmt.Sprintf(`{"engine":"redis","host":%q,"username":"u","password":"pw-1"}`, host)
+		}
+		return fmt.Sprintf(`{"engine":"redis","host":%q,"username":"u","password":"pw-1","tls":%q}`, host, mode)
+	}
+	tests := []struct {
+		name       string
+		value      string
+		base       *goredis.Options
+		plain      bool
+		verifyHost string
+		ownRoots   bool
+	}{
+		{"no field, own host: plain", value("cache.internal", ""), nil, true, "", false},
+		{"no field, own host: base's TLS", value("cache.internal", ""), &goredis.Options{TLSConfig: &tls.Config{ServerName: "x"}}, false, "x", false},
+		{"no field, ElastiCache: verify-full", value(elasticache, ""), nil, false, elasticache, false},
+		{"verify-full trusts base's roots", value("cache.internal", "verify-full"), &goredis.Options{TLSConfig: &tls.Config{RootCAs: pool}}, false, "cache.internal", true},
+		{"verify-full names the host of base's address", value("cache.internal", "verify-full"), &goredis.Options{Addr: "replica.internal:6380"}, false, "replica.internal", false},
+		{"require", value(elasticache, "require"), nil, false, "", false},
+		{"disable", value(elasticache, "disable"), &goredis.Options{TLSConfig: &tls.Config{}}, true, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opt, err := Options(client.New(fakeSM{client.StageCurrent: tt.value}), "cache", tt.base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc := opt.TLSConfig
+			switch {
+			case tt.plain:
+				if tc != nil {
+					t.Fatalf("TLSConfig %+v, want plain TCP", tc)
+				}
+			case tt.verifyHost != "":
+				if tc == nil || tc.InsecureSkipVerify || tc.ServerName != tt.verifyHost || (tc.RootCAs == pool) != tt.ownRoots {
+					t.Fatalf("TLSConfig %+v, want verification of %s", tc, tt.verifyHost)
+				}
+			default:
+				if tc == nil || !tc.InsecureSkipVerify {
+					t.Fatalf("TLSConfig %+v, want unverified TLS", tc)
+				}
 			}
 		})
 	}
