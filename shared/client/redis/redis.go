@@ -159,6 +159,9 @@ func loginDial(ctx context.Context, c *client.Cache, secretID string, opt *gored
 		if conn == nil {
 			var err error
 			if conn, err = dial(ctx, network, addr); err != nil {
+				// A failed TLS dial returns a nil *tls.Conn, which as a
+				// net.Conn is not nil: the deferred Close would panic.
+				conn = nil
 				return nil, err
 			}
 		}

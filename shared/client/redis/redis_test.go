@@ -244,3 +244,21 @@ func TestOptionsTLS(t *testing.T) {
 		})
 	}
 }
+
+// A TLS dial that fails hands back a nil *tls.Conn, which is a non-nil
+// net.Conn: the login reports the dial's error instead of panicking on it.
+func TestLoginDialFailedTLS(t *testing.T) {
+	c := client.New(fakeSM{client.StageCurrent: redisValue("redis", "app", "Cur-pw-1")})
+	opt, err := Options(c, "cache", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := errors.New("tls: failed to verify certificate")
+	dial := func(context.Context, string, string) (net.Conn, error) {
+		var tc *tls.Conn
+		return tc, refused
+	}
+	if _, err := loginDial(context.Background(), c, "cache", opt, dial, "tcp", opt.Addr); !errors.Is(err, refused) {
+		t.Fatalf("err = %v, want the dial's error", err)
+	}
+}
