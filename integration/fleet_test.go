@@ -237,3 +237,62 @@ func TestFleetFailedChildPublishes(t *testing.T) {
 		})
 	}
 }
+
+// TestFleetPages: a fleet larger than one page (5 secrets, pages of 2)
+// rotates every secret exactly once: the page loop takes each secret in
+// one page only, and the Totals count all pages.
+func TestFleetPages(t *testing.T) {
+	withFaults(t)
+	group := "fleet-" + uuid.NewString()[:8]
+	var secrets []*scenario
+	for range 5 {
+		s := newScenario(t, "fleet")
+		if _, err := env.SMClient.TagResource(s.ctx, &secretsmanager.TagResourceInput{SecretId: &s.arn,
+			Tags: []smtypes.Tag{{Key: aws.String("secretsaga:rotation-group"), Value: aws.String(group)}}}); err != nil {
+			t.Fatal(err)
+		}
+		secrets = append(secrets, s)
+	}
+	x, err := env.ExecuteFleet(secrets[0].ctx, "fleet-"+group, map[string]any{
+		"TagKey": "secretsaga:rotation-group", "TagValue": group, "MaxConcurrency": 2, "PageSize": 2,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Status != "SUCCEEDED" {
+		t.Fatalf("fleet ended %s %s: %s\n%s", x.Status, x.Error, x.Cause, x.Timeline())
+	}
+	pages := 0
+	for _, e := range x.Events {
+		if e.Type == "StateEntered" && e.State == "ListSecrets" {
+			pages++
+		}
+	}
+	var sum fleet.Summary
+	if err := json.Unmarshal(x.Output, &sum); err != nil {
+		t.Fatalf("output %s: %v", x.Output, err)
+	}
+	t.Logf("%d pages; summary: %s", pages, sum)
+	if pages != 3 {
+		t.Errorf("%d pages, want 3 (2 + 2 + 1)", pages)
+	}
+	if sum.Total != 5 || sum.Succeeded != 5 {
+		t.Errorf("summary %+v, want 5 succeeded", sum)
+	}
+	for _, s := range secrets {
+		if s.current() == s.orig {
+			t.Errorf("%s did not rotate", s.arn)
+		}
+		// One rotation: one FINISHED in its journal, one version made.
+		finished := 0
+		for _, st := range s.journal() {
+			if st == ledger.Finished {
+				finished++
+			}
+		}
+		if finished != 1 {
+			t.Errorf("%s: journal %v, want exactly one rotation FINISHED", s.arn, s.journal())
+		}
+		s.invariants(x)
+	}
+}

@@ -32,6 +32,17 @@ var Fleet []byte
 // outcome, and the secret and error class of a failure; the details are in
 // that secret's ledger journal) because a Distributed Map without a
 // ResultWriter returns all results in the state, which is capped at 256 KiB.
+//
+// The fleet runs in pages (ListSecrets → RotateEach → Summarize, then
+// NextPage back to ListSecrets until a page has no Next): listsecrets
+// returns at most one page of ARNs (bounded in items and bytes), the Map
+// rotates them, Summarize adds their outcomes to the running Totals, and
+// NextPage drops the page's ARNs and results. So the state holds one page,
+// never the whole fleet, and a fleet of 10,000 (or 100,000) secrets stays
+// under the 256 KiB limit; the alternative, an ItemReader over an S3 object
+// listsecrets writes (with a ResultWriter for the results), cannot run on
+// the local interpreter (aws-local-stepfunctions has neither) and needs a
+// bucket, a stand-in for it and more grants. See README "Rotating a fleet".
 const fleetFrame = `{
   "Comment": "secretsaga fleet: rotate every secret that carries a tag, each through the rotation saga (generated from rotation.asl.json; do not edit by hand: run go test ./statemachines -update).",
   "StartAt": "FleetDefaults",
@@ -39,9 +50,9 @@ const fleetFrame = `{
   "States": {
     "FleetDefaults": {
       "Type": "Pass",
-      "Comment": "Input: TagKey, TagValue; optional MaxConcurrency (default 10), Verify (default false), Limit (default 0: no cap).",
+      "Comment": "Input: TagKey, TagValue; optional MaxConcurrency (default 10), Verify (default false), Limit (default 0: no cap), PageSize (default 0: listsecrets' maximum). After and Totals carry the page loop.",
       "Parameters": {
-        "merged.$": "States.JsonMerge(States.StringToJson('{\"MaxConcurrency\": 10, \"Verify\": false, \"Limit\": 0}'), $$.Execution.Input, false)"
+        "merged.$": "States.JsonMerge(States.StringToJson('{\"MaxConcurrency\": 10, \"Verify\": false, \"Limit\": 0, \"PageSize\": 0, \"After\": \"\", \"Totals\": {}}'), $$.Execution.Input, false)"
       },
       "OutputPath": "$.merged",
       "Next": "ListSecrets"
@@ -52,7 +63,9 @@ const fleetFrame = `{
       "Parameters": {
         "TagKey.$": "$.TagKey",
         "TagValue.$": "$.TagValue",
-        "Limit.$": "$.Limit"
+        "Limit.$": "$.Limit",
+        "PageSize.$": "$.PageSize",
+        "After.$": "$.After"
       },
       "ResultPath": "$.selection",
       "TimeoutSeconds": 300,
@@ -117,24 +130,52 @@ const fleetFrame = `{
     },
     "Summarize": {
       "Type": "Task",
+      "Comment": "Adds this page's outcomes to the Totals of the pages before.",
       "Resource": "${FleetSummaryFunctionArn}",
-      "Parameters": {"Results.$": "$.Results"},
+      "Parameters": {"Results.$": "$.Results", "Totals.$": "$.Totals"},
+      "ResultPath": "$.Totals",
       "TimeoutSeconds": 60,
       "Retry": [RETRY],
       "Catch": [
         {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "SummaryFailed"}
       ],
-      "End": true
+      "Next": "MorePages"
+    },
+    "MorePages": {
+      "Type": "Choice",
+      "Choices": [
+        {"Variable": "$.selection.Next", "StringEquals": "", "Next": "Done"}
+      ],
+      "Default": "NextPage"
+    },
+    "NextPage": {
+      "Type": "Pass",
+      "Comment": "Carries only the input and the Totals to the next page: this page's ARNs and results are dropped, so the state does not grow with the fleet.",
+      "Parameters": {
+        "TagKey.$": "$.TagKey",
+        "TagValue.$": "$.TagValue",
+        "Limit.$": "$.Limit",
+        "PageSize.$": "$.PageSize",
+        "MaxConcurrency.$": "$.MaxConcurrency",
+        "Verify.$": "$.Verify",
+        "After.$": "$.selection.Next",
+        "Totals.$": "$.Totals"
+      },
+      "Next": "ListSecrets"
+    },
+    "Done": {
+      "Type": "Succeed",
+      "OutputPath": "$.Totals"
     },
     "SelectionFailed": {
       "Type": "Fail",
-      "Comment": "Nothing was rotated.",
+      "Comment": "Nothing was rotated (on the first page), or nothing after the pages before (their secrets' outcomes are in their ledger journals and events).",
       "ErrorPath": "$.error.Error",
       "CausePath": "$.error.Cause"
     },
     "SummaryFailed": {
       "Type": "Fail",
-      "Comment": "Every rotation has ended; only the count failed. Each secret's outcome is in its ledger journal.",
+      "Comment": "This page's rotations have ended (later pages do not start); only the count failed. Each secret's outcome is in its ledger journal, each failure also in its Fleet Rotation Failed event.",
       "ErrorPath": "$.error.Error",
       "CausePath": "$.error.Cause"
     }

@@ -80,3 +80,58 @@ func jsonEqual(t *testing.T, a, b []byte) bool {
 	jb, _ := json.Marshal(y)
 	return bytes.Equal(ja, jb)
 }
+
+// TestFleetPages: the fleet runs in pages, so that its state holds one page
+// of ARNs and results, never the whole fleet (the 256 KiB payload limit):
+// ListSecrets takes the cursor, the Map its page, Summarize adds to the
+// running Totals, and NextPage carries only the input, the cursor and the
+// Totals back to ListSecrets until a page has no Next.
+func TestFleetPages(t *testing.T) {
+	type state struct {
+		Type, Next, Default, ItemsPath, OutputPath string
+		ResultPath                                 *string
+		Parameters                                 map[string]any
+		Choices                                    []struct {
+			Variable, StringEquals, Next string
+		}
+		ItemReader, ResultWriter json.RawMessage
+	}
+	var m struct{ States map[string]state }
+	if err := json.Unmarshal(Fleet, &m); err != nil {
+		t.Fatal(err)
+	}
+	st := m.States
+	list := st["ListSecrets"]
+	if list.Parameters["After.$"] != "$.After" || list.Parameters["PageSize.$"] != "$.PageSize" || list.Next != "RotateEach" {
+		t.Errorf("ListSecrets takes %v, next %s: want the cursor $.After and $.PageSize, then RotateEach", list.Parameters, list.Next)
+	}
+	each := st["RotateEach"]
+	if each.ItemsPath != "$.selection.SecretIds" || each.Next != "Summarize" || each.ItemReader != nil || each.ResultWriter != nil {
+		t.Errorf("RotateEach: items %s, next %s: want the page's $.selection.SecretIds, then Summarize", each.ItemsPath, each.Next)
+	}
+	sum := st["Summarize"]
+	if sum.Parameters["Totals.$"] != "$.Totals" || sum.Parameters["Results.$"] != "$.Results" || sum.ResultPath == nil || *sum.ResultPath != "$.Totals" || sum.Next != "MorePages" {
+		t.Errorf("Summarize takes %v into %v, next %s: want the page's results added to $.Totals, then MorePages", sum.Parameters, sum.ResultPath, sum.Next)
+	}
+	more := st["MorePages"]
+	if more.Type != "Choice" || len(more.Choices) != 1 || more.Choices[0].Variable != "$.selection.Next" || more.Choices[0].StringEquals != "" ||
+		more.Choices[0].Next != "Done" || more.Default != "NextPage" {
+		t.Errorf("MorePages %+v: want Done when $.selection.Next is empty, else NextPage", more)
+	}
+	next := st["NextPage"]
+	want := map[string]any{"TagKey.$": "$.TagKey", "TagValue.$": "$.TagValue", "Limit.$": "$.Limit", "PageSize.$": "$.PageSize",
+		"MaxConcurrency.$": "$.MaxConcurrency", "Verify.$": "$.Verify", "After.$": "$.selection.Next", "Totals.$": "$.Totals"}
+	if next.Type != "Pass" || !jsonEqual(t, must(json.Marshal(next.Parameters)), must(json.Marshal(want))) || next.Next != "ListSecrets" {
+		t.Errorf("NextPage %+v: want exactly %v (the page's ARNs and results dropped), then ListSecrets", next, want)
+	}
+	if done := st["Done"]; done.Type != "Succeed" || done.OutputPath != "$.Totals" {
+		t.Errorf("Done %+v: want the Totals as the output", done)
+	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

@@ -9,7 +9,8 @@
 //   request:  {definition, input, name, executionArn, stateMachineArn,
 //              lambdaEndpoint, retryIntervalScale}
 //   response: {status, output, error, cause, start, end, events:[{time,
-//              type, state, error, cause, attempt, next}]}
+//              type, state, error, cause, attempt, next, inputBytes,
+//              outputBytes}]}
 //
 // Every Task calls its Lambda function through the Lambda Invoke API at
 // lambdaEndpoint. Executions run concurrently. The process exits when its
@@ -247,6 +248,10 @@ function failStateInfo(def, stateName, error, cause) {
   };
 }
 
+function jsonBytes(v) {
+  return Buffer.byteLength(JSON.stringify(v ?? null), 'utf8');
+}
+
 // Converts the library's events into the Go side's, and fills in Next for
 // StateExited (the next state entered in the same scope and Map iteration),
 // and the error for StateRetried (that of the failure being retried).
@@ -257,6 +262,10 @@ function convertEvents(raw, scopes) {
   for (const e of raw) {
     const stateName = e.state?.name ?? e.parentState?.name ?? '';
     const ev = { time: e.timestamp, type: e.type, state: stateName, error: '', cause: '', attempt: 0, next: '' };
+    // The sizes of a state's input and output as Step Functions counts
+    // them against its payload limit (UTF-8 JSON), not the payloads.
+    if (e.type === 'StateEntered') ev.inputBytes = jsonBytes(e.state?.input);
+    if (e.type === 'StateExited') ev.outputBytes = jsonBytes(e.state?.output);
     if (e.index !== undefined) ev.index = e.index;
     const key = `${stateName}|${e.index ?? ''}`;
     const scopeKey = `${scopes.get(stateName) ?? '?'}|${e.index ?? ''}`;

@@ -266,7 +266,15 @@ type Event struct {
 	// Next is the state that follows, on StateExited (when one was entered)
 	// and on StateCaught (the catcher's Next).
 	Next string
+	// InputBytes (on StateEntered) and OutputBytes (on StateExited) are the
+	// sizes of the state's input and output JSON, which Step Functions
+	// caps at 256 KiB (MaxPayloadBytes).
+	InputBytes, OutputBytes int
 }
+
+// MaxPayloadBytes is Step Functions' limit on a state's input or output
+// (and an execution's): 256 KiB of UTF-8.
+const MaxPayloadBytes = 256 << 10
 
 // Execution is the outcome of one execution.
 type Execution struct {
@@ -304,13 +312,15 @@ type wireRequest struct {
 }
 
 type wireEvent struct {
-	Time    int64  `json:"time"`
-	Type    string `json:"type"`
-	State   string `json:"state"`
-	Error   string `json:"error"`
-	Cause   string `json:"cause"`
-	Attempt int    `json:"attempt"`
-	Next    string `json:"next"`
+	Time        int64  `json:"time"`
+	Type        string `json:"type"`
+	State       string `json:"state"`
+	Error       string `json:"error"`
+	Cause       string `json:"cause"`
+	Attempt     int    `json:"attempt"`
+	Next        string `json:"next"`
+	InputBytes  int    `json:"inputBytes"`
+	OutputBytes int    `json:"outputBytes"`
 }
 
 type wireResponse struct {
@@ -394,6 +404,7 @@ func (r *Runner) Execute(ctx context.Context, req Request) (*Execution, error) {
 		x.Events = append(x.Events, Event{
 			Time: time.UnixMilli(e.Time), Type: e.Type, State: e.State,
 			Error: e.Error, Cause: e.Cause, Attempt: e.Attempt, Next: e.Next,
+			InputBytes: e.InputBytes, OutputBytes: e.OutputBytes,
 		})
 	}
 	if w.End >= w.Start && w.Start > 0 {

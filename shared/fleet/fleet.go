@@ -5,6 +5,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -38,20 +39,43 @@ type Service struct {
 	Log    *slog.Logger
 }
 
-// ListInput selects secrets by one tag.
+// ListInput selects secrets by one tag, one page at a time.
 type ListInput struct {
 	TagKey   string
 	TagValue string
 	// Limit caps how many secrets one fleet run takes (0: no cap), so a
-	// mistyped filter cannot start a rotation of the whole account.
+	// mistyped filter cannot start a rotation of the whole account. It is
+	// checked on the first page, against the whole selection.
 	Limit int `json:",omitempty"`
+	// PageSize caps the secrets of one page (0: MaxPageSize).
+	PageSize int `json:",omitempty"`
+	// After is the previous page's Next: this page starts after that ARN
+	// ("": the first page).
+	After string `json:",omitempty"`
 }
 
-// ListOutput is the Map state's items.
+// ListOutput is one page: the Map state's items.
 type ListOutput struct {
 	SecretIds []string
-	Count     int
+	// Count is the size of the whole selection (every page).
+	Count int
+	// Next is the cursor of the next page (the last ARN of this one), ""
+	// on the last page.
+	Next string
 }
+
+// A page is bounded in items and in bytes, so that the fleet machine's
+// state (this page's ARNs, then also the Map's results for them, and the
+// running Totals) stays well under Step Functions' 256 KiB payload limit
+// however long the secrets' names are (an ARN can be nearly 600 bytes):
+// at most PageBytes of ARNs, whose results are at most as long again plus
+// ~60 bytes each for the error class, and at most MaxListedFailures
+// failures in the Totals. TestFleetPayloadSize measures it at 10,000
+// secrets.
+const (
+	MaxPageSize = 1000
+	PageBytes   = 48 << 10
+)
 
 const step = "listsecrets"
 
@@ -64,6 +88,9 @@ func (s *Service) List(ctx context.Context, in ListInput) (ListOutput, error) {
 	}
 	if in.Limit < 0 {
 		return ListOutput{}, &faults.InputError{Detail: faults.Detail{Step: step, Reason: "Limit must be 0 (no cap) or positive"}}
+	}
+	if in.PageSize < 0 || in.PageSize > MaxPageSize {
+		return ListOutput{}, &faults.InputError{Detail: faults.Detail{Step: step, Reason: fmt.Sprintf("PageSize must be 0 (the default, %d) to %d", MaxPageSize, MaxPageSize)}}
 	}
 	p := sm.NewListSecretsPaginator(s.Secrets, &sm.ListSecretsInput{
 		Filters: []smtypes.Filter{
@@ -87,14 +114,32 @@ func (s *Service) List(ctx context.Context, in ListInput) (ListOutput, error) {
 		}
 	}
 	sort.Strings(ids)
-	if in.Limit > 0 && len(ids) > in.Limit {
+	if in.After == "" && in.Limit > 0 && len(ids) > in.Limit {
 		return ListOutput{}, &faults.InputError{Detail: faults.Detail{Step: step,
 			Reason: fmt.Sprintf("%d secrets carry %s=%s, more than the Limit of %d; raise Limit or narrow the tag", len(ids), in.TagKey, in.TagValue, in.Limit)}}
 	}
-	if s.Log != nil {
-		s.Log.InfoContext(ctx, "fleet selection", "tagKey", in.TagKey, "tagValue", in.TagValue, "count", len(ids))
+	out := ListOutput{Count: len(ids)}
+	// The cursor is an ARN, not a position: the selection is listed again
+	// for every page, and a secret tagged or deleted meanwhile shifts
+	// positions but not the order of the others, so no secret is taken
+	// twice or skipped for it.
+	start := sort.Search(len(ids), func(i int) bool { return ids[i] > in.After })
+	size := cmp.Or(in.PageSize, MaxPageSize)
+	bytes := 0
+	end := start
+	for end < len(ids) && end-start < size && (end == start || bytes+len(ids[end])+3 <= PageBytes) {
+		bytes += len(ids[end]) + 3 // quotes and comma
+		end++
 	}
-	return ListOutput{SecretIds: ids, Count: len(ids)}, nil
+	out.SecretIds = ids[start:end]
+	if end < len(ids) {
+		out.Next = ids[end-1]
+	}
+	if s.Log != nil {
+		s.Log.InfoContext(ctx, "fleet selection", "tagKey", in.TagKey, "tagValue", in.TagValue, "count", len(ids),
+			"page", len(out.SecretIds), "last", out.Next == "")
+	}
+	return out, nil
 }
 
 func hasTag(tags []smtypes.Tag, k, v string) bool {
@@ -118,10 +163,18 @@ type ItemResult struct {
 	Cause     string `json:",omitempty"`
 }
 
-// SummaryInput is the Map state's output.
+// SummaryInput is one page's Map state output and the counts of the
+// pages before it.
 type SummaryInput struct {
 	Results []ItemResult
+	Totals  Summary
 }
+
+// MaxListedFailures caps Summary.Failures: the counts stay exact, the list
+// names the first failures only (each failed secret has its own Fleet
+// Rotation Failed event and ledger journal), so that a fleet where
+// thousands fail keeps its state under the payload limit.
+const MaxListedFailures = 50
 
 // Failure names a secret whose rotation did not succeed.
 type Failure struct {
@@ -138,6 +191,8 @@ type Summary struct {
 	Abandoned          int       // ConflictError: another actor held or changed the secret
 	CompensationFailed int       // alerted; the lease is held for an operator
 	Failures           []Failure `json:",omitempty"`
+	// FailuresNotListed counts the failures beyond MaxListedFailures.
+	FailuresNotListed int `json:",omitempty"`
 }
 
 // Outcome names.
@@ -161,9 +216,11 @@ func Outcome(r ItemResult) string {
 	return OutcomeRolledBack
 }
 
-// Summarize counts how the fleet's rotations ended.
+// Summarize counts how one page's rotations ended, on top of the pages
+// before it (Totals).
 func (s *Service) Summarize(ctx context.Context, in SummaryInput) (Summary, error) {
-	sum := Summary{Total: len(in.Results)}
+	sum := in.Totals
+	sum.Total += len(in.Results)
 	for _, r := range in.Results {
 		o := Outcome(r)
 		switch o {
@@ -176,6 +233,10 @@ func (s *Service) Summarize(ctx context.Context, in SummaryInput) (Summary, erro
 			sum.CompensationFailed++
 		default:
 			sum.RolledBack++
+		}
+		if len(sum.Failures) >= MaxListedFailures {
+			sum.FailuresNotListed++
+			continue
 		}
 		sum.Failures = append(sum.Failures, Failure{SecretId: firstNonEmpty(r.SecretArn, r.SecretId), Outcome: o, Error: r.Error})
 	}

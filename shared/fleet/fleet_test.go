@@ -1,10 +1,13 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +24,7 @@ import (
 type fakeSecrets struct {
 	list []smtypes.SecretListEntry
 	err  error
+	page int // entries a page; 0 means 2
 }
 
 func (f *fakeSecrets) ListSecrets(_ context.Context, in *sm.ListSecretsInput, _ ...func(*sm.Options)) (*sm.ListSecretsOutput, error) {
@@ -48,7 +52,7 @@ func (f *fakeSecrets) ListSecrets(_ context.Context, in *sm.ListSecretsInput, _ 
 	if in.NextToken != nil {
 		fmt.Sscan(*in.NextToken, &start)
 	}
-	end := min(start+2, len(match))
+	end := min(start+cmp.Or(f.page, 2), len(match))
 	out := &sm.ListSecretsOutput{SecretList: match[start:end]}
 	if end < len(match) {
 		out.NextToken = aws.String(fmt.Sprint(end))
@@ -184,5 +188,149 @@ func TestReport(t *testing.T) {
 				t.Fatalf("event %+v", e)
 			}
 		})
+	}
+}
+
+// pages lists every page of the selection, as the fleet machine's loop does.
+func pages(t *testing.T, svc *Service, in ListInput) [][]string {
+	t.Helper()
+	var out [][]string
+	for {
+		page, err := svc.List(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, page.SecretIds)
+		if page.Next == "" {
+			return out
+		}
+		if len(out) > 10000 {
+			t.Fatal("no last page")
+		}
+		in.After = page.Next
+	}
+}
+
+func TestListPages(t *testing.T) {
+	long := strings.Repeat("n", 512) // the longest secret name
+	tests := []struct {
+		name      string
+		n         int    // secrets carrying the tag
+		nameOf    string // their names' stem
+		pageSize  int
+		wantPages int
+	}{
+		{"page size 2, 5 secrets", 5, "s", 2, 3},
+		{"page size 2, 4 secrets", 4, "s", 2, 2},
+		// ~70-byte ARNs: 48 KiB hold 670.
+		{"default page size, bounded by bytes", 2500, "s", 0, 4},
+		{"default page size", 1500, "", 0, 2},
+		{"one secret", 1, "s", 0, 1},
+		{"no secret", 0, "s", 0, 1},
+		// 48 KiB of ~580-byte ARNs: 84 a page.
+		{"the longest names: bounded by bytes", 300, long, 0, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			secrets := &fakeSecrets{page: 100}
+			var want []string
+			for i := range tt.n {
+				arn := fmt.Sprintf("arn:aws:secretsmanager:us-east-1:123456789012:secret:%s%05d-AbCdEf", tt.nameOf, i)
+				if tt.nameOf == "" {
+					arn = fmt.Sprintf("arn:%05d", i) // short: bounded by the page size
+				}
+				secrets.list = append(secrets.list, entry(arn, false, "group", "a"))
+				want = append(want, arn)
+			}
+			secrets.list = append(secrets.list, entry("arn:other", false, "group", "b"))
+			got := pages(t, &Service{Secrets: secrets}, ListInput{TagKey: "group", TagValue: "a", PageSize: tt.pageSize})
+			if len(got) != tt.wantPages {
+				t.Errorf("%d pages, want %d", len(got), tt.wantPages)
+			}
+			var all []string
+			for _, p := range got {
+				if b, _ := json.Marshal(p); len(b) > PageBytes {
+					t.Errorf("a page of %d bytes, more than %d", len(b), PageBytes)
+				}
+				if len(p) > cmp.Or(tt.pageSize, MaxPageSize) {
+					t.Errorf("a page of %d secrets", len(p))
+				}
+				all = append(all, p...)
+			}
+			if !slices.Equal(all, want) {
+				t.Errorf("the pages hold %d secrets, want each of the %d exactly once", len(all), len(want))
+			}
+		})
+	}
+}
+
+// TestListCursorIsStable: secrets tagged or untagged between two pages
+// shift positions, not the order, so no secret is taken twice or skipped.
+func TestListCursorIsStable(t *testing.T) {
+	secrets := &fakeSecrets{list: []smtypes.SecretListEntry{
+		entry("arn:b", false, "group", "a"), entry("arn:d", false, "group", "a"), entry("arn:f", false, "group", "a"), entry("arn:h", false, "group", "a"),
+	}}
+	svc := &Service{Secrets: secrets}
+	in := ListInput{TagKey: "group", TagValue: "a", PageSize: 2}
+	first, err := svc.List(context.Background(), in)
+	if err != nil || !slices.Equal(first.SecretIds, []string{"arn:b", "arn:d"}) || first.Next != "arn:d" {
+		t.Fatalf("first page %+v, %v", first, err)
+	}
+	// Meanwhile arn:a is tagged and arn:b untagged (both before the cursor).
+	secrets.list = append(secrets.list[1:], entry("arn:a", false, "group", "a"))
+	in.After = first.Next
+	second, err := svc.List(context.Background(), in)
+	if err != nil || !slices.Equal(second.SecretIds, []string{"arn:f", "arn:h"}) || second.Next != "" {
+		t.Fatalf("second page %+v, %v", second, err)
+	}
+}
+
+func TestListPageInput(t *testing.T) {
+	secrets := &fakeSecrets{list: []smtypes.SecretListEntry{entry("arn:a", false, "g", "a"), entry("arn:b", false, "g", "a"), entry("arn:c", false, "g", "a")}}
+	for _, tt := range []struct {
+		name    string
+		in      ListInput
+		wantErr string
+	}{
+		{"page size too large", ListInput{TagKey: "g", TagValue: "a", PageSize: MaxPageSize + 1}, faults.NameInput},
+		{"negative page size", ListInput{TagKey: "g", TagValue: "a", PageSize: -1}, faults.NameInput},
+		{"over the limit on the first page", ListInput{TagKey: "g", TagValue: "a", Limit: 2, PageSize: 1}, faults.NameInput},
+		// Later pages do not stop a fleet that has started.
+		{"over the limit on a later page", ListInput{TagKey: "g", TagValue: "a", Limit: 2, PageSize: 1, After: "arn:a"}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := (&Service{Secrets: secrets}).List(context.Background(), tt.in)
+			if got := faults.Name(err); got != tt.wantErr && !(tt.wantErr == "" && err == nil) {
+				t.Fatalf("err = %v, want %s", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestSummarizePages: each page adds to the Totals of the pages before;
+// the counts stay exact when the failure list is full.
+func TestSummarizePages(t *testing.T) {
+	svc := &Service{}
+	var sum Summary
+	for page := range 3 {
+		var in SummaryInput
+		in.Totals = sum
+		for i := range 40 {
+			r := ItemResult{SecretArn: fmt.Sprintf("arn:%d-%d", page, i), State: "FINISHED"}
+			if i%2 == 0 {
+				r = ItemResult{SecretId: r.SecretArn, Error: faults.NameTestFailed}
+			}
+			in.Results = append(in.Results, r)
+		}
+		var err error
+		if sum, err = svc.Summarize(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sum.Total != 120 || sum.Succeeded != 60 || sum.RolledBack != 60 || len(sum.Failures) != MaxListedFailures || sum.FailuresNotListed != 60-MaxListedFailures {
+		t.Fatalf("summary %+v (%d failures listed)", sum, len(sum.Failures))
+	}
+	if sum.Failures[0].SecretId != "arn:0-0" || sum.Failures[MaxListedFailures-1].SecretId != "arn:2-18" {
+		t.Errorf("failures listed %v ... %v, want the first ones in order", sum.Failures[0], sum.Failures[MaxListedFailures-1])
 	}
 }

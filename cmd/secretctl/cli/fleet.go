@@ -133,11 +133,13 @@ func (p *fleetProgress) add(ev sfntypes.HistoryEvent) {
 	case sfntypes.HistoryEventTypeMapIterationFailed, sfntypes.HistoryEventTypeMapIterationAborted:
 		p.failed++
 	case sfntypes.HistoryEventTypeMapStateStarted:
-		if ev.MapStateStartedEventDetails != nil {
+		// A Map runs one page: its length is the selection's only when
+		// listsecrets' Count (the whole selection) was not seen.
+		if ev.MapStateStartedEventDetails != nil && p.selected < 0 {
 			p.selected = int(ev.MapStateStartedEventDetails.Length)
 		}
 	case sfntypes.HistoryEventTypeTaskSucceeded:
-		// The selection step's output: {"SecretIds": [...], "Count": n}.
+		// The selection step's output: {"SecretIds": [page], "Count": n, "Next": cursor}.
 		if ev.TaskSucceededEventDetails != nil && p.selected < 0 {
 			var sel struct {
 				SecretIds []string
