@@ -86,6 +86,10 @@ type report struct {
 		ThrottleEnded  int           `json:"rotationsEndedByThrottling"`
 		Transitions    int           `json:"transitions"`
 		Dollars        float64       `json:"stepFunctionsDollars"`
+		// Pages the fleet ran in, and the largest input or output of any
+		// state (Step Functions' limit is 256 KiB).
+		Pages             int `json:"pages"`
+		LargestStateBytes int `json:"largestStateBytes"`
 	} `json:"fleet"`
 	GoBench []goBench `json:"goBenchmarks"`
 }
@@ -103,12 +107,24 @@ func main() {
 	concurrency := flag.Int("concurrency", 10, "the fleet's MaxConcurrency (the CDK app reserves 10 concurrent executions for the database-facing functions)")
 	quota := flag.Float64("quota", 50, "Secrets Manager write quota, requests per second")
 	out := flag.String("out", "results/bench.json", "where the JSON report goes")
+	only := flag.String("only", "", `"fleet": only the fleet's figures (after 3 rotations, which measure the writes a rotation needs); no sizes, start-up or Go benchmarks`)
 	flag.Parse()
+	if *only != "" && *only != "fleet" {
+		fmt.Fprintf(os.Stderr, "bench: -only %q: the one part that runs alone is \"fleet\"\n", *only)
+		os.Exit(2)
+	}
+	fleetOnly = *only == "fleet"
+	if fleetOnly {
+		*rotations = min(*rotations, 3)
+	}
 	if err := run(*rotations, *fleetSize, *concurrency, *quota, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
+
+// fleetOnly (-only fleet) skips the figures the fleet does not need.
+var fleetOnly bool
 
 func run(rotations, fleetSize, concurrency int, quota float64, outPath string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
@@ -128,17 +144,21 @@ func run(rotations, fleetSize, concurrency int, quota float64, outPath string) e
 	if err := rotationFigures(ctx, env, rotations, &r); err != nil {
 		return err
 	}
-	r.Bootstraps = bootstraps()
-	if r.StartToReady, err = startToReady(ctx, 10); err != nil {
-		fmt.Fprintln(os.Stderr, "bench: start-to-ready:", err)
+	if !fleetOnly {
+		r.Bootstraps = bootstraps()
+		if r.StartToReady, err = startToReady(ctx, 10); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: start-to-ready:", err)
+		}
 	}
 	if fleetSize > 0 {
 		if err := fleetFigures(ctx, env, fleetSize, concurrency, quota, &r); err != nil {
 			return err
 		}
 	}
-	if r.GoBench, err = goBenchmarks(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "bench: go benchmarks:", err)
+	if !fleetOnly {
+		if r.GoBench, err = goBenchmarks(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: go benchmarks:", err)
+		}
 	}
 
 	printReport(os.Stdout, &r)
@@ -338,7 +358,7 @@ func fleetFigures(ctx context.Context, env *local.Env, size, concurrency int, qu
 				if i >= size {
 					return
 				}
-				arn, err := env.PostgresSecret(ctx, fmt.Sprintf("bench/fleet/%04d", i), fmt.Sprintf("bench_fleet_%04d", i))
+				arn, err := env.PostgresSecret(ctx, fmt.Sprintf("bench/fleet/%05d", i), fmt.Sprintf("bench_fleet_%05d", i))
 				if err == nil {
 					_, err = env.SMClient.TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: &arn,
 						Tags: []smtypes.Tag{{Key: aws.String("secretsaga:rotation-group"), Value: aws.String(group)}}})
@@ -388,6 +408,12 @@ func fleetFigures(ctx context.Context, env *local.Env, size, concurrency int, qu
 		}
 	}
 	f.Transitions = x.Transitions()
+	for _, e := range x.Events {
+		if e.Type == "StateEntered" && e.State == "ListSecrets" {
+			f.Pages++
+		}
+		f.LargestStateBytes = max(f.LargestStateBytes, e.InputBytes, e.OutputBytes)
+	}
 	f.Dollars = float64(f.Transitions) * dollarsPerTransition
 	return nil
 }
@@ -474,6 +500,10 @@ func printReport(w io.Writer, r *report) {
 	fmt.Fprintf(tw, "Secrets Manager writes\t%.1f (must be ≤ 3)\n", r.Rotation.SMWrites)
 	fmt.Fprintf(tw, "state transitions\t%.1f per rotation → $%.4f per 1,000 rotations (Standard, $0.025 per 1,000 transitions)\n", r.Rotation.Transitions, r.Rotation.CostPerK)
 
+	if fleetOnly {
+		printFleet(tw, r)
+		return
+	}
 	fmt.Fprintf(tw, "\n-- Lambda artifacts (linux/arm64) --\n")
 	fns := make([]string, 0, len(r.Bootstraps))
 	for f := range r.Bootstraps {
@@ -488,6 +518,16 @@ func printReport(w io.Writer, r *report) {
 	}
 	fmt.Fprintf(tw, "handler start-to-ready (createsecret, native build, exec → first Runtime API poll)\tp50 %.1f ms\tp99 %.1f ms\n", r.StartToReady.P50Ms, r.StartToReady.P99Ms)
 
+	printFleet(tw, r)
+	if len(r.GoBench) > 0 {
+		fmt.Fprintf(tw, "\n-- Go benchmarks --\n")
+		for _, b := range r.GoBench {
+			fmt.Fprintf(tw, "  %s\t%.0f ns/op\t%.0f B/op\t%.0f allocs/op\n", b.Name, b.NsPerOp, b.BytesPerOp, b.AllocsPerOp)
+		}
+	}
+}
+
+func printFleet(tw io.Writer, r *report) {
 	if f := r.Fleet; f.Secrets > 0 {
 		fmt.Fprintf(tw, "\n-- fleet: %d secrets, MaxConcurrency %d, write quota %.0f/s --\n", f.Secrets, f.MaxConcurrency, f.QuotaRPS)
 		fmt.Fprintf(tw, "outcome\t%s\n", f.Summary)
@@ -496,11 +536,6 @@ func printReport(w io.Writer, r *report) {
 		fmt.Fprintf(tw, "quota bound (writes / quota)\t%.1f s → %.0f%% of the bound\n", f.BoundSeconds, f.PercentOfBound)
 		fmt.Fprintf(tw, "rotations ended by throttling\t%d\n", f.ThrottleEnded)
 		fmt.Fprintf(tw, "state transitions\t%d → $%.2f\n", f.Transitions, f.Dollars)
-	}
-	if len(r.GoBench) > 0 {
-		fmt.Fprintf(tw, "\n-- Go benchmarks --\n")
-		for _, b := range r.GoBench {
-			fmt.Fprintf(tw, "  %s\t%.0f ns/op\t%.0f B/op\t%.0f allocs/op\n", b.Name, b.NsPerOp, b.BytesPerOp, b.AllocsPerOp)
-		}
+		fmt.Fprintf(tw, "pages, largest state\t%d, %d bytes (the limit: %d)\n", f.Pages, f.LargestStateBytes, sfnlocal.MaxPayloadBytes)
 	}
 }
