@@ -43,6 +43,13 @@
 //	redis.NewClient(c *client.Cache, secretID string, base *goredis.Options) (*goredis.Client, error)
 //	redis.Options(c *client.Cache, secretID string, base *goredis.Options) (*goredis.Options, error)
 //
+// TLS: each connector connects as the rotation does for the same secret:
+// its "tls" field (verify-full, require, disable), else verify-full for an
+// RDS, Aurora or ElastiCache endpoint, else the application's own setting.
+// verify-full trusts the CAs of the application's own TLS configuration
+// when it names some, else the RDS CA bundle built in (shared/dbtls) and
+// the PEM file named by DB_TLS_CA_FILE.
+//
 // Errors are *Error values whose kind errors.Is matches: ErrNotFound,
 // ErrDeleted, ErrInvalidValue, ErrWrongEngine, ErrUnavailable,
 // ErrAuthFailed. They name the secret, never hold a value, and nothing in
