@@ -534,7 +534,11 @@ func printFleet(tw io.Writer, r *report) {
 		fmt.Fprintf(tw, "wall time\t%.1f s\n", f.WallSeconds)
 		fmt.Fprintf(tw, "Secrets Manager writes\t%d needed (%.0f per rotation), %d requests: %d throttled and retried\n", f.Writes, r.Rotation.SMWrites, f.WriteAttempts, f.Throttled)
 		fmt.Fprintf(tw, "quota bound (writes / quota)\t%.1f s → %.0f%% of the bound\n", f.BoundSeconds, f.PercentOfBound)
-		fmt.Fprintf(tw, "rotations ended by throttling\t%d\n", f.ThrottleEnded)
+		if n := f.Summary.FailuresNotListed; n > 0 {
+			fmt.Fprintf(tw, "rotations ended by throttling\t%d of the %d failures listed (%d more not listed)\n", f.ThrottleEnded, len(f.Summary.Failures), n)
+		} else {
+			fmt.Fprintf(tw, "rotations ended by throttling\t%d\n", f.ThrottleEnded)
+		}
 		fmt.Fprintf(tw, "state transitions\t%d → $%.2f\n", f.Transitions, f.Dollars)
 		fmt.Fprintf(tw, "pages, largest state\t%d, %d bytes (the limit: %d)\n", f.Pages, f.LargestStateBytes, sfnlocal.MaxPayloadBytes)
 	}
