@@ -20,6 +20,9 @@
 //	repairSchedule    Scheduler expression that runs the repair function (default rate(15 minutes))
 //	repairBackoff, repairMaxBackoff, repairAlertAfter  the repair's backoff as Go durations (defaults 1h, 24h, 168h)
 //	ledgerRetentionDays  days a journal record is kept (its DynamoDB TTL; default 400, 0 keeps records forever)
+//	vpcId             an existing VPC (vpc-...) for the functions that log in to databases; needs vpcSubnetIds
+//	vpcSubnetIds      its subnets those functions run in: JSON list or comma-separated (subnet-...)
+//	vpcSecurityGroupIds  their security groups (sg-...); empty: the stack makes one that allows all outbound traffic
 package main
 
 import (
@@ -176,6 +179,16 @@ func propsFromContext(app awscdk.App) (*rotation.RotationStackProps, string, err
 	}
 	if r.BakeAlarmNames, err = list("bakeAlarmNames", get("bakeAlarmNames")); err != nil {
 		return nil, "", err
+	}
+	r.VpcId = get("vpcId")
+	if r.VpcSubnetIds, err = list("vpcSubnetIds", get("vpcSubnetIds")); err != nil {
+		return nil, "", err
+	}
+	if r.VpcSecurityGroupIds, err = list("vpcSecurityGroupIds", get("vpcSecurityGroupIds")); err != nil {
+		return nil, "", err
+	}
+	if err := r.CheckVpcIds(); err != nil {
+		return nil, "", fmt.Errorf("context vpcId, vpcSubnetIds, vpcSecurityGroupIds: %w", err)
 	}
 	if v := get("schedules"); v != "" {
 		dec := json.NewDecoder(strings.NewReader(v))

@@ -69,6 +69,36 @@ func TestPropsFromContext(t *testing.T) {
 				BakeAlarmNames:   []string{"api-5xx"},
 			},
 		},
+		{
+			name: "VPC ids, as given with -c",
+			context: map[string]any{
+				"vpcId":               "vpc-0123456789abcdef0",
+				"vpcSubnetIds":        "subnet-0123456789abcdef0, subnet-0fedcba9876543210",
+				"vpcSecurityGroupIds": "sg-0a1b2c3d4e5f60718",
+			},
+			stack: "SecretSaga",
+			want: rotation.RotationProps{
+				VpcId:               "vpc-0123456789abcdef0",
+				VpcSubnetIds:        []string{"subnet-0123456789abcdef0", "subnet-0fedcba9876543210"},
+				VpcSecurityGroupIds: []string{"sg-0a1b2c3d4e5f60718"},
+			},
+		},
+		{
+			name: "VPC ids, JSON lists as in cdk.json",
+			context: map[string]any{
+				"vpcId":        "vpc-0123456789abcdef0",
+				"vpcSubnetIds": []any{"subnet-0123456789abcdef0"},
+			},
+			stack: "SecretSaga",
+			want: rotation.RotationProps{
+				VpcId:        "vpc-0123456789abcdef0",
+				VpcSubnetIds: []string{"subnet-0123456789abcdef0"},
+			},
+		},
+		{name: "vpcId without subnets", context: map[string]any{"vpcId": "vpc-0123456789abcdef0"}, wantErr: true},
+		{name: "subnets without vpcId", context: map[string]any{"vpcSubnetIds": "subnet-0123456789abcdef0"}, wantErr: true},
+		{name: "a name as vpcId", context: map[string]any{"vpcId": "prod", "vpcSubnetIds": "subnet-0123456789abcdef0"}, wantErr: true},
+		{name: "vpcSecurityGroupIds not a list of strings", context: map[string]any{"vpcId": "vpc-0123456789abcdef0", "vpcSubnetIds": "subnet-0123456789abcdef0", "vpcSecurityGroupIds": `[1]`}, wantErr: true},
 		{name: "misspelt schedule field", context: map[string]any{"schedules": `[{"name":"x","secret":"y","expression":"rate(1 day)"}]`}, wantErr: true},
 		{name: "bakeAlarmNames not a list of strings", context: map[string]any{"bakeAlarmNames": `[1]`}, wantErr: true},
 		{name: "bad verify", context: map[string]any{"verify": "sometimes"}, wantErr: true},

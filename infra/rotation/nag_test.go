@@ -13,24 +13,26 @@ import (
 )
 
 // nagVariants are the stacks cdk-nag checks: every variant the other tests
-// build, and one with an explicit account and region (ARNs then hold
-// literals where the others hold pseudo parameters).
-func nagVariants(t *testing.T) map[string]*synthesized {
-	return map[string]*synthesized{
-		"defaults":                          defaults(t),
-		"configured":                        configured(t),
-		"without feature flags":             legacy(t),
-		"without the fleet":                 noFleet(t),
-		"without the native rotation entry": noNative(t),
-		"explicit environment":              synth(t, "env-configured", configuredProps),
-	}
+// build, one with an explicit account and region (ARNs then hold literals
+// where the others hold pseudo parameters), and the VPC variants. Each is
+// synthesized when its subtest runs, so -run can pick one.
+var nagVariants = map[string]func(t *testing.T) *synthesized{
+	"defaults":                          defaults,
+	"configured":                        configured,
+	"without feature flags":             legacy,
+	"without the fleet":                 noFleet,
+	"without the native rotation entry": noNative,
+	"explicit environment":              func(t *testing.T) *synthesized { return synth(t, "env-configured", configuredProps) },
+	"in a VPC":                          inVpc,
+	"in a VPC, no security groups":      inVpcNoGroups,
 }
 
 // TestCdkNag: the AwsSolutions pack leaves no error and no warning on any
 // variant (a suppressed finding is neither).
 func TestCdkNag(t *testing.T) {
-	for name, s := range nagVariants(t) {
+	for name, variant := range nagVariants {
 		t.Run(name, func(t *testing.T) {
+			s := variant(t)
 			a := assertions.Annotations_FromStack(s.stack)
 			any := assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))
 			errs := a.FindError(jsii.String("*"), any)
@@ -64,9 +66,9 @@ func suppressions(r resource) []nagSuppression {
 // Resource "*" suppression names exactly the actions its policy allows on
 // "*", so that a new action on "*" is not excused by an old reason.
 func TestNagSuppressions(t *testing.T) {
-	for name, s := range nagVariants(t) {
+	for name, variant := range nagVariants {
 		t.Run(name, func(t *testing.T) {
-			d := s.doc
+			d := variant(t).doc
 			n := 0
 			for id, r := range d.Resources {
 				for _, sup := range suppressions(r) {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -132,7 +133,11 @@ type Handler struct {
 	Unscoped    []string // actions on Resource "*": only those of unscopedActions
 	BakeAlarms  bool     // the bake: gets BAKE_ALARM_NAMES (RotationProps.BakeAlarmNames)
 	PutEvents   bool
-	Fleet       bool // a step of the fleet only: left out when RotationProps.FleetEnabled is false
+	// Target: the function logs in to the database or cache a secret
+	// names, so it goes into the VPC when one is given (RotationProps.Vpc
+	// or VpcId); the others reach only AWS APIs and stay out of it.
+	Target bool
+	Fleet  bool // a step of the fleet only: left out when RotationProps.FleetEnabled is false
 	// Native is the Secrets Manager native rotation entry: it gets no
 	// ledger, secret or event access, only states:StartExecution and
 	// states:DescribeExecution on the rotation state machine (added once the
@@ -159,24 +164,26 @@ var Handlers = []Handler{
 	{Name: "acquirelease", Placeholder: "AcquireLeaseFunctionArn", Ledger: true, BakeAlarms: true,
 		Secrets:     []string{smDescribe, smGetValue, smVersions, smUpdateStage},
 		Description: "secretsaga acquirelease: takes the secret's lease and records its versions"},
-	// createsecret labels its own version AWSPENDING again when an earlier
+	// createsecret logs in with AWSCURRENT before it makes a password (a
+	// secret that cannot log in is not rotated), and labels its own
+	// version AWSPENDING again when an earlier
 	// attempt stored the value but lost the label (UpdateSecretVersionStage).
-	{Name: "createsecret", Placeholder: "CreateSecretFunctionArn", Ledger: true,
+	{Name: "createsecret", Target: true, Placeholder: "CreateSecretFunctionArn", Ledger: true,
 		Secrets: []string{smDescribe, smGetValue, smPutValue, smUpdateStage}, Unscoped: []string{smRandom},
 		Description: "secretsaga createsecret: generates the new password as AWSPENDING"},
 	// setsecret and testsecret only read the versions the rotation context
 	// names (GetSecretValue by version id); they never describe the secret.
-	{Name: "setsecret", Placeholder: "SetSecretFunctionArn", Database: true, Ledger: true,
+	{Name: "setsecret", Target: true, Placeholder: "SetSecretFunctionArn", Database: true, Ledger: true,
 		Secrets:     []string{smGetValue},
 		Description: "secretsaga setsecret: changes the credential on the target"},
-	{Name: "testsecret", Placeholder: "TestSecretFunctionArn", Database: true, Ledger: true,
+	{Name: "testsecret", Target: true, Placeholder: "TestSecretFunctionArn", Database: true, Ledger: true,
 		Secrets:     []string{smGetValue},
 		Description: "secretsaga testsecret: logs in to the target with AWSPENDING"},
 	// finishsecret publishes nothing: releaselease announces the outcome.
 	{Name: "finishsecret", Placeholder: "FinishSecretFunctionArn", Ledger: true,
 		Secrets:     []string{smDescribe, smUpdateStage},
 		Description: "secretsaga finishsecret: moves AWSCURRENT to the new version"},
-	{Name: "verify", Placeholder: "VerifyFunctionArn", Database: true, Ledger: true,
+	{Name: "verify", Target: true, Placeholder: "VerifyFunctionArn", Database: true, Ledger: true,
 		Secrets: []string{smDescribe, smGetValue}, Unscoped: []string{cwDescribeAlarms}, BakeAlarms: true,
 		Description: "secretsaga verify: bakes the new AWSCURRENT against the target"},
 	// releaselease describes the secret only for the Compensation Failed
@@ -184,7 +191,7 @@ var Handlers = []Handler{
 	{Name: "releaselease", Placeholder: "ReleaseLeaseFunctionArn", Ledger: true,
 		Secrets: []string{smDescribe}, PutEvents: true,
 		Description: "secretsaga releaselease: journals the outcome and releases the lease"},
-	{Name: "compensate", Placeholder: "CompensateFunctionArn", Database: true, Ledger: true,
+	{Name: "compensate", Target: true, Placeholder: "CompensateFunctionArn", Database: true, Ledger: true,
 		Secrets: []string{smDescribe, smGetValue, smUpdateStage}, PutEvents: true,
 		Description: "secretsaga compensate: undoes a failed rotation"},
 	// The fleet's steps. listsecrets selects the secrets by tag; ListSecrets
@@ -208,7 +215,7 @@ var Handlers = []Handler{
 	// The self-healing of secrets left in COMPENSATION_FAILED: it reads the
 	// repair queue, logs in with the secret's versions, and finishes or
 	// undoes the rotation (the stage moves of finish and compensate).
-	{Name: "repair", Ledger: true, Repair: true, PutEvents: true,
+	{Name: "repair", Target: true, Ledger: true, Repair: true, PutEvents: true,
 		Secrets:     []string{smDescribe, smGetValue, smUpdateStage},
 		Description: "secretsaga repair: heals secrets left in COMPENSATION_FAILED once the target answers"},
 }
@@ -280,10 +287,64 @@ type RotationProps struct {
 	// table's expiresAt). nil means DefaultLedgerRetentionDays; 0 keeps
 	// them forever. Lease items never expire.
 	LedgerRetentionDays *int
-	// Vpc, if set, places the functions in it (targets in private subnets).
+	// Vpc, if set, places the functions that log in to targets
+	// (Handler.Target) in it, in VpcSubnets (the VPC's private subnets if
+	// nil), with SecurityGroups (if empty, one security group the
+	// construct makes, DatabaseClientSecurityGroup, that allows all
+	// outbound traffic and no inbound: allow it into the databases'
+	// security groups). Those functions reach Secrets Manager, DynamoDB,
+	// EventBridge, CloudWatch and X-Ray from the subnets, so the subnets
+	// need a NAT gateway or VPC endpoints for them.
 	Vpc            awsec2.IVpc
 	VpcSubnets     *awsec2.SubnetSelection
 	SecurityGroups []awsec2.ISecurityGroup
+	// VpcId, VpcSubnetIds and VpcSecurityGroupIds name an existing VPC by
+	// its ids when Vpc is nil (the app's vpcId, vpcSubnetIds and
+	// vpcSecurityGroupIds context keys). They are imported as given, with
+	// no lookup, so synthesis needs no AWS account. VpcSubnetIds is
+	// required with VpcId; VpcSecurityGroupIds may be empty (see Vpc).
+	VpcId               string
+	VpcSubnetIds        []string
+	VpcSecurityGroupIds []string
+}
+
+// vpcIDPattern checks the ids of VpcId, VpcSubnetIds and
+// VpcSecurityGroupIds (EC2's resource ids: prefix and hex).
+var vpcIDPattern = map[string]*regexp.Regexp{
+	"vpc":    regexp.MustCompile(`^vpc-[0-9a-f]{8,17}$`),
+	"subnet": regexp.MustCompile(`^subnet-[0-9a-f]{8,17}$`),
+	"sg":     regexp.MustCompile(`^sg-[0-9a-f]{8,17}$`),
+}
+
+// CheckVpcIds reports what is wrong with VpcId, VpcSubnetIds and
+// VpcSecurityGroupIds, or nil.
+func (p *RotationProps) CheckVpcIds() error {
+	if p.VpcId == "" {
+		if len(p.VpcSubnetIds) > 0 || len(p.VpcSecurityGroupIds) > 0 {
+			return fmt.Errorf("subnet or security group ids without a VPC id: give the VPC's id too")
+		}
+		return nil
+	}
+	if p.Vpc != nil {
+		return fmt.Errorf("both a Vpc and a VPC id: give one")
+	}
+	if !vpcIDPattern["vpc"].MatchString(p.VpcId) {
+		return fmt.Errorf("VPC id %q is not a VPC id (vpc- and 8 to 17 hex digits)", p.VpcId)
+	}
+	if len(p.VpcSubnetIds) == 0 {
+		return fmt.Errorf("VPC %s: no subnet ids: name the (private) subnets the functions that reach the databases run in", p.VpcId)
+	}
+	for _, id := range p.VpcSubnetIds {
+		if !vpcIDPattern["subnet"].MatchString(id) {
+			return fmt.Errorf("subnet id %q is not a subnet id (subnet- and 8 to 17 hex digits)", id)
+		}
+	}
+	for _, id := range p.VpcSecurityGroupIds {
+		if !vpcIDPattern["sg"].MatchString(id) {
+			return fmt.Errorf("security group id %q is not a security group id (sg- and 8 to 17 hex digits)", id)
+		}
+	}
+	return nil
 }
 
 // RepairProps times the repair function. Zero values take the defaults.
@@ -337,6 +398,9 @@ type Rotation struct {
 	NativeRotationFunction awslambda.Function
 	// RepairSchedule runs the repair function.
 	RepairSchedule awsscheduler.CfnSchedule
+	// DatabaseClientSecurityGroup is the security group of the functions
+	// in the VPC when the props name none; nil otherwise.
+	DatabaseClientSecurityGroup awsec2.ISecurityGroup
 	// ScheduleDeadLetters receives what a schedule could not deliver after
 	// its retries (EventBridge Scheduler sends it with the schedule's role).
 	ScheduleDeadLetters awssqs.Queue
@@ -449,6 +513,7 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 			panic(fmt.Sprintf("secretsaga: BakeAlarmNames: %q is not a CloudWatch alarm name this construct can pass on (1 to 255 characters, no comma)", n))
 		}
 	}
+	vpc := r.vpc(props)
 	for _, h := range Handlers {
 		if (h.Fleet && !fleet) || (h.Native && !native) {
 			continue
@@ -549,16 +614,18 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 		if h.Database && !props.DisableReservedConcurrency {
 			fp.ReservedConcurrentExecutions = jsii.Number(reserved)
 		}
-		if props.Vpc != nil && !h.Native { // it only calls Step Functions
-			fp.Vpc = props.Vpc
-			fp.VpcSubnets = props.VpcSubnets
-			if len(props.SecurityGroups) > 0 {
-				fp.SecurityGroups = &props.SecurityGroups
-			}
+		onStar := append(slices.Clone(TracingActions), h.Unscoped...)
+		why := unscopedWhy(h)
+		if vpc != nil && h.Target {
+			fp.Vpc, fp.VpcSubnets, fp.SecurityGroups = vpc.vpc, vpc.subnets, &vpc.groups
+			vpc.allow(role)
+			onStar = append(onStar, ec2DescribeNetworkInterfaces)
+			why += " " + nagDescribeNetworkInterfacesWhy
+			suppressWildcard(role, nagNetworkInterfacesReason, arnFinding("ec2", "network-interface/*"))
 		}
 		r.Roles[h.Name] = role
 		r.Functions[h.Name] = awslambda.NewFunction(c, jsii.String(h.Name), fp)
-		suppressWildcard(role, starReason(append(slices.Clone(TracingActions), h.Unscoped...), unscopedWhy(h)), "Resource::*")
+		suppressWildcard(role, starReason(onStar, why), "Resource::*")
 		if len(h.Secrets) > 0 {
 			suppressWildcard(role, nagSecretsReason, arnFinding("secretsmanager", "secret:*"))
 		}

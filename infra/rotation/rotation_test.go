@@ -155,6 +155,8 @@ var (
 	// repairFunction heals COMPENSATION_FAILED secrets; its schedule runs it.
 	repairFunction = "repair"
 	allFunctions   = append(slices.Clone(fleetInvokes), nativeFunction, repairFunction)
+	// targetFunctions log in to databases: they go into the VPC.
+	targetFunctions = []string{"createsecret", "setsecret", "testsecret", "verify", "compensate", repairFunction}
 	// ledgerFunctions use the ledger table.
 	ledgerFunctions = append(slices.Clone(sagaFunctions), repairFunction)
 )
@@ -1172,8 +1174,8 @@ func TestNativeRotation(t *testing.T) {
 }
 
 // TestNativeRotationOutsideVpc: with a Vpc the functions that reach
-// databases go into it, nativerotation (it only calls Step Functions) does
-// not, so it needs no Step Functions endpoint.
+// databases go into it; the others, nativerotation among them (it only
+// calls Step Functions), do not, so they need no endpoint in it.
 func TestNativeRotationOutsideVpc(t *testing.T) {
 	app := awscdk.NewApp(&awscdk.AppProps{Context: featureFlags(t)})
 	stack := awscdk.NewStack(app, jsii.String("Vpc"), nil)
@@ -1189,7 +1191,7 @@ func TestNativeRotationOutsideVpc(t *testing.T) {
 	}
 	for name, id := range d.functions(t) {
 		_, inVpc := d.Resources[id].Properties["VpcConfig"]
-		if inVpc == (name == nativeFunction) {
+		if inVpc != slices.Contains(targetFunctions, name) {
 			t.Errorf("%s: VpcConfig = %v", name, inVpc)
 		}
 	}
