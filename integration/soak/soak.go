@@ -180,7 +180,13 @@ type ModeResult struct {
 	FailedDuring map[string]int64 `json:"failedDuring,omitempty"`
 	ProbesFailed int              `json:"windowProbesFailed"`
 	FirstError   string           `json:"firstError,omitempty"`
-	Workers      []workerStats    `json:"workers"`
+	// Refused: failed requests in which the server refused a login;
+	// Failed - Refused timed out or could not connect with no login
+	// refused, which no credential can cause.
+	Refused int64 `json:"failedRefused"`
+	// Failures are the first failed requests of all workers.
+	Failures []failure     `json:"failures,omitempty"`
+	Workers  []workerStats `json:"workers"`
 }
 
 // modeState is one mode's workers on one cell.
@@ -312,6 +318,8 @@ func Run(ctx context.Context, env *local.Env, cfg Config, dialers ...Dialer) (*R
 				mr.Workers = append(mr.Workers, s)
 				mr.Requests += s.Requests
 				mr.Failed += s.Failed
+				mr.Refused += s.Refused
+				mr.Failures = append(mr.Failures, s.Failures...)
 				for k, n := range s.FailedDuring {
 					if k == "" {
 						k = "between rotations"
@@ -327,6 +335,8 @@ func Run(ctx context.Context, env *local.Env, cfg Config, dialers ...Dialer) (*R
 					mr.FirstError = s.FirstError
 				}
 			}
+			slices.SortFunc(mr.Failures, func(a, b failure) int { return strings.Compare(a.At, b.At) })
+			mr.Failures = mr.Failures[:min(len(mr.Failures), keptFailures)]
 			c.res.Modes = append(c.res.Modes, mr)
 		}
 		res.Cells = append(res.Cells, c.res)

@@ -4,13 +4,20 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"maps"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/secretsaga/secretsaga/shared/client"
+	"github.com/secretsaga/secretsaga/shared/client/mysql"
+	"github.com/secretsaga/secretsaga/shared/client/pgsql"
+	"github.com/secretsaga/secretsaga/shared/client/redis"
 )
 
 // outage follows one worker's requests in time order and keeps the longest
@@ -46,6 +53,30 @@ type workerStats struct {
 	// FailedDuring counts failed requests by the kind of rotation in
 	// flight on the secret when they were sent ("" : none).
 	FailedDuring map[string]int64 `json:"failedDuring,omitempty"`
+	// Refused counts the failed requests in which the server refused a
+	// login (the rest timed out or could not connect, no login refused).
+	Refused int64 `json:"failedRefused"`
+	// Failures are the first failed requests, with when and why.
+	Failures []failure `json:"failures,omitempty"`
+}
+
+// failure is one failed request.
+type failure struct {
+	At      string `json:"at"`
+	During  string `json:"during,omitempty"`
+	Refused bool   `json:"loginRefused"`
+	Error   string `json:"error"`
+}
+
+// keptFailures bounds the failures kept per worker and per mode.
+const keptFailures = 10
+
+// loginRefused reports whether a failed request's error is, or followed, a
+// login the server refused: the client's own kinds, or the driver's
+// refusal as the naive application sees it.
+func loginRefused(err error) bool {
+	return errors.Is(err, client.ErrAuthFailed) || errors.Is(err, client.ErrInterrupted) ||
+		pgsql.IsAuthFailure(err) || mysql.IsAuthFailure(err) || redis.IsAuthFailure(err)
 }
 
 // pool is one application instance's connection pool: a request is one
@@ -165,6 +196,14 @@ func (w *worker) run(ctx context.Context) {
 			if w.stats.FirstError == "" {
 				w.stats.FirstError = err.Error()
 			}
+			refused := loginRefused(err)
+			if refused {
+				w.stats.Refused++
+			}
+			if len(w.stats.Failures) < keptFailures {
+				w.stats.Failures = append(w.stats.Failures, failure{At: time.Now().UTC().Format(time.RFC3339Nano),
+					During: during, Refused: refused, Error: err.Error()})
+			}
 		}
 		w.out.record(err == nil, time.Now())
 		w.mu.Unlock()
@@ -183,6 +222,7 @@ func (w *worker) result(at time.Time) workerStats {
 	w.out.end(at)
 	s := w.stats
 	s.FailedDuring = maps.Clone(s.FailedDuring)
+	s.Failures = slices.Clone(s.Failures)
 	s.Longest = w.out.longest
 	s.Connections = w.opened.Load()
 	return s

@@ -91,6 +91,13 @@ func Login[T any](ctx context.Context, c *Cache, secretID string, eng Engine, co
 				return res, true, nil
 			}
 			if !eng.IsAuthFailure(err) {
+				if ctx.Err() != nil {
+					// The caller's deadline ended this login: reported
+					// below as interrupted after a refusal, not as the
+					// driver's bare timeout.
+					lastErr = err
+					return zero, false, nil
+				}
 				return zero, true, err
 			}
 			c.authFailures.Add(1)
@@ -136,7 +143,7 @@ func Login[T any](ctx context.Context, c *Cache, secretID string, eng Engine, co
 		c.log.Warn("secretsaga client: the caller's context ended before the other credentials were tried",
 			"secret", secretID, "tried", versions, "offered", offered, "error", cerr)
 		return zero, &Error{SecretID: secretID, Kind: ErrInterrupted,
-			Reason: "tried " + strings.Join(stages, ", ") + " (refused)", Err: errors.Join(cerr, lastErr)}
+			Reason: "tried " + strings.Join(stages, ", ") + "; the first was refused, the context ended before one logged in", Err: errors.Join(cerr, lastErr)}
 	}
 	c.exhausted.Add(1)
 	c.log.Warn("secretsaga client: the server refused every credential", "secret", secretID, "tried", versions, "offered", offered)

@@ -403,3 +403,36 @@ func TestTornRead(t *testing.T) {
 		t.Fatalf("Get = %v, %v; want v2", cr, err)
 	}
 }
+
+// TestLoginDeadlineDuringTheNextLogin: the caller's deadline passes while
+// the login with the next candidate is under way (the driver gives up
+// with its own timeout error): the error says a login was refused and the
+// context ended, so an application can tell a rotation's refusal plus a
+// slow server from a server that is merely slow.
+func TestLoginDeadlineDuringTheNextLogin(t *testing.T) {
+	f := newFake(secretName)
+	f.put("v1", val("postgres", "app", pwCur), StageCurrent)
+	f.put("v2", val("postgres", "app", pwPending), StagePending)
+	c, _ := testCache(f, nil)
+	if _, err := c.Candidates(context.Background(), secretName); err != nil {
+		t.Fatal(err)
+	}
+	srv := &server{user: "app", pw: pwPending}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errDriverTimeout := errors.New("timeout: context already done")
+	connect := func(ctx context.Context, cr Credential) (string, error) {
+		if cr.Stage == StagePending {
+			cancel() // the deadline passes during this login
+			return "", fmt.Errorf("%w: %w", errDriverTimeout, ctx.Err())
+		}
+		return srv.connect(ctx, cr)
+	}
+	_, err := Login(ctx, c, secretName, testEngine, connect)
+	if !errors.Is(err, ErrInterrupted) || !errors.Is(err, context.Canceled) || !errors.Is(err, errDriverTimeout) {
+		t.Fatalf("Login = %v; want ErrInterrupted wrapping the context's error and the driver's", err)
+	}
+	if !strings.Contains(err.Error(), "tried AWSCURRENT, AWSPENDING") {
+		t.Fatalf("Login = %v; want both tries named", err)
+	}
+}
