@@ -342,6 +342,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{name: "malformed json", value: `{"engine":`, want: faults.NameInput},
 		{name: "missing username", value: `{"engine":"fake","host":"h","password":"p"}`, want: faults.NameInput},
 		{name: "unknown engine", value: `{"engine":"oracle","host":"h","username":"u","password":"p"}`, want: faults.NameInput},
+		{name: "unknown tls mode", value: `{"engine":"fake","host":"h","username":"u","password":"p","tls":"prefer"}`, want: faults.NameInput,
+			reason: `secret value field "tls": must be one of "verify-full" (verify the server's certificate and host name), "require" (encrypt without verifying) or "disable" (plain TCP)`},
 		{name: "deleted", setup: func(f *fixture) { f.sm.deleted = true }, want: faults.NameInput},
 		{name: "foreign pending", setup: func(f *fixture) {
 			f.sm.values["other-000000000000000000000000000000"] = "{}"
