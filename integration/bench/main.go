@@ -107,6 +107,7 @@ func main() {
 	concurrency := flag.Int("concurrency", 10, "the fleet's MaxConcurrency (the CDK app reserves 10 concurrent executions for the database-facing functions)")
 	quota := flag.Float64("quota", 50, "Secrets Manager write quota, requests per second")
 	out := flag.String("out", "results/bench.json", "where the JSON report goes")
+	flag.DurationVar(&timeout, "timeout", 30*time.Minute, "the whole run's bound: a fleet of 10,000 needs at least 10 minutes at a 50 writes/s quota, more on a busy machine")
 	only := flag.String("only", "", `"fleet": only the fleet's figures (after 3 rotations, which measure the writes a rotation needs); no sizes, start-up or Go benchmarks`)
 	flag.Parse()
 	if *only != "" && *only != "fleet" {
@@ -123,11 +124,15 @@ func main() {
 	}
 }
 
-// fleetOnly (-only fleet) skips the figures the fleet does not need.
-var fleetOnly bool
+// fleetOnly (-only fleet) skips the figures the fleet does not need;
+// timeout (-timeout) bounds the run.
+var (
+	fleetOnly bool
+	timeout   time.Duration
+)
 
 func run(rotations, fleetSize, concurrency int, quota float64, outPath string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var r report
 	r.Machine = fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
