@@ -181,20 +181,31 @@ func TestCandidatesDuringARead(t *testing.T) {
 // TestCandidatesRateLimited: a herd of refused logins spread over time
 // reads the secret once per refresh interval.
 func TestCandidatesRateLimited(t *testing.T) {
-	f := newFake(secretName)
-	f.put("v1", val("postgres", "app", pwCur), StageCurrent)
-	c, clk := testCache(f, nil, WithRefreshInterval(time.Second))
-	ctx := context.Background()
-	for range 200 { // 200 calls over two seconds
-		if _, err := c.Candidates(ctx, secretName); err != nil {
-			t.Fatal(err)
-		}
-		clk.add(10 * time.Millisecond)
-	}
-	// A read at 0s and one at 1s, each of AWSCURRENT, AWSPENDING (none)
-	// and AWSPREVIOUS (none).
-	if got := f.total(); got != 6 {
-		t.Fatalf("200 calls over 2s made %d GetSecretValue calls, want 6 (two reads)", got)
+	for _, tc := range []struct {
+		interval time.Duration
+		reads    int // of the 200 calls over two seconds
+	}{
+		{time.Second, 2},            // at 0s and 1s
+		{500 * time.Millisecond, 4}, // at 0, 0.5, 1 and 1.5s
+		{0, 200},                    // every call reads
+	} {
+		t.Run(tc.interval.String(), func(t *testing.T) {
+			f := newFake(secretName)
+			f.put("v1", val("postgres", "app", pwCur), StageCurrent)
+			c, clk := testCache(f, nil, WithRefreshInterval(tc.interval))
+			ctx := context.Background()
+			for range 200 { // 200 calls over two seconds
+				if _, err := c.Candidates(ctx, secretName); err != nil {
+					t.Fatal(err)
+				}
+				clk.add(10 * time.Millisecond)
+			}
+			// Each read is of AWSCURRENT, AWSPENDING (none) and AWSPREVIOUS
+			// (none).
+			if got := f.total(); got != 3*tc.reads {
+				t.Fatalf("200 calls over 2s made %d GetSecretValue calls, want %d (%d reads)", got, 3*tc.reads, tc.reads)
+			}
+		})
 	}
 }
 
