@@ -492,8 +492,9 @@ func (c *Cache) fetch(ctx context.Context, secretID string, full bool) error {
 	// keep what the earlier reads found too (an extra candidate costs at
 	// most a refused login; a missing one fails the connection).
 	all := c.readOthers(ctx, secretID, cur)
+	fresh := all // the last read alone: the union below never shows a version twice
 	for range maxTornRereads {
-		if !torn(all) {
+		if !torn(fresh) {
 			break
 		}
 		again, err := c.read(ctx, secretID, StageCurrent)
@@ -503,7 +504,8 @@ func (c *Cache) fetch(ctx context.Context, secretID string, full bool) error {
 		c.tornReads.Add(1)
 		c.log.Debug("secretsaga client: labels moved while the stages were read; reading again", "secret", secretID)
 		cur = again
-		all = union(c.readOthers(ctx, secretID, cur), all)
+		fresh = c.readOthers(ctx, secretID, cur)
+		all = union(fresh, all)
 		c.mu.Lock()
 		if e := c.entries[secretID]; e != nil && e.current != nil && e.current.VersionID != cur.VersionID {
 			e.current, e.currentAt, e.working = &cur, c.now(), ""

@@ -370,37 +370,60 @@ func TestLoginWhileTheServerMovesBack(t *testing.T) {
 // password, the one the server has, is in none of them. The cache sees the
 // version's labels disagree, reads again and finds it.
 func TestTornRead(t *testing.T) {
-	f := newFake(secretName)
-	f.put("v0", val("postgres", "app", pwOld), StagePrevious)
-	f.put("v1", val("postgres", "app", pwCur), StageCurrent)
-	c, _ := testCache(f, nil)
-	ctx := context.Background()
-	if _, err := c.Get(ctx, secretName); err != nil { // v1 cached, as before the rotation
-		t.Fatal(err)
-	}
-	// create and set: the server has v2's password.
-	f.put("v2", val("postgres", "app", pwPending), StagePending)
-	srv := &server{user: "app", pw: pwPending}
-	var once sync.Once
-	f.onCall = func(stage string) {
-		if stage == StagePending {
-			once.Do(func() { // finish: AWSCURRENT moves, then AWSPENDING goes
-				f.put("v2", val("postgres", "app", pwPending), StageCurrent)
-				f.put("v1", val("postgres", "app", pwCur), StagePrevious)
-			})
-		}
-	}
-	got, err := Login(ctx, c, secretName, testEngine, srv.connect)
-	if err != nil || got != "conn:v2" {
-		t.Fatalf("Login = %q, %v (tried %v); want conn:v2", got, err, srv.logins)
-	}
-	if st := c.Stats(); st.TornReads != 1 {
-		t.Fatalf("TornReads = %d, want 1", st.TornReads)
-	}
-	// The read again replaced the torn AWSCURRENT: new connections start
-	// with v2.
-	if cr, err := c.Get(ctx, secretName); err != nil || cr.VersionID != "v2" {
-		t.Fatalf("Get = %v, %v; want v2", cr, err)
+	for _, tc := range []struct {
+		name  string
+		twice bool // the read made again is torn too
+		want  string
+		torn  int
+	}{
+		{"finish between two reads", false, "conn:v2", 1},
+		// An operator's rollback moves AWSCURRENT back to v1 (and the
+		// server's password with it) during the read made again.
+		{"and a rollback during the read made again", true, "conn:v1", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(secretName)
+			f.put("v0", val("postgres", "app", pwOld), StagePrevious)
+			f.put("v1", val("postgres", "app", pwCur), StageCurrent)
+			c, _ := testCache(f, nil)
+			ctx := context.Background()
+			if _, err := c.Get(ctx, secretName); err != nil { // v1 cached, as before the rotation
+				t.Fatal(err)
+			}
+			// create and set: the server has v2's password.
+			f.put("v2", val("postgres", "app", pwPending), StagePending)
+			srv := &server{user: "app", pw: pwPending}
+			pendingReads := 0 // onCall runs in the one goroutine that reads
+			f.onCall = func(stage string) {
+				if stage != StagePending {
+					return
+				}
+				pendingReads++
+				switch {
+				case pendingReads == 1: // finish: AWSCURRENT moves, then AWSPENDING goes
+					f.put("v2", val("postgres", "app", pwPending), StageCurrent)
+					f.put("v1", val("postgres", "app", pwCur), StagePrevious)
+				case pendingReads == 2 && tc.twice: // the rollback
+					f.put("v1", val("postgres", "app", pwCur), StageCurrent)
+					f.put("v2", val("postgres", "app", pwPending), StagePrevious)
+					srv.mu.Lock()
+					srv.pw = pwCur
+					srv.mu.Unlock()
+				}
+			}
+			got, err := Login(ctx, c, secretName, testEngine, srv.connect)
+			if err != nil || got != tc.want {
+				t.Fatalf("Login = %q, %v (tried %v); want %s", got, err, srv.logins, tc.want)
+			}
+			if st := c.Stats(); st.TornReads != uint64(tc.torn) {
+				t.Fatalf("TornReads = %d, want %d", st.TornReads, tc.torn)
+			}
+			// The read made again replaced the torn AWSCURRENT: new
+			// connections start with the version the server has.
+			if cr, err := c.Get(ctx, secretName); err != nil || "conn:"+cr.VersionID != tc.want {
+				t.Fatalf("Get = %v, %v; want %s", cr, err, tc.want)
+			}
+		})
 	}
 }
 
