@@ -28,6 +28,7 @@ type Server struct {
 	mu      sync.Mutex
 	entries []Entry
 	srv     *http.Server
+	d       deliveries // rules and AWS service events (rules.go)
 }
 
 // Start listens on a loopback port and returns the base URL.
@@ -93,6 +94,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		FailedEntryCount int
 		Entries          []result
 	}
+	var accepted []Entry
 	s.mu.Lock()
 	for _, e := range in.Entries {
 		if e.Source == "" || e.DetailType == "" || !json.Valid([]byte(e.Detail)) {
@@ -100,11 +102,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			out.Entries = append(out.Entries, result{ErrorCode: "MalformedDetail"})
 			continue
 		}
-		s.entries = append(s.entries, Entry{Time: time.Now(), EventBusName: e.EventBusName, Source: e.Source,
-			DetailType: e.DetailType, Detail: json.RawMessage(e.Detail), Resources: e.Resources})
+		entry := Entry{Time: time.Now(), EventBusName: e.EventBusName, Source: e.Source,
+			DetailType: e.DetailType, Detail: json.RawMessage(e.Detail), Resources: e.Resources}
+		s.entries = append(s.entries, entry)
+		accepted = append(accepted, entry)
 		out.Entries = append(out.Entries, result{EventId: fmt.Sprintf("local-%d", len(s.entries))})
 	}
 	s.mu.Unlock()
+	// Rules see published events too (after the lock: targets may publish).
+	for _, e := range accepted {
+		if e.EventBusName == "" {
+			e.EventBusName = "default"
+		}
+		s.route(e)
+	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	_ = json.NewEncoder(w).Encode(out)
 }

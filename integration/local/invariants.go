@@ -259,7 +259,8 @@ func find(pws []string, haystacks map[string]string) []string {
 
 // outputs is everything the product wrote that a person or system can read:
 // log lines, this process's stdout and stderr (with CaptureStdio: what a
-// handler prints there is in CloudWatch Logs in Lambda), events, ledger
+// handler prints there is in CloudWatch Logs in Lambda), events (CloudTrail's
+// records included), ledger
 // items, and every execution the runner ran.
 func (e *Env) outputs(ctx context.Context) map[string]string {
 	haystacks := map[string]string{"logs": e.Logs.String()}
@@ -271,6 +272,10 @@ func (e *Env) outputs(ctx context.Context) map[string]string {
 	}
 	evs, _ := json.Marshal(e.Events.Entries())
 	haystacks["events"] = string(evs)
+	// CloudTrail's records of every Secrets Manager call (what the access
+	// audit reads) must hold no value either.
+	trail, _ := json.Marshal(e.Events.ServiceEntries())
+	haystacks["cloudtrail records"] = string(trail)
 	var items []map[string]ddbtypes.AttributeValue
 	p := dynamodb.NewScanPaginator(e.DDB, &dynamodb.ScanInput{TableName: aws.String(Table)})
 	for p.HasMorePages() {

@@ -216,16 +216,23 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 		return nil, err
 	}
 
-	t := time.Now()
-	if e.SM, e.SMURL, err = smlocal.Start(smlocal.Options{Region: region, AccountID: account, WriteRPS: o.SecretsManagerWriteRPS}); err != nil {
-		return nil, err
-	}
-	e.Startup["Secrets Manager (in-process)"] = time.Since(t)
-	e.closers = append(e.closers, e.SM.Close)
 	if e.Events, e.EventsURL, err = eventslocal.Start(); err != nil {
 		return nil, err
 	}
 	e.closers = append(e.closers, e.Events.Close)
+	e.Events.SetAccount(account, region)
+	t := time.Now()
+	// CloudTrail's records of the Secrets Manager calls go to the default
+	// bus, where rules (the access audit's) match them.
+	events := e.Events
+	trail := func(r smlocal.TrailRecord) {
+		events.Deliver(eventslocal.Entry{Time: r.Time, Source: smlocal.TrailSource, DetailType: smlocal.TrailDetailType, Detail: r.Detail})
+	}
+	if e.SM, e.SMURL, err = smlocal.Start(smlocal.Options{Region: region, AccountID: account, WriteRPS: o.SecretsManagerWriteRPS, Trail: trail}); err != nil {
+		return nil, err
+	}
+	e.Startup["Secrets Manager (in-process)"] = time.Since(t)
+	e.closers = append(e.closers, e.SM.Close)
 	if e.Alarms, e.CloudWatchURL, err = cwlocal.Start(); err != nil {
 		return nil, err
 	}

@@ -66,6 +66,16 @@ type Options struct {
 	// RotateSecret invokes rotation functions there. It may also be set
 	// after Start with SetLambdaEndpoint.
 	LambdaEndpoint string
+	// Trail, if set, receives the CloudTrail record of every call served
+	// (trail.go), as EventBridge delivers it: the local stack puts it on
+	// integration/eventslocal's default bus.
+	Trail func(TrailRecord)
+	// Principals maps a request's SigV4 access key id to the principal ARN
+	// its records name (an IAM user, a role, whose requests then come from
+	// an assumed-role session, or an assumed-role session ARN); other keys
+	// are DefaultPrincipal (default arn:aws:iam::ACCOUNT:user/smlocal-default).
+	Principals       map[string]string
+	DefaultPrincipal string
 }
 
 // Server is a running emulator. It is safe for concurrent use.
@@ -93,7 +103,8 @@ type Server struct {
 	running        sync.WaitGroup
 	closed         bool
 	runSeq         int
-	rotations      []Rotation // finished runs, oldest first
+	rotations      []Rotation        // finished runs, oldest first
+	principals     map[string]string // SetPrincipal's, guarded by mu
 }
 
 type tag struct {
@@ -130,6 +141,7 @@ type secret struct {
 	deleted      time.Time // zero unless scheduled for deletion
 	deletionDate time.Time
 	rot          rotationConfig
+	policy       string // resource policy (policy.go)
 }
 
 // Start listens on a loopback port and serves until Close. It returns the
@@ -245,6 +257,9 @@ var ops = map[string]opFunc{
 	"RestoreSecret":            (*Server).restoreSecret,
 	"GetRandomPassword":        (*Server).getRandomPassword,
 	"CancelRotateSecret":       (*Server).cancelRotateSecret,
+	"PutResourcePolicy":        (*Server).putResourcePolicy,
+	"GetResourcePolicy":        (*Server).getResourcePolicy,
+	"DeleteResourcePolicy":     (*Server).deleteResourcePolicy,
 }
 
 // unlocked names the operations that take s.mu themselves, because they
@@ -262,7 +277,9 @@ var throttled = map[string]bool{
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.Header().Set("X-Amzn-RequestId", uuid.NewString())
+	if w.Header().Get("X-Amzn-RequestId") == "" {
+		w.Header().Set("X-Amzn-RequestId", uuid.NewString())
+	}
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
 }
@@ -307,29 +324,37 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errf("SerializationException", "request body is not valid JSON"))
 		return
 	}
-
-	if selfLocking {
-		out, apiErr := fn(s, body)
-		if apiErr != nil {
-			writeError(w, apiErr)
-			return
-		}
-		writeJSON(w, http.StatusOK, out)
-		return
-	}
-	s.mu.Lock()
-	if throttled[op] && !s.allowWrite() {
-		s.mu.Unlock()
-		writeError(w, errThrottle)
-		return
-	}
-	out, apiErr := fn(s, body)
-	s.mu.Unlock()
+	// From here on the call is served, so CloudTrail records it, denied or
+	// failed alike (trail.go).
+	c := s.newCall(r, op)
+	c.body = body
+	w.Header().Set("X-Amzn-RequestId", c.requestID)
+	out, apiErr := s.call(c, fn, selfLocking)
+	s.record(c, out, apiErr)
 	if apiErr != nil {
 		writeError(w, apiErr)
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// call runs one operation: the resource policy's explicit Deny first, then
+// the write quota, then the operation.
+func (s *Server) call(c *call, fn opFunc, selfLocking bool) (any, *apiError) {
+	s.mu.Lock()
+	if e := s.denied(c.op, c.body, c.principal); e != nil {
+		s.mu.Unlock()
+		return nil, e
+	}
+	if selfLocking {
+		s.mu.Unlock()
+		return fn(s, c.body)
+	}
+	defer s.mu.Unlock()
+	if throttled[c.op] && !s.allowWrite() {
+		return nil, errThrottle
+	}
+	return fn(s, c.body)
 }
 
 // allowWrite takes one token from the write bucket. Callers hold s.mu.
