@@ -44,6 +44,9 @@ func cell(t *testing.T, family string) *verdict {
 	t.Helper()
 	start := time.Now()
 	v := new(verdict)
+	if recordingActions.Load() {
+		return v // TestRecordedActions reruns cells that count on their own
+	}
 	t.Cleanup(func() {
 		report.Lock()
 		defer report.Unlock()

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/secretsaga/secretsaga/shared/target"
@@ -72,6 +73,11 @@ type Call struct {
 	Function string
 	Name     string
 	Injected string // "", "before" or "after"
+	// Items are the kinds of the items of a DynamoDB transaction ("Put",
+	// "Update", "Delete", "ConditionCheck" for TransactWriteItems, "Get"
+	// for TransactGetItems), in order: IAM authorizes a transaction by the
+	// action of each item, not by the operation's name.
+	Items []string
 }
 
 func (c Call) String() string { return c.Function + ":" + c.Name }
@@ -82,6 +88,10 @@ type Injector struct {
 	rules  []*rule
 	calls  []Call
 	counts map[string]int
+	// observers see every call as it is recorded; Reset keeps them, so a
+	// recording can span tests that each reset the rules.
+	observers map[int]func(Call)
+	nextObs   int
 }
 
 type rule struct {
@@ -118,6 +128,25 @@ func (in *Injector) Reset() {
 	in.rules, in.calls, in.counts = nil, nil, nil
 }
 
+// Observe calls f with every call recorded from now until stop is called,
+// across Resets. f runs with the Injector locked: it must not call back
+// into it.
+func (in *Injector) Observe(f func(Call)) (stop func()) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.observers == nil {
+		in.observers = map[int]func(Call){}
+	}
+	id := in.nextObs
+	in.nextObs++
+	in.observers[id] = f
+	return func() {
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		delete(in.observers, id)
+	}
+}
+
 // Calls returns the calls made since the last Reset, in order.
 func (in *Injector) Calls() []Call {
 	in.mu.Lock()
@@ -137,7 +166,7 @@ func (in *Injector) Fired() int {
 }
 
 // hit records a call and returns the rule that fires for it, if any.
-func (in *Injector) hit(fn, name string) *rule {
+func (in *Injector) hit(fn, name string, items []string) *rule {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.counts == nil {
@@ -145,7 +174,7 @@ func (in *Injector) hit(fn, name string) *rule {
 	}
 	in.counts[fn+"\x00"+name]++
 	in.counts["\x00"+name]++
-	call := Call{Function: fn, Name: name}
+	call := Call{Function: fn, Name: name, Items: items}
 	var fire *rule
 	for _, r := range in.rules {
 		if r.Call != name || (r.Function != "" && r.Function != fn) {
@@ -163,12 +192,19 @@ func (in *Injector) hit(fn, name string) *rule {
 		break
 	}
 	in.calls = append(in.calls, call)
+	for _, f := range in.observers {
+		f(call)
+	}
 	return fire
 }
 
 // Do runs effect under the rules for (ctx's function, name).
 func (in *Injector) Do(ctx context.Context, name string, effect func() error) error {
-	r := in.hit(function(ctx), name)
+	return in.do(ctx, function(ctx), name, nil, effect)
+}
+
+func (in *Injector) do(ctx context.Context, fn, name string, items []string, effect func() error) error {
+	r := in.hit(fn, name, items)
 	if r != nil && r.Phase == Before {
 		if err := r.fire(ctx, name); err != nil {
 			return err
@@ -207,18 +243,62 @@ func (r *rule) fire(ctx context.Context, name string) error {
 // an injected fault reaches the caller the way an error that exhausted the
 // SDK's own retries would.
 func (in *Injector) APIOption(stack *middleware.Stack) error {
+	return in.APIOptionAs("")(stack)
+}
+
+// APIOptionAs is APIOption for a client of the named function: a call
+// whose context names no function (a test calling the function's Service
+// directly rather than through the Lambda endpoint) counts as the
+// function's, so rules naming it and the recording see it.
+func (in *Injector) APIOptionAs(function string) func(*middleware.Stack) error {
+	return func(stack *middleware.Stack) error { return in.apiOption(stack, function) }
+}
+
+func (in *Injector) apiOption(stack *middleware.Stack, dflt string) error {
 	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("faultinject",
 		func(ctx context.Context, input middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			name := awsmiddleware.GetServiceID(ctx) + "." + awsmiddleware.GetOperationName(ctx)
+			fn := function(ctx)
+			if fn == "" {
+				fn = dflt
+			}
 			var out middleware.InitializeOutput
 			var md middleware.Metadata
-			err := in.Do(ctx, name, func() error {
+			err := in.do(ctx, fn, name, transactionItems(input.Parameters), func() error {
 				var err error
 				out, md, err = next.HandleInitialize(ctx, input)
 				return err
 			})
 			return out, md, err
 		}), middleware.After)
+}
+
+// transactionItems are the kinds of a DynamoDB transaction's items, or nil
+// for any other request.
+func transactionItems(params any) []string {
+	var items []string
+	switch p := params.(type) {
+	case *dynamodb.TransactWriteItemsInput:
+		for _, it := range p.TransactItems {
+			switch {
+			case it.Put != nil:
+				items = append(items, "Put")
+			case it.Update != nil:
+				items = append(items, "Update")
+			case it.Delete != nil:
+				items = append(items, "Delete")
+			case it.ConditionCheck != nil:
+				items = append(items, "ConditionCheck")
+			}
+		}
+	case *dynamodb.TransactGetItemsInput:
+		for _, it := range p.TransactItems {
+			if it.Get != nil {
+				items = append(items, "Get")
+			}
+		}
+	}
+	return items
 }
 
 // WrapEngine wraps a target engine so its calls go through the rules.

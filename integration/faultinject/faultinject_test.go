@@ -3,7 +3,17 @@ package faultinject
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go/middleware"
 )
 
 func TestRules(t *testing.T) {
@@ -67,5 +77,57 @@ func TestCrashAndHook(t *testing.T) {
 	}
 	if hooked != 2 || in.Fired() != 2 {
 		t.Errorf("hooked %d, fired %d; want 2, 2", hooked, in.Fired())
+	}
+}
+
+// answer200 is an HTTP client that answers every request with an empty
+// JSON object, so an SDK call runs its whole middleware stack offline.
+type answer200 struct{}
+
+func (answer200) Do(r *http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/x-amz-json-1.0"}},
+		Body: io.NopCloser(strings.NewReader("{}")), Request: r}, nil
+}
+
+// TestAPIOptionRecordsTransactionItems: the SDK middleware names a call by
+// service and operation, attributes it to the context's function or else
+// to the client's, records a transaction's item kinds, and observers see
+// every call across Resets until stopped.
+func TestAPIOptionRecordsTransactionItems(t *testing.T) {
+	var in Injector
+	var seen []Call
+	stop := in.Observe(func(c Call) { seen = append(seen, c) })
+	db := dynamodb.New(dynamodb.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String("http://localhost:1"), HTTPClient: answer200{},
+		Credentials: credentials.NewStaticCredentialsProvider("a", "b", ""),
+		APIOptions:  []func(*middleware.Stack) error{in.APIOptionAs("repair")},
+	})
+	key := map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "k"}}
+	tx := &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Put: &types.Put{TableName: aws.String("t"), Item: key}},
+		{Update: &types.Update{TableName: aws.String("t"), Key: key, UpdateExpression: aws.String("SET a = :a")}},
+		{Delete: &types.Delete{TableName: aws.String("t"), Key: key}},
+		{ConditionCheck: &types.ConditionCheck{TableName: aws.String("t"), Key: key, ConditionExpression: aws.String("attribute_exists(pk)")}},
+	}}
+	if _, err := db.TransactWriteItems(context.Background(), tx); err != nil {
+		t.Fatal(err)
+	}
+	in.Reset()
+	if _, err := db.GetItem(WithFunction(context.Background(), "f"), &dynamodb.GetItemInput{TableName: aws.String("t"), Key: key}); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if _, err := db.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String("t"), Key: key}); err != nil {
+		t.Fatal(err)
+	}
+	want := []Call{
+		{Function: "repair", Name: "DynamoDB.TransactWriteItems", Items: []string{"Put", "Update", "Delete", "ConditionCheck"}},
+		{Function: "f", Name: "DynamoDB.GetItem"},
+	}
+	if !reflect.DeepEqual(seen, want) {
+		t.Errorf("observed %+v\nwant %+v", seen, want)
+	}
+	if got := in.Calls(); len(got) != 2 || got[1].Function != "repair" {
+		t.Errorf("calls since the Reset %+v, want f's GetItem and one by repair", got)
 	}
 }

@@ -347,7 +347,9 @@ func (e *Env) configOptions(actor string, faults bool) config.Options {
 		Log:                slog.New(slog.NewJSONHandler(e.Logs, nil)).With("function", actor),
 	}
 	if faults {
-		o.APIOptions = append(o.APIOptions, e.Faults.APIOption)
+		// Calls through this Service count as actor's when the context
+		// names no function (a test calling the Service directly).
+		o.APIOptions = append(o.APIOptions, e.Faults.APIOptionAs(actor))
 		o.WrapEngine = e.Faults.WrapEngine
 	}
 	return o
