@@ -86,8 +86,10 @@ const (
 	DefaultLedgerRetentionDays = functions.DefaultLedgerRetentionDays
 )
 
-// AlertDetailTypes are the secretsaga events that page someone.
-var AlertDetailTypes = []string{"Rotation Rolled Back", "Rotation Abandoned", "Compensation Failed", "Rotation Repair Needed"}
+// AlertDetailTypes are the secretsaga events sent to the alert topic.
+// Fleet Rotation Failed (fleetreport) announces a fleet child that failed,
+// including one refused at acquire, which publishes nothing else.
+var AlertDetailTypes = []string{"Rotation Rolled Back", "Rotation Abandoned", "Compensation Failed", "Rotation Repair Needed", "Fleet Rotation Failed"}
 
 // Secrets Manager actions, by name.
 const (
@@ -411,6 +413,10 @@ type Rotation struct {
 	AlarmTopic awssns.Topic
 	Alarms     []awscloudwatch.Alarm
 	Schedules  []awsscheduler.CfnSchedule
+
+	// rotationLogs is the rotation state machine's log group (the
+	// unexpected-failures alarm counts its events).
+	rotationLogs awslogs.LogGroup
 }
 
 // NewRotation adds secretsaga to scope.
@@ -663,7 +669,7 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 		r.AlarmTopic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(props.AlarmEmail), nil))
 	}
 	rotationAlerts := awsevents.NewRule(c, jsii.String("RotationAlerts"), &awsevents.RuleProps{
-		Description: jsii.String("secretsaga rotations that rolled back, were abandoned or could not be compensated"),
+		Description: jsii.String("secretsaga rotations that rolled back, were abandoned, could not be compensated or failed in a fleet"),
 		EventBus:    r.EventBus,
 		EventPattern: &awsevents.EventPattern{
 			Source:     jsii.Strings(EventSource),
@@ -692,6 +698,9 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 			{"ExecutionsTimedOut", "timed out", sm.sm.MetricTimedOut(nil)},
 			{"ExecutionsAborted", "was aborted", sm.sm.MetricAborted(nil)},
 		} {
+			if sm.prefix == "" && m.id == "ExecutionsFailed" {
+				continue // every rollback fails a rotation execution: see addUnexpectedFailuresAlarm
+			}
 			a := m.metric.With(&awscloudwatch.MetricOptions{
 				Period:    awscdk.Duration_Minutes(jsii.Number(5)),
 				Statistic: jsii.String("Sum"),
@@ -710,6 +719,7 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 	r.addScheduleDeadLetters()
 	r.addRepairSchedule(props.Repair)
 	r.addOperationalAlarms()
+	r.addUnexpectedFailuresAlarm()
 
 	// Schedules.
 	if len(props.Schedules) > 0 {
@@ -844,6 +854,9 @@ func (r *Rotation) newStateMachine(id, comment string, def []byte) awsstepfuncti
 		Retention:     awslogs.RetentionDays_ONE_MONTH,
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN, // expire by retention, survive stack deletion
 	})
+	if id == "StateMachine" {
+		r.rotationLogs = logs
+	}
 	var name *string
 	if id == "FleetStateMachine" {
 		name = jsii.String(r.fleetName)

@@ -356,7 +356,8 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::Events::Rule":                2,
 		"AWS::SNS::Topic":                  1,
 		"AWS::SNS::Subscription":           0,
-		"AWS::CloudWatch::Alarm":           35, // 3 per state machine, 2 per function, the ledger's, the dead letters', failed fleet children
+		"AWS::CloudWatch::Alarm":           34, // 3 per state machine, 2 per function, the ledger's, the dead letters'
+		"AWS::Logs::MetricFilter":          12, // expected errors of the 10 functions that return the taxonomy, 2 on the rotation machine's log
 		"AWS::Scheduler::Schedule":         1,  // the repair's
 		"AWS::SQS::Queue":                  1,  // the schedules' dead letters
 		"AWS::Logs::LogGroup":              15, // 13 functions + 2 state machines
@@ -374,6 +375,7 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::StepFunctions::StateMachine": 1,
 		"AWS::Events::Rule":                2,
 		"AWS::CloudWatch::Alarm":           25, // 3 + 2 × 10 functions + 2
+		"AWS::Logs::MetricFilter":          12, // no fleet function returns the taxonomy
 		"AWS::Logs::LogGroup":              11,
 		"AWS::IAM::Role":                   12,
 	} {
@@ -642,6 +644,13 @@ func checkAlerts(t *testing.T, d *synthesized) {
 			if jsonString(pat["detail-type"]) != jsonString(rotation.AlertDetailTypes) {
 				t.Errorf("detail-type %s", jsonString(pat["detail-type"]))
 			}
+			// Every failure event reaches the topic, a failed fleet child's
+			// included (events.FleetRotationFailed).
+			for _, dt := range []string{"Rotation Rolled Back", "Rotation Abandoned", "Compensation Failed", "Rotation Repair Needed", "Fleet Rotation Failed"} {
+				if !slices.Contains(list(pat["detail-type"]), any(dt)) {
+					t.Errorf("the alert rule leaves out %q: %s", dt, jsonString(pat["detail-type"]))
+				}
+			}
 		case `["aws.states"]`:
 			sawStates = true
 			if r.Properties["EventBusName"] != nil {
@@ -716,6 +725,14 @@ func checkAlerts(t *testing.T, d *synthesized) {
 	want := 0
 	for kind, smID := range ms {
 		for _, m := range []string{"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"} {
+			if kind == "rotation" && m == "ExecutionsFailed" {
+				// Every rollback fails a rotation execution: its alarm counts
+				// only failures outside the Fail states (TestOperationalAlarms).
+				if metrics[smID+" "+m] {
+					t.Errorf("an alarm on every failed rotation execution, rollbacks included")
+				}
+				continue
+			}
 			want++
 			if !metrics[smID+" "+m] {
 				t.Errorf("no alarm on %s of the %s state machine", m, kind)
