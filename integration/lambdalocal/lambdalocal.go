@@ -59,6 +59,7 @@ type Server struct {
 	mu          sync.Mutex
 	funcs       map[string]*function
 	invocations map[string]int
+	errs        map[string]int // invocations that ended in a function error
 
 	srv    *http.Server
 	closed bool
@@ -103,6 +104,7 @@ func New() *Server {
 	return &Server{
 		funcs:       map[string]*function{},
 		invocations: map[string]int{},
+		errs:        map[string]int{},
 		active:      map[net.Conn]bool{},
 		base:        ctx,
 		cancel:      cancel,
@@ -210,6 +212,15 @@ func (s *Server) Invocations() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return maps.Clone(s.invocations)
+}
+
+// Errors returns how many invocations of each function ended in a function
+// error: a returned error, a panic, a timeout (Lambda's Errors metric; a
+// copy).
+func (s *Server) Errors() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.errs)
 }
 
 // functionName turns the FunctionName path parameter (a name, a partial or
@@ -321,8 +332,18 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 }
 
 // run invokes f once with its timeout, turning errors, panics and timeouts
-// into Lambda's error payload.
+// into Lambda's error payload, and counts the errors.
 func (s *Server) run(f *function, payload []byte, requestID, arn string) ([]byte, *errorResponse) {
+	out, ferr := s.runOnce(f, payload, requestID, arn)
+	if ferr != nil {
+		s.mu.Lock()
+		s.errs[f.name]++
+		s.mu.Unlock()
+	}
+	return out, ferr
+}
+
+func (s *Server) runOnce(f *function, payload []byte, requestID, arn string) ([]byte, *errorResponse) {
 	ctx, cancel := context.WithTimeout(s.base, f.timeout)
 	defer cancel()
 	ctx = lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{

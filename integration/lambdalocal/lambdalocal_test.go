@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -143,7 +144,7 @@ func TestInvokeSuccess(t *testing.T) {
 }
 
 func TestInvokeErrors(t *testing.T) {
-	_, url := start(t)
+	s, url := start(t)
 	wantFunctionError(t, invoke(t, url, "conflict", `{"name":"db"}`), "ConflictError", "conflict on db")
 	wantFunctionError(t, invoke(t, url, "wrapped", `{}`), "wrapError", "wrapped: conflict on x")
 	wantFunctionError(t, invoke(t, url, "byvalue", `{}`), "valueError", "by value")
@@ -155,6 +156,13 @@ func TestInvokeErrors(t *testing.T) {
 	wantFunctionError(t, invoke(t, url, "slow", `{}`), "Sandbox.Timedout", "Task timed out after 0.10 seconds")
 	// A payload the handler cannot decode is an error of the function too.
 	wantFunctionError(t, invoke(t, url, "hello", `[1]`), "UnmarshalTypeError", "cannot unmarshal")
+	// Errors counts every invocation that ended in a function error, as
+	// Lambda's Errors metric does; a successful one is not counted.
+	invoke(t, url, "hello", `{"name":"world"}`)
+	want := map[string]int{"conflict": 1, "wrapped": 1, "byvalue": 1, "panics": 1, "slow": 1, "hello": 1}
+	if got := s.Errors(); !maps.Equal(got, want) {
+		t.Fatalf("errors %v, want %v", got, want)
+	}
 }
 
 func TestInvokeUnknownFunction(t *testing.T) {
