@@ -98,6 +98,19 @@ func (s *Server) PutRule(r Rule) error {
 	return nil
 }
 
+// DeleteRule removes the named rule; events already handed to its target
+// still run (Wait waits for them).
+func (s *Server) DeleteRule(name string) {
+	s.d.mu.Lock()
+	defer s.d.mu.Unlock()
+	for i, r := range s.d.rules {
+		if r.Name == name {
+			s.d.rules = append(s.d.rules[:i:i], s.d.rules[i+1:]...)
+			return
+		}
+	}
+}
+
 // Deliver puts an event an AWS service emits (such as CloudTrail's record of
 // a Secrets Manager call) on the default bus: it is kept (ServiceEntries)
 // and handed, asynchronously as EventBridge does, to every rule it matches.

@@ -54,6 +54,11 @@ func TestHandlerInputTypeErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range dirs {
+		// accessaudit drops a bad event with a log line instead of
+		// failing (EventBridge would retry it): shared/access tests that.
+		if d.Name() == "accessaudit" {
+			continue
+		}
 		if _, ok := tests[d.Name()]; d.IsDir() && !ok {
 			t.Errorf("function %s has no input test", d.Name())
 		}

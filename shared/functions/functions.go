@@ -53,6 +53,13 @@ const (
 	// days: the functions that write the ledger give each record that TTL
 	// (shared/config.LedgerRetention); 0 keeps records forever.
 	EnvLedgerRetentionDays = "LEDGER_RETENTION_DAYS"
+	// EnvRotationGroup is the rotation group (the secretsaga:rotation-group
+	// tag's value) whose secrets the access audit judges.
+	EnvRotationGroup = "ROTATION_GROUP"
+	// EnvTrustedPrincipals lists (comma-separated ARN patterns) the
+	// product's own roles, whose reads the access audit records without
+	// alerting.
+	EnvTrustedPrincipals = "AUDIT_TRUSTED_PRINCIPALS"
 )
 
 // DefaultLedgerRetentionDays is the journal's retention where none is
@@ -131,6 +138,10 @@ var table = map[string]Settings{
 	// The Secrets Manager native rotation entry: finishSecret waits for the
 	// saga.
 	"nativerotation": {Timeout: 300 * time.Second, MemoryMB: MemoryMB, Env: []string{EnvStateMachineArn}},
+	// The access audit: per CloudTrail event a DescribeSecret, a journal
+	// query and two ledger writes (shared/access).
+	"accessaudit": {Timeout: 30 * time.Second, MemoryMB: MemoryMB,
+		Env: []string{EnvLedgerTable, EnvEventBus, EnvLedgerRetentionDays, EnvRotationGroup, EnvTrustedPrincipals}},
 }
 
 // Get returns the settings of the function named name (the directory under

@@ -1,0 +1,24 @@
+package accessrule
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The first pattern lists exactly Calls, and both are JSON objects.
+func TestPatterns(t *testing.T) {
+	var p struct {
+		Detail struct{ EventName []string } `json:"detail"`
+	}
+	if err := json.Unmarshal([]byte(Patterns[0]), &p); err != nil || !slices.Equal(p.Detail.EventName, Calls) {
+		t.Fatalf("pattern 0 names %v (%v), Calls %v", p.Detail.EventName, err, Calls)
+	}
+	for _, s := range Patterns {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(s), &m); err != nil || !strings.Contains(s, `"aws.secretsmanager"`) {
+			t.Errorf("pattern %s: %v", s, err)
+		}
+	}
+}
