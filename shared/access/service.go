@@ -329,14 +329,18 @@ func (s *Service) versionRead(ctx context.Context, c Call, info *secretInfo, b *
 // rotation starts from its recorded previous version, its finish makes its
 // token AWSCURRENT (Secrets Manager demotes the old one to AWSPREVIOUS), and
 // a rollback moves AWSCURRENT back to the recorded previous version.
+// CloudTrail's eventTime has one-second precision, so a record of the same
+// second as t counts as before it: a read in the second AWSCURRENT moved is
+// attributed to the new version.
 func StagesAt(hist []ledger.Record, t time.Time) (cur, prev string) {
 	move := func(v string) {
 		if v != "" && v != cur {
 			prev, cur = cur, v
 		}
 	}
+	end := t.Truncate(time.Second).Add(time.Second)
 	for _, r := range hist {
-		if r.Time().After(t) {
+		if !r.Time().Before(end) {
 			break
 		}
 		switch r.State {

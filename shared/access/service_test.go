@@ -365,7 +365,7 @@ func TestStagesAt(t *testing.T) {
 	for _, c := range []struct {
 		t         int
 		cur, prev string
-	}{{5, "", ""}, {15, "v1", ""}, {25, "v2", "v1"}, {35, "v1", "v2"}} {
+	}{{5, "", ""}, {9, "", ""}, {10, "v1", ""}, {15, "v1", ""}, {20, "v2", "v1"}, {25, "v2", "v1"}, {35, "v1", "v2"}} {
 		cur, prev := StagesAt(hist, time.Unix(int64(c.t), 0))
 		if cur != c.cur || prev != c.prev {
 			t.Errorf("at %d: %q/%q, want %q/%q", c.t, cur, prev, c.cur, c.prev)

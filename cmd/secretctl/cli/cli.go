@@ -130,7 +130,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{statusCmd, historyCmd, rotateCmd, rollbackCmd, auditCmd, complianceCmd, getCmd}
+	commands = []*command{statusCmd, historyCmd, rotateCmd, rollbackCmd, auditCmd, complianceCmd, getCmd, consumersCmd}
 }
 
 func lookup(name string) *command {

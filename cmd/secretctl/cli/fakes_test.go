@@ -191,6 +191,9 @@ func (f *fakeDB) sorted(keep func(map[string]ddbtypes.AttributeValue) bool) []ma
 
 func (f *fakeDB) Query(_ context.Context, in *dynamodb.QueryInput, _ ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
 	pk, prefix := str(in.ExpressionAttributeValues, ":pk"), str(in.ExpressionAttributeValues, ":j")
+	if c := str(in.ExpressionAttributeValues, ":c"); c != "" {
+		prefix = c // the consumers' query
+	}
 	items := f.sorted(func(it map[string]ddbtypes.AttributeValue) bool {
 		return str(it, "pk") == pk && strings.HasPrefix(str(it, "sk"), prefix)
 	})

@@ -30,7 +30,11 @@ the tag: it starts the fleet state machine with {"TagKey", "TagValue",
 of the selected secrets have ended, then a table of the outcomes (succeeded,
 rolled back, abandoned, compensation failed) and each failure's secret and
 error; it exits 1 if any secret did not succeed. Needs
---fleet-state-machine-arn (or SECRETSAGA_FLEET_STATE_MACHINE_ARN).`,
+--fleet-state-machine-arn (or SECRETSAGA_FLEET_STATE_MACHINE_ARN).
+
+With --require-fresh-consumers it refuses, starting nothing, when a consumer
+the access audit recorded has not read the secret since the last rotation
+(see secretctl consumers).`,
 	flags: func(fs *flag.FlagSet) func(*env, []string) int {
 		wait := fs.Bool("wait", false, "wait for the execution to end, printing progress")
 		verify := fs.Bool("verify", false, "run the verify (bake) step after finish")
@@ -38,10 +42,14 @@ error; it exits 1 if any secret did not succeed. Needs
 		timeout := fs.Duration("timeout", 35*time.Minute, "how long --wait waits at most")
 		tag := fs.String("tag", "", "rotate every secret tagged `KEY=VALUE` (the fleet state machine)")
 		maxConc := fs.Int("max-concurrency", 10, "with --tag: how many secrets rotate at once")
+		fresh := fs.Bool("require-fresh-consumers", false, "refuse when a recorded consumer has not read the secret since the last rotation")
 		return func(e *env, pos []string) int {
 			var err error
 			if *poll <= 0 || *timeout <= 0 {
 				err = usagef("--poll-interval and --timeout must be positive")
+			}
+			if err == nil && *tag != "" && *fresh {
+				err = usagef("--require-fresh-consumers takes one secret, not --tag")
 			}
 			if err == nil && *tag != "" {
 				if len(pos) > 0 {
@@ -64,6 +72,9 @@ error; it exits 1 if any secret did not succeed. Needs
 			}
 			if err == nil && e.g.stateMachineArn == "" {
 				err = usagef("no state machine: set --state-machine-arn or %s", EnvStateMachineArn)
+			}
+			if err == nil && *fresh {
+				err = e.staleConsumers(id)
 			}
 			if err == nil {
 				err = e.rotate(id, *wait, *verify, *poll, *timeout)
