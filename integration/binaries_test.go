@@ -20,7 +20,7 @@ import (
 // TestRealBinaries runs the rotation state machine with every Task backed
 // by the built bootstrap of its function (this machine's architecture,
 // -tags lambda.norpc) behind the Lambda Runtime API, with the environment
-// the CDK app sets: main.go's wiring, config.FromEnv and the aws-lambda-go
+// the CDK app sets: main.go's wiring, lambdaenv and the aws-lambda-go
 // runtime's error reporting (the errorType the Retry and Catch match) are
 // what runs. A rotation succeeds and one whose bake fails rolls back, and
 // the invariants hold after each.

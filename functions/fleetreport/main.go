@@ -8,12 +8,18 @@ import (
 	"log"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 
-	"github.com/secretsaga/secretsaga/shared/config"
+	"github.com/secretsaga/secretsaga/shared/events"
+	"github.com/secretsaga/secretsaga/shared/lambdaenv"
 )
 
+// EventBridge (PutEvents) is the one client it calls.
+func bus(cfg aws.Config) events.API { return eventbridge.NewFromConfig(cfg) }
+
 func main() {
-	svc, err := config.FleetReportFromEnv(context.Background())
+	svc, err := lambdaenv.FleetReport(context.Background(), bus)
 	if err != nil {
 		log.Fatalf("fleetreport: %v", err)
 	}

@@ -9,11 +9,12 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/secretsaga/secretsaga/shared/config"
+	"github.com/secretsaga/secretsaga/shared/lambdaenv"
 )
 
 func main() {
-	svc, err := config.FleetFromEnv(context.Background())
+	// Summarize adds up its input: no AWS client.
+	svc, err := lambdaenv.Fleet(context.Background(), nil)
 	if err != nil {
 		log.Fatalf("fleetsummary: %v", err)
 	}

@@ -8,12 +8,18 @@ import (
 	"log"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/secretsaga/secretsaga/shared/config"
+	"github.com/secretsaga/secretsaga/shared/fleet"
+	"github.com/secretsaga/secretsaga/shared/lambdaenv"
 )
 
+// Secrets Manager (ListSecrets) is the one client it calls.
+func secrets(cfg aws.Config) fleet.Secrets { return secretsmanager.NewFromConfig(cfg) }
+
 func main() {
-	svc, err := config.FleetFromEnv(context.Background())
+	svc, err := lambdaenv.Fleet(context.Background(), secrets)
 	if err != nil {
 		log.Fatalf("listsecrets: %v", err)
 	}

@@ -11,12 +11,19 @@ import (
 	"log"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
-	"github.com/secretsaga/secretsaga/shared/config"
+	"github.com/secretsaga/secretsaga/shared/lambdaenv"
+	"github.com/secretsaga/secretsaga/shared/native"
 )
 
+// Step Functions (StartExecution, DescribeExecution) is the one client it
+// calls.
+func stepFunctions(cfg aws.Config) native.SFN { return sfn.NewFromConfig(cfg) }
+
 func main() {
-	svc, err := config.NativeFromEnv(context.Background())
+	svc, err := lambdaenv.Native(context.Background(), stepFunctions)
 	if err != nil {
 		log.Fatalf("nativerotation: %v", err)
 	}

@@ -9,12 +9,27 @@ import (
 	"log"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/secretsaga/secretsaga/shared/config"
+	"github.com/secretsaga/secretsaga/shared/lambdaenv"
+	"github.com/secretsaga/secretsaga/shared/target/engines"
 )
 
+// clients are those of the calls this step makes, as its role's grants
+// (infra/rotation Handlers): Secrets Manager, DynamoDB (the ledger) and
+// the engines. Only they are linked.
+func clients(cfg aws.Config) lambdaenv.SagaClients {
+	return lambdaenv.SagaClients{
+		Secrets: secretsmanager.NewFromConfig(cfg),
+		Ledger:  dynamodb.NewFromConfig(cfg),
+		Engines: engines.Registry(nil),
+	}
+}
+
 func main() {
-	svc, err := config.FromEnv(context.Background(), "testsecret")
+	svc, err := lambdaenv.Saga(context.Background(), "testsecret", clients)
 	if err != nil {
 		log.Fatalf("testsecret: %v", err)
 	}

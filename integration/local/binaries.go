@@ -16,7 +16,7 @@ import (
 // Binaries is a second local Lambda endpoint whose functions are the
 // built bootstrap executables, each behind the Lambda Runtime API
 // (lambdalocal.RegisterBinary), with the environment the CDK app gives it:
-// the deployed artefacts' main.go wiring and config.FromEnv run, not the
+// the deployed artefacts' main.go wiring and lambdaenv run, not the
 // handlers in this process. No fault injection reaches them.
 type Binaries struct {
 	Lambda *lambdalocal.Server

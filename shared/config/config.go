@@ -6,15 +6,10 @@ package config
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
@@ -25,14 +20,13 @@ import (
 	"github.com/secretsaga/secretsaga/shared/events"
 	"github.com/secretsaga/secretsaga/shared/fleet"
 	"github.com/secretsaga/secretsaga/shared/functions"
+	"github.com/secretsaga/secretsaga/shared/lambdaenv"
 	"github.com/secretsaga/secretsaga/shared/ledger"
 	"github.com/secretsaga/secretsaga/shared/native"
 	"github.com/secretsaga/secretsaga/shared/rotation"
 	"github.com/secretsaga/secretsaga/shared/secretstore"
 	"github.com/secretsaga/secretsaga/shared/target"
-	"github.com/secretsaga/secretsaga/shared/target/mysql"
-	"github.com/secretsaga/secretsaga/shared/target/postgres"
-	"github.com/secretsaga/secretsaga/shared/target/redis"
+	"github.com/secretsaga/secretsaga/shared/target/engines"
 )
 
 // Environment variables the functions read: the names of shared/functions,
@@ -56,42 +50,14 @@ const (
 	EnvLedgerRetentionDays = functions.EnvLedgerRetentionDays
 )
 
-// LedgerRetention reads the journal's retention from getenv: a whole
-// number of days; unset, empty or 0 means no TTL (records are kept
-// forever), anything else that is not a whole number ≥ 0 is an error
-// naming the variable. The ledger writes now+retention as each journal
-// record's expiresAt, the table's TTL attribute.
+// LedgerRetention reads the journal's retention (lambdaenv.LedgerRetention).
 func LedgerRetention(getenv func(string) string) (time.Duration, error) {
-	v := strings.TrimSpace(getenv(EnvLedgerRetentionDays))
-	if v == "" {
-		return 0, nil
-	}
-	days, err := strconv.Atoi(v)
-	if err != nil || days < 0 {
-		return 0, fmt.Errorf("config: %s=%q: want a whole number of days (0 keeps journal records forever)", EnvLedgerRetentionDays, v)
-	}
-	return time.Duration(days) * 24 * time.Hour, nil
+	return lambdaenv.LedgerRetention(getenv)
 }
 
-// RepairPolicy reads the repair backoff from getenv; unset or empty
-// variables keep the defaults, a malformed one is an error naming it.
+// RepairPolicy reads the repair backoff (lambdaenv.RepairPolicy).
 func RepairPolicy(getenv func(string) string) (rotation.RepairPolicy, error) {
-	var p rotation.RepairPolicy
-	for _, f := range []struct {
-		name string
-		dst  *time.Duration
-	}{{EnvRepairBackoff, &p.Backoff}, {EnvRepairMaxBackoff, &p.MaxBackoff}, {EnvRepairAlertAfter, &p.AlertAfter}} {
-		v := strings.TrimSpace(getenv(f.name))
-		if v == "" {
-			continue
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return p, fmt.Errorf("config: %s=%q: want a positive duration such as 1h or 30m", f.name, v)
-		}
-		*f.dst = d
-	}
-	return p, nil
+	return lambdaenv.RepairPolicy(getenv)
 }
 
 // Options build a Service.
@@ -115,16 +81,9 @@ type Options struct {
 	Repair rotation.RepairPolicy
 }
 
-// Engines returns the registry of supported engines.
+// Engines returns the registry of supported engines (engines.Registry).
 func Engines(wrap func(target.Engine) target.Engine) *target.Registry {
-	if wrap == nil {
-		wrap = func(e target.Engine) target.Engine { return e }
-	}
-	r := &target.Registry{}
-	r.Register(wrap(postgres.New(postgres.Options{})), "postgresql", "aurora-postgresql")
-	r.Register(wrap(mysql.New(mysql.Options{})), "mariadb", "aurora-mysql")
-	r.Register(wrap(redis.New(redis.Options{})))
-	return r
+	return engines.Registry(wrap)
 }
 
 // New builds the Service.
@@ -166,17 +125,8 @@ func New(o Options) (*rotation.Service, error) {
 	}, nil
 }
 
-// AlarmNames splits a comma-separated list of alarm names (BAKE_ALARM_NAMES),
-// dropping blanks.
-func AlarmNames(list string) []string {
-	var out []string
-	for _, n := range strings.Split(list, ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			out = append(out, n)
-		}
-	}
-	return out
-}
+// AlarmNames splits BAKE_ALARM_NAMES (lambdaenv.AlarmNames).
+func AlarmNames(list string) []string { return lambdaenv.AlarmNames(list) }
 
 func secretsManager(cfg aws.Config, o Options) *secretsmanager.Client {
 	return secretsmanager.NewFromConfig(cfg, func(so *secretsmanager.Options) {
@@ -190,7 +140,7 @@ func logger(o Options) *slog.Logger {
 	if o.Log != nil {
 		return o.Log
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	return lambdaenv.Logger()
 }
 
 // NewFleet builds the fleet rotation's steps (list, report a failed child,
@@ -206,43 +156,13 @@ func NewFleet(o Options) *fleet.Service {
 	return &fleet.Service{Secrets: secretsManager(cfg, o), Events: events.NewBus(eb, o.EventBus), Log: logger(o)}
 }
 
-// FleetFromEnv builds the fleet steps a Lambda function runs.
-func FleetFromEnv(ctx context.Context) (*fleet.Service, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return NewFleet(Options{AWS: cfg}), nil
-}
-
-// FleetReportFromEnv builds the fleet steps the fleetreport function runs:
-// FleetFromEnv's, publishing to the bus EVENT_BUS_NAME names.
-func FleetReportFromEnv(ctx context.Context) (*fleet.Service, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return NewFleet(Options{AWS: cfg, EventBus: os.Getenv(EnvEventBus)}), nil
-}
-
-// FromEnv builds the Service a Lambda function runs: the default AWS
-// configuration chain and the table, its journal's retention, the bus and
-// the bake alarms from the environment.
+// FromEnv builds the Service a saga function runs, with every client
+// (lambdaenv.Saga; each function's main.go passes only its own).
 func FromEnv(ctx context.Context, actor string) (*rotation.Service, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, err
-	}
-	repair, err := RepairPolicy(os.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	retention, err := LedgerRetention(os.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	return New(Options{AWS: cfg, LedgerTable: os.Getenv(EnvLedgerTable), EventBus: os.Getenv(EnvEventBus), Actor: actor,
-		BakeAlarmNames: AlarmNames(os.Getenv(EnvBakeAlarmNames)), Repair: repair, Ledger: ledger.Options{Retention: retention}})
+	return lambdaenv.Saga(ctx, actor, func(cfg aws.Config) lambdaenv.SagaClients {
+		return lambdaenv.SagaClients{Secrets: secretsmanager.NewFromConfig(cfg), Ledger: dynamodb.NewFromConfig(cfg),
+			Engines: Engines(nil), Events: eventbridge.NewFromConfig(cfg), Alarms: cloudwatch.NewFromConfig(cfg)}
+	})
 }
 
 // NewNative builds the Secrets Manager native rotation entry: it starts and
@@ -258,19 +178,4 @@ func NewNative(o Options, sfnEndpoint, stateMachineArn string) *native.Service {
 		}
 	})
 	return &native.Service{SFN: client, StateMachineArn: stateMachineArn, Log: logger(o)}
-}
-
-// NativeFromEnv builds the native rotation entry a Lambda function runs:
-// the default AWS configuration chain and the state machine from
-// STATE_MACHINE_ARN.
-func NativeFromEnv(ctx context.Context) (*native.Service, error) {
-	arn := os.Getenv(EnvStateMachineArn)
-	if arn == "" {
-		return nil, errors.New("config: the rotation state machine's ARN is empty; set " + EnvStateMachineArn)
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return NewNative(Options{AWS: cfg, Actor: "nativerotation"}, "", arn), nil
 }

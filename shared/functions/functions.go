@@ -25,7 +25,7 @@ type Settings struct {
 	// Placeholder is the ${Name} the state machine definitions use for the
 	// function's ARN; empty for a function no definition calls.
 	Placeholder string
-	// Env names the environment variables the function reads (shared/config
+	// Env names the environment variables the function reads (shared/lambdaenv
 	// reads them), which the CDK app sets and the local stack sets when it
 	// runs the built binaries. EnvBakeAlarmNames is set only when alarms
 	// are configured (OptionalEnv).
@@ -45,13 +45,13 @@ const (
 	// every bake watches.
 	EnvBakeAlarmNames = "BAKE_ALARM_NAMES"
 	// EnvRepairBackoff, EnvRepairMaxBackoff and EnvRepairAlertAfter are the
-	// repair function's backoff (shared/config.RepairPolicy).
+	// repair function's backoff (shared/lambdaenv.RepairPolicy).
 	EnvRepairBackoff    = "REPAIR_BACKOFF"
 	EnvRepairMaxBackoff = "REPAIR_MAX_BACKOFF"
 	EnvRepairAlertAfter = "REPAIR_ALERT_AFTER"
 	// EnvLedgerRetentionDays is how long a journal record is kept, in
 	// days: the functions that write the ledger give each record that TTL
-	// (shared/config.LedgerRetention); 0 keeps records forever.
+	// (shared/lambdaenv.LedgerRetention); 0 keeps records forever.
 	EnvLedgerRetentionDays = "LEDGER_RETENTION_DAYS"
 	// EnvRotationGroup is the rotation group (the secretsaga:rotation-group
 	// tag's value) whose secrets the access audit judges.

@@ -171,17 +171,17 @@ func TestByPlaceholder(t *testing.T) {
 	}
 }
 
-// TestEnvMatchesWhatMainReads: each function's Env is what the shared/config
-// constructor its main.go calls reads from the environment, so the CDK app
+// TestEnvMatchesWhatMainReads: each function's Env is what the
+// shared/lambdaenv constructor its main.go calls reads from the environment, so the CDK app
 // (which sets Env) and the local stack's binaries (likewise) give every
 // function what it needs and nothing else.
 func TestEnvMatchesWhatMainReads(t *testing.T) {
 	reads := map[string]struct{ required, optional []string }{
-		"config.FromEnv": {required: []string{functions.EnvLedgerTable, functions.EnvEventBus, functions.EnvLedgerRetentionDays},
+		"lambdaenv.Saga": {required: []string{functions.EnvLedgerTable, functions.EnvEventBus, functions.EnvLedgerRetentionDays},
 			optional: []string{functions.EnvBakeAlarmNames, functions.EnvRepairBackoff, functions.EnvRepairMaxBackoff, functions.EnvRepairAlertAfter}},
-		"config.FleetFromEnv":       {},
-		"config.FleetReportFromEnv": {required: []string{functions.EnvEventBus}},
-		"config.NativeFromEnv":      {required: []string{functions.EnvStateMachineArn}},
+		"lambdaenv.Fleet":       {},
+		"lambdaenv.FleetReport": {required: []string{functions.EnvEventBus}},
+		"lambdaenv.Native":      {required: []string{functions.EnvStateMachineArn}},
 		// accessaudit does not link shared/config (its size); its own.
 		"access.FromEnv": {required: []string{functions.EnvLedgerTable, functions.EnvEventBus, functions.EnvLedgerRetentionDays,
 			functions.EnvRotationGroup, functions.EnvTrustedPrincipals}},

@@ -1,5 +1,11 @@
 // Package postgres is the PostgreSQL target engine (single user: a role
-// changes its own password) over pgx.
+// changes its own password) over pgconn, pgx's wire-protocol layer.
+//
+// pgconn and not pgx: the engine sends a handful of fixed statements and
+// reads text, and pgx's type system (pgtype registers every PostgreSQL type
+// at init) made up about 3 MB of each database-facing Lambda bootstrap,
+// which must stay under 10 MB (README "Binary sizes"). The login, TLS and
+// SCRAM code is pgconn's either way.
 //
 // Two rules keep the password out of places it must not be:
 //   - it never goes into a DSN string (pgx error messages quote the DSN's
@@ -25,7 +31,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/xdg-go/stringprep"
 
@@ -84,8 +89,8 @@ func (*Engine) Capabilities() target.Capabilities {
 // reply); otherwise the first login of req.Logins that works runs ALTER ROLE.
 func (e *Engine) SetPassword(ctx context.Context, req target.SetPasswordRequest) (target.SetPasswordResponse, error) {
 	return target.ChangePassword(ctx, "postgres", req, e.connect,
-		func(c *pgx.Conn) { _ = c.Close(context.WithoutCancel(ctx)) },
-		func(ctx context.Context, conn *pgx.Conn, _ target.Credential) error {
+		func(c *pgconn.PgConn) { _ = c.Close(context.WithoutCancel(ctx)) },
+		func(ctx context.Context, conn *pgconn.PgConn, _ target.Credential) error {
 			if req.BeforeChange != nil {
 				if err := req.BeforeChange(ctx); err != nil {
 					return err
@@ -105,14 +110,13 @@ func (e *Engine) Verify(ctx context.Context, req target.VerifyRequest) error {
 		return fmt.Errorf("postgres: verify login as %q: %w", req.Credential.Username, err)
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
-	var one int
-	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+	if _, err := conn.Exec(ctx, "SELECT 1").ReadAll(); err != nil {
 		return fmt.Errorf("postgres: verify query as %q: %w", req.Credential.Username, classify(err))
 	}
 	return nil
 }
 
-func (e *Engine) connect(ctx context.Context, c target.Credential) (*pgx.Conn, error) {
+func (e *Engine) connect(ctx context.Context, c target.Credential) (*pgconn.PgConn, error) {
 	if c.Host == "" || c.Username == "" {
 		return nil, fmt.Errorf("host and username are required: %w", target.ErrInvalid)
 	}
@@ -134,7 +138,7 @@ func (e *Engine) connect(ctx context.Context, c target.Credential) (*pgx.Conn, e
 	// on the parsed config.
 	dsn := fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=%s connect_timeout=%d",
 		quoteDSN(c.Host), port, quoteDSN(db), quoteDSN(c.Username), sslmode, int(e.o.ConnectTimeout.Seconds()+0.5))
-	cfg, err := pgx.ParseConfig(dsn)
+	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("connection settings for %s:%d: %w", c.Host, port, target.ErrInvalid)
 	}
@@ -152,7 +156,7 @@ func (e *Engine) connect(ctx context.Context, c target.Credential) (*pgx.Conn, e
 	cfg.RuntimeParams["application_name"] = "secretsaga"
 	cctx, cancel := context.WithTimeout(ctx, e.o.ConnectTimeout+time.Second)
 	defer cancel()
-	conn, err := pgx.ConnectConfig(cctx, cfg)
+	conn, err := pgconn.ConnectConfig(cctx, cfg)
 	if prepped, ok := saslprepped(cfg.Password); ok && isInvalidPassword(err) {
 		// PostgreSQL's SCRAM (and libpq's) SASLprep the password (RFC
 		// 4013: NFKC, so fullwidth "Ａ" is "A"), falling back to the raw
@@ -162,7 +166,7 @@ func (e *Engine) connect(ctx context.Context, c target.Credential) (*pgx.Conn, e
 		// raw password went first, for md5 and password authentication,
 		// which PostgreSQL does not normalise.
 		cfg.Password = prepped
-		conn, err = pgx.ConnectConfig(cctx, cfg)
+		conn, err = pgconn.ConnectConfig(cctx, cfg)
 	}
 	if err != nil {
 		if te, ok := target.AsTLSError("postgres", net.JoinHostPort(c.Host, strconv.Itoa(port)), c, mode, err); ok {
@@ -251,13 +255,19 @@ func classify(err error) error {
 // role name is quoted as an identifier; the verifier is made of base64 and
 // '$', ':' and '@' characters only, so it is safe inside a string literal
 // (ALTER ROLE takes no bind parameters).
-func alterPassword(ctx context.Context, conn *pgx.Conn, role, password string) error {
+func alterPassword(ctx context.Context, conn *pgconn.PgConn, role, password string) error {
 	verifier, err := scramVerifier(password, 4096)
 	if err != nil {
 		return err
 	}
-	_, err = conn.Exec(ctx, "ALTER ROLE "+pgx.Identifier{role}.Sanitize()+" WITH PASSWORD '"+verifier+"'", pgx.QueryExecModeSimpleProtocol)
+	_, err = conn.Exec(ctx, "ALTER ROLE "+quoteIdent(role)+" WITH PASSWORD '"+verifier+"'").ReadAll()
 	return classify(err)
+}
+
+// quoteIdent quotes s as an SQL identifier, as pgx.Identifier.Sanitize
+// does: doubled double quotes, NUL bytes dropped.
+func quoteIdent(s string) string {
+	return `"` + strings.ReplaceAll(strings.ReplaceAll(s, "\x00", ""), `"`, `""`) + `"`
 }
 
 // scramVerifier computes the string PostgreSQL stores for a SCRAM-SHA-256
@@ -308,27 +318,24 @@ func (e *Engine) EnsureUser(ctx context.Context, req target.EnsureUserRequest) (
 		return target.EnsureUserResponse{}, fmt.Errorf("postgres: login as master %q: %w", req.Master.Username, err)
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
-	rows, err := conn.Query(ctx, "SELECT rolname, coalesce(shobj_description(oid, 'pg_authid'), '') FROM pg_roles WHERE rolname = ANY($1)", []string{req.Username, req.Like})
-	if err != nil {
-		return target.EnsureUserResponse{}, fmt.Errorf("postgres: look up roles: %w", classify(err))
+	// Text parameters and text results: both columns are text-like.
+	rr := conn.ExecParams(ctx, "SELECT rolname, coalesce(shobj_description(oid, 'pg_authid'), '') FROM pg_roles WHERE rolname IN ($1, $2)",
+		[][]byte{[]byte(req.Username), []byte(req.Like)}, nil, nil, nil).Read()
+	if rr.Err != nil {
+		return target.EnsureUserResponse{}, fmt.Errorf("postgres: look up roles: %w", classify(rr.Err))
 	}
 	var res target.EnsureUserResponse
 	likeExists := false
-	for rows.Next() {
-		var name, comment string
-		if err := rows.Scan(&name, &comment); err != nil {
-			rows.Close()
-			return target.EnsureUserResponse{}, fmt.Errorf("postgres: look up roles: %w", classify(err))
+	for _, row := range rr.Rows {
+		if len(row) != 2 {
+			return target.EnsureUserResponse{}, fmt.Errorf("postgres: look up roles: %d columns, want 2: %w", len(row), target.ErrInvalid)
 		}
+		name, comment := string(row[0]), string(row[1])
 		if name == req.Username {
 			res.Exists, res.Mark = true, target.ParseCloneMark(comment)
 		} else {
 			likeExists, res.LikeMark = true, target.ParseCloneMark(comment)
 		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return target.EnsureUserResponse{}, fmt.Errorf("postgres: look up roles: %w", classify(err))
 	}
 	if res.Exists || req.CheckOnly {
 		return res, nil
@@ -341,15 +348,12 @@ func (e *Engine) EnsureUser(ctx context.Context, req target.EnsureUserRequest) (
 			return target.EnsureUserResponse{}, err
 		}
 	}
-	role := pgx.Identifier{req.Username}.Sanitize()
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "CREATE ROLE "+role+" WITH LOGIN IN ROLE "+pgx.Identifier{req.Like}.Sanitize()); err != nil {
-			return err
-		}
-		// COMMENT takes no parameters: the mark is a quoted literal.
-		_, err := tx.Exec(ctx, "COMMENT ON ROLE "+role+" IS "+quoteLiteral(target.CloneMark(req.Like)))
-		return err
-	})
+	role := quoteIdent(req.Username)
+	// One simple-protocol query of two statements runs as one implicit
+	// transaction: the role is created and marked, or neither. COMMENT
+	// takes no parameters: the mark is a quoted literal.
+	_, err = conn.Exec(ctx, "CREATE ROLE "+role+" WITH LOGIN IN ROLE "+quoteIdent(req.Like)+"; "+
+		"COMMENT ON ROLE "+role+" IS "+quoteLiteral(target.CloneMark(req.Like))).ReadAll()
 	if err != nil {
 		return target.EnsureUserResponse{}, fmt.Errorf("postgres: create role %q like %q: %w", req.Username, req.Like, classify(err))
 	}

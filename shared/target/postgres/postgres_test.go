@@ -132,3 +132,18 @@ func TestSASLprepped(t *testing.T) {
 		})
 	}
 }
+
+// quoteIdent is pgx.Identifier.Sanitize: the engine quotes role names
+// itself since it runs on pgconn.
+func TestQuoteIdent(t *testing.T) {
+	for in, want := range map[string]string{
+		"app":         `"app"`,
+		`say "hi"`:    `"say ""hi"""`,
+		"nul\x00byte": `"nulbyte"`,
+		"Mixed Case":  `"Mixed Case"`,
+	} {
+		if got := quoteIdent(in); got != want {
+			t.Errorf("quoteIdent(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

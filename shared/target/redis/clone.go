@@ -2,11 +2,10 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
-	goredis "github.com/redis/go-redis/v9"
+	redigo "github.com/gomodule/redigo/redis"
 
 	"github.com/secretsaga/secretsaga/shared/target"
 )
@@ -36,25 +35,25 @@ func (e *Engine) EnsureUser(ctx context.Context, req target.EnsureUserRequest) (
 	}
 	defer func() { _ = c.Close() }()
 
-	err = c.Do(ctx, "ACL", "GETUSER", req.Username).Err()
+	exists, err := redigo.DoContext(c, ctx, "ACL", "GETUSER", req.Username)
 	switch {
-	case err == nil:
+	case err != nil:
+		return target.EnsureUserResponse{}, fmt.Errorf("redis: ACL GETUSER %q: %w", req.Username, classify(err))
+	case exists != nil:
 		// No marks: an ACL user has no comment, so the ledger's record
 		// alone tells a clone secretsaga created.
 		return target.EnsureUserResponse{Exists: true}, nil
-	case !errors.Is(err, goredis.Nil):
-		return target.EnsureUserResponse{}, fmt.Errorf("redis: ACL GETUSER %q: %w", req.Username, classify(err))
 	case req.CheckOnly:
 		return target.EnsureUserResponse{}, nil
 	}
-	like, err := c.Do(ctx, "ACL", "GETUSER", req.Like).Result()
-	if errors.Is(err, goredis.Nil) {
-		return target.EnsureUserResponse{}, fmt.Errorf("redis: no user %q to clone as %q: %w", req.Like, req.Username, target.ErrInvalid)
-	}
+	like, err := redigo.DoContext(c, ctx, "ACL", "GETUSER", req.Like)
 	if err != nil {
 		return target.EnsureUserResponse{}, fmt.Errorf("redis: ACL GETUSER %q: %w", req.Like, classify(err))
 	}
-	rules, err := CloneRules(like)
+	if like == nil {
+		return target.EnsureUserResponse{}, fmt.Errorf("redis: no user %q to clone as %q: %w", req.Like, req.Username, target.ErrInvalid)
+	}
+	rules, err := CloneRules(textReply(like))
 	if err != nil {
 		return target.EnsureUserResponse{}, fmt.Errorf("redis: copy the rules of %q: %w", req.Like, err)
 	}
@@ -67,21 +66,37 @@ func (e *Engine) EnsureUser(ctx context.Context, req target.EnsureUserRequest) (
 	// without either payload flag, as most are, would differ from its
 	// clone. These clear what a user just created by someone else might
 	// hold; the user was not there a moment ago.
-	args := make([]any, 0, len(rules)+8)
-	args = append(args, "ACL", "SETUSER", req.Username, "off", "resetpass", "resetkeys", "resetchannels", "-@all")
+	args := make([]any, 0, len(rules)+7)
+	args = append(args, "SETUSER", req.Username, "off", "resetpass", "resetkeys", "resetchannels", "-@all")
 	for _, r := range rules {
 		args = append(args, r)
 	}
-	if err := c.Do(ctx, args...).Err(); err != nil {
+	if _, err := redigo.DoContext(c, ctx, "ACL", args...); err != nil {
 		err = fmt.Errorf("redis: create user %q like %q: %w", req.Username, req.Like, classify(err))
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.o.ConnectTimeout)
 		defer cancel()
-		if derr := c.Do(dctx, "ACL", "DELUSER", req.Username).Err(); derr != nil {
+		if _, derr := redigo.DoContext(c, dctx, "ACL", "DELUSER", req.Username); derr != nil {
 			err = fmt.Errorf("%w; and deleting the half-made user failed (%v): delete %q by hand before the next rotation", err, classify(derr), req.Username)
 		}
 		return target.EnsureUserResponse{}, err
 	}
 	return target.EnsureUserResponse{Created: true}, nil
+}
+
+// textReply turns redigo's reply into go-redis's shape, which CloneRules
+// reads: bulk strings ([]byte) become strings, in arrays too.
+func textReply(v any) any {
+	switch v := v.(type) {
+	case []byte:
+		return string(v)
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = textReply(e)
+		}
+		return out
+	}
+	return v
 }
 
 // CloneRules turns an ACL GETUSER reply (RESP2's flat name/value list or

@@ -1,7 +1,13 @@
 // Package redis is the Redis target engine for ACL users (Redis 6 and
-// later) over github.com/redis/go-redis/v9: single user (a user changes its
+// later) over github.com/gomodule/redigo: single user (a user changes its
 // own password) and alternating users (a master user clones the user's ACL
 // rules, see EnsureUser, and sets the other user's password).
+//
+// redigo and not go-redis: the engine sends a few commands on one
+// connection, and go-redis's client (pool, hooks, maintenance
+// notifications, autopipelining, its command set) made up about 2 MB of
+// each database-facing Lambda bootstrap, which must stay under 10 MB
+// (README "Binary sizes"); redigo's connection is about 0.25 MB.
 //
 // The password is set with ACL SETUSER as its SHA-256 ("#<hex>"), never as
 // ">clear text", so neither MONITOR, the slow log nor an ACL file that the
@@ -27,8 +33,7 @@ import (
 	"syscall"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
+	redigo "github.com/gomodule/redigo/redis"
 
 	"github.com/secretsaga/secretsaga/shared/dbtls"
 	"github.com/secretsaga/secretsaga/shared/secret"
@@ -76,13 +81,13 @@ func (*Engine) Capabilities() target.Capabilities {
 // otherwise the first login of req.Logins that works runs ACL SETUSER, which
 // needs the +acl|setuser permission.
 func (e *Engine) SetPassword(ctx context.Context, req target.SetPasswordRequest) (target.SetPasswordResponse, error) {
-	return target.ChangePassword(ctx, "redis", req, e.connect, func(c *goredis.Client) { _ = c.Close() },
-		func(ctx context.Context, c *goredis.Client, _ target.Credential) error {
+	return target.ChangePassword(ctx, "redis", req, e.connect, func(c redigo.Conn) { _ = c.Close() },
+		func(ctx context.Context, c redigo.Conn, _ target.Credential) error {
 			return setPassword(ctx, c, req)
 		})
 }
 
-func setPassword(ctx context.Context, c *goredis.Client, req target.SetPasswordRequest) error {
+func setPassword(ctx context.Context, c redigo.Conn, req target.SetPasswordRequest) error {
 	if req.BeforeChange != nil {
 		if err := req.BeforeChange(ctx); err != nil {
 			return err
@@ -92,7 +97,7 @@ func setPassword(ctx context.Context, c *goredis.Client, req target.SetPasswordR
 	// resetpass drops every other password, so the old one stops working
 	// as the same command adds the new one: there is no moment with
 	// neither, and none with both.
-	err := c.Do(ctx, "ACL", "SETUSER", req.Username, "resetpass", "#"+hash).Err()
+	_, err := redigo.DoContext(c, ctx, "ACL", "SETUSER", req.Username, "resetpass", "#"+hash)
 	if err != nil {
 		// A rejected rule is echoed in the reply; the hash is no password,
 		// but it is as good as one for an offline guess.
@@ -118,9 +123,17 @@ func (e *Engine) Verify(ctx context.Context, req target.VerifyRequest) error {
 	return nil
 }
 
-func (e *Engine) options(c target.Credential) (*goredis.Options, error) {
+// dialOptions are one login's settings.
+type dialOptions struct {
+	Addr, Username, Password string
+	DB                       int
+	Timeout                  time.Duration
+	TLSConfig                *tls.Config // nil: plain TCP
+}
+
+func (e *Engine) options(c target.Credential) (dialOptions, error) {
 	if c.Host == "" || c.Username == "" {
-		return nil, fmt.Errorf("host and username are required (the user of a password-only server is \"default\"): %w", target.ErrInvalid)
+		return dialOptions{}, fmt.Errorf("host and username are required (the user of a password-only server is \"default\"): %w", target.ErrInvalid)
 	}
 	port := c.Port
 	if port == 0 {
@@ -134,69 +147,71 @@ func (e *Engine) options(c target.Credential) (*goredis.Options, error) {
 	if mode := dbtls.Effective(c.TLS, c.Host); mode != secret.TLSDefault {
 		var err error
 		if tc, err = dbtls.Config(mode, c.Host, e.o.RootCAs); err != nil {
-			return nil, fmt.Errorf("redis: %w: %w", err, target.ErrInvalid)
+			return dialOptions{}, fmt.Errorf("redis: %w: %w", err, target.ErrInvalid)
 		}
 	}
-	return &goredis.Options{
-		Addr:     net.JoinHostPort(c.Host, strconv.Itoa(port)),
-		Username: c.Username,
-		Password: c.Password.Reveal(),
-		DB:       db,
-		// RESP2 and no extras: the connection runs HELLO/AUTH and, for a
-		// DB, SELECT, and nothing a restricted user might lack the
-		// permission for (CLIENT SETINFO, MAINT_NOTIFICATIONS).
-		Protocol:                 2,
-		DisableIdentity:          true,
-		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-		DialTimeout:              e.o.ConnectTimeout,
-		ReadTimeout:              e.o.ConnectTimeout,
-		WriteTimeout:             e.o.ConnectTimeout,
-		ContextTimeoutEnabled:    true,
-		// A retry would resend a command that may have been applied; the
-		// rotation retries whole steps instead.
-		MaxRetries: -1,
-		// One dial per login: the pool's default of five, each up to
-		// DialTimeout, would stretch an unreachable host to 25 s.
-		DialerRetries: 1,
-		PoolSize:      1,
-		TLSConfig:     tc,
-	}, nil
+	return dialOptions{Addr: net.JoinHostPort(c.Host, strconv.Itoa(port)), Username: c.Username, Password: c.Password.Reveal(),
+		DB: db, Timeout: e.o.ConnectTimeout, TLSConfig: tc}, nil
 }
 
-// connect returns a client whose connection has logged in and answered PING.
-func (e *Engine) connect(ctx context.Context, c target.Credential) (*goredis.Client, error) {
+// dial opens one connection and logs in. RESP2 and no extras: the
+// connection runs AUTH <user> <password> and, for a DB, SELECT, and nothing
+// a restricted user might lack the permission for (HELLO, CLIENT SETNAME,
+// CLIENT SETINFO). One dial, no retry: a retry would resend a command that
+// may have been applied; the rotation retries whole steps instead.
+func (o dialOptions) dial(ctx context.Context) (redigo.Conn, error) {
+	opts := []redigo.DialOption{
+		redigo.DialUsername(o.Username),
+		redigo.DialPassword(o.Password),
+		redigo.DialDatabase(o.DB),
+		redigo.DialConnectTimeout(o.Timeout),
+		redigo.DialReadTimeout(o.Timeout),
+		redigo.DialWriteTimeout(o.Timeout),
+	}
+	if o.TLSConfig != nil {
+		opts = append(opts, redigo.DialUseTLS(true), redigo.DialTLSConfig(o.TLSConfig), redigo.DialTLSHandshakeTimeout(o.Timeout))
+	}
+	return redigo.DialContext(ctx, "tcp", o.Addr, opts...)
+}
+
+// connect returns a connection that has logged in and answered PING.
+func (e *Engine) connect(ctx context.Context, c target.Credential) (redigo.Conn, error) {
 	opt, err := e.options(c)
 	if err != nil {
 		return nil, err
 	}
-	client := goredis.NewClient(opt)
 	pctx, cancel := context.WithTimeout(ctx, 2*e.o.ConnectTimeout)
 	defer cancel()
-	if err := client.Ping(pctx).Err(); err != nil {
-		_ = client.Close()
+	conn, err := opt.dial(pctx)
+	if err == nil {
+		if _, err = redigo.DoContext(conn, pctx, "PING"); err != nil {
+			_ = conn.Close()
+		}
+	}
+	if err != nil {
 		if te, ok := target.AsTLSError("redis", opt.Addr, c, dbtls.Effective(c.TLS, c.Host), err); ok {
 			return nil, te
 		}
 		err = classify(err)
 		if errors.Is(err, target.ErrUnreachable) {
 			// A database at this port that speaks another protocol
-			// (go-redis: "invalid reply", or EOF).
+			// (redigo: "unexpected response line", or EOF).
 			if wp := target.CheckProtocol(ctx, opt.Addr, target.ProtocolRedis); wp != nil {
 				return nil, wp
 			}
 		}
 		return nil, err
 	}
-	return client, nil
+	return conn, nil
 }
 
-// classify maps a go-redis error to the target's sentinel errors. Server
+// classify maps a redigo error to the target's sentinel errors. Server
 // replies name the user at most; network errors are kept as text only.
 func classify(err error) error {
 	if err == nil {
 		return nil
 	}
-	var re goredis.Error
+	var re redigo.Error
 	if errors.As(err, &re) {
 		msg := re.Error()
 		code, _, _ := strings.Cut(msg, " ")
@@ -214,13 +229,12 @@ func classify(err error) error {
 	if errors.Is(err, context.Canceled) {
 		return err
 	}
-	// Refused, reset, DNS, timeouts, a closed connection or pool: the
-	// server may come back.
+	// Refused, reset, DNS, timeouts, a closed connection: the server may
+	// come back.
 	var netErr net.Error
 	switch {
 	case errors.As(err, &netErr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, goredis.ErrClosed), errors.Is(err, goredis.ErrPoolTimeout),
 		errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s: %w", err.Error(), target.ErrUnreachable)
 	}

@@ -10,20 +10,14 @@ import (
 	"syscall"
 	"testing"
 
-	goredis "github.com/redis/go-redis/v9"
+	redigo "github.com/gomodule/redigo/redis"
 
 	"github.com/secretsaga/secretsaga/shared/secret"
 	"github.com/secretsaga/secretsaga/shared/target"
 )
 
-// serverErr is a reply error as go-redis returns it (its own type is
-// internal; this one satisfies the same goredis.Error interface).
-type serverErr string
-
-func (e serverErr) Error() string { return string(e) }
-func (serverErr) RedisError()     {}
-
-var _ goredis.Error = serverErr("")
+// serverErr is a reply error as redigo returns it.
+func serverErr(msg string) error { return redigo.Error(msg) }
 
 func TestPasswordHash(t *testing.T) {
 	// sha256("foobar"), as `echo -n foobar | sha256sum` prints it; Redis
@@ -52,8 +46,7 @@ func TestClassify(t *testing.T) {
 		{&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, target.ErrUnreachable},
 		{syscall.ECONNRESET, target.ErrUnreachable},
 		{io.EOF, target.ErrUnreachable},
-		{goredis.ErrPoolTimeout, target.ErrUnreachable},
-		{goredis.ErrClosed, target.ErrUnreachable},
+		{errors.New("redigo: unexpected response line (possible server error or unsupported concurrent read by application)"), target.ErrUnreachable},
 		{context.DeadlineExceeded, target.ErrUnreachable},
 	}
 	for _, c := range cases {
@@ -91,7 +84,7 @@ func TestOptions(t *testing.T) {
 		if o.DB != want {
 			t.Errorf("DBName %q: DB %d, want %d", db, o.DB, want)
 		}
-		if o.Addr != "[::1]:6379" || o.Username != "u" || o.Password != "Pw-1" || o.MaxRetries != -1 || o.DialerRetries != 1 || o.DialTimeout != e.o.ConnectTimeout {
+		if o.Addr != "[::1]:6379" || o.Username != "u" || o.Password != "Pw-1" || o.Timeout != e.o.ConnectTimeout {
 			t.Errorf("options %+v", o)
 		}
 	}
@@ -193,5 +186,15 @@ func TestOptionsTLS(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// textReply gives CloneRules the shape it reads whatever the client:
+// redigo's bulk strings ([]byte), nested in arrays, become strings.
+func TestTextReply(t *testing.T) {
+	got := textReply([]any{[]byte("flags"), []any{[]byte("on")}, []byte("commands"), []byte("+@all"), int64(3), nil})
+	want := []any{"flags", []any{"on"}, "commands", "+@all", int64(3), nil}
+	if fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", want) {
+		t.Errorf("textReply = %#v, want %#v", got, want)
 	}
 }
