@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/secretsaga/secretsaga/integration/faultinject"
+	"github.com/secretsaga/secretsaga/integration/sfnlocal"
 	"github.com/secretsaga/secretsaga/shared/faults"
 	"github.com/secretsaga/secretsaga/shared/ledger"
 	"github.com/secretsaga/secretsaga/shared/target"
@@ -123,6 +124,12 @@ func TestAlarmNoise(t *testing.T) {
 				t.Errorf("errors alarms would count %v (Lambda errors %v), want %v", page, errs, want)
 			}
 			t.Logf("Lambda errors %v; unexpected (paged) %v", errs, page)
+			// The rotation machine's ExecutionsFailedAlarm counts failed
+			// executions minus Fail states entered: a failure by design
+			// must end in one of the definition's Fail states.
+			if x.Status == "FAILED" && !enteredFailState(t, x.Events) {
+				t.Errorf("the execution failed (%s) without entering a Fail state: ExecutionsFailedAlarm would page\n%s", x.Error, x.Timeline())
+			}
 			if held != nil { // the other execution ends
 				if err := env.Ledger.Append(s.ctx, held, ledger.Record{State: ledger.RolledBack, Actor: "test"}, ledger.Change{Release: true}); err != nil {
 					t.Fatal(err)
@@ -131,4 +138,22 @@ func TestAlarmNoise(t *testing.T) {
 			s.invariants(x)
 		})
 	}
+}
+
+// enteredFailState reports whether events enter one of the rotation
+// definition's top-level Fail states.
+func enteredFailState(t *testing.T, events []sfnlocal.Event) bool {
+	t.Helper()
+	var def struct {
+		States map[string]struct{ Type string }
+	}
+	if err := json.Unmarshal(env.Definition, &def); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range events {
+		if ev.Type == "StateEntered" && def.States[ev.State].Type == "Fail" {
+			return true
+		}
+	}
+	return false
 }
