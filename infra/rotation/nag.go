@@ -82,8 +82,6 @@ func unscopedWhy(h Handler) string {
 	notes := []string{"Active tracing uploads trace segments to the account's X-Ray."}
 	for _, a := range h.Unscoped {
 		switch a {
-		case smRandom:
-			notes = append(notes, "GetRandomPassword generates a password and touches no secret.")
 		case smList:
 			notes = append(notes, "ListSecrets returns metadata (names, ARNs, tags), never a value; every action on a listed secret is still subject to the rotation-group condition.")
 		case cwDescribeAlarms:

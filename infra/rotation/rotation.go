@@ -97,7 +97,6 @@ const (
 	smGetValue    = "secretsmanager:GetSecretValue"
 	smPutValue    = "secretsmanager:PutSecretValue"
 	smUpdateStage = "secretsmanager:UpdateSecretVersionStage"
-	smRandom      = "secretsmanager:GetRandomPassword"
 	smList        = "secretsmanager:ListSecrets"
 	smVersions    = "secretsmanager:ListSecretVersionIds"
 )
@@ -108,13 +107,12 @@ const cwDescribeAlarms = "cloudwatch:DescribeAlarms"
 // unscopedActions are the only actions a handler may get on Resource "*"
 // (Handler.Unscoped): none supports resource-level permissions (nor, for
 // the Secrets Manager ones, the secretsmanager:ResourceTag condition), so
-// IAM cannot scope them. GetRandomPassword touches no secret at all;
-// ListSecrets returns metadata (names, ARNs, tags), never a value, and
+// IAM cannot scope them. ListSecrets returns metadata (names, ARNs, tags), never a value, and
 // every action on a listed secret is still subject to the rotation-group
 // condition of the saga's roles. DescribeAlarms (verify only) reads alarm
 // states and configuration, never a secret; the alarms a bake watches are
 // named at run time (BakeAlarms) as well as at deploy time.
-var unscopedActions = map[string]bool{smRandom: true, smList: true, cwDescribeAlarms: true}
+var unscopedActions = map[string]bool{smList: true, cwDescribeAlarms: true}
 
 // LedgerActions are the DynamoDB actions every ledger function gets on the
 // ledger table: shared/ledger reads items with GetItem and writes only with
@@ -171,7 +169,7 @@ var Handlers = []Handler{
 	// version AWSPENDING again when an earlier
 	// attempt stored the value but lost the label (UpdateSecretVersionStage).
 	{Name: "createsecret", Target: true, Placeholder: "CreateSecretFunctionArn", Ledger: true,
-		Secrets: []string{smDescribe, smGetValue, smPutValue, smUpdateStage}, Unscoped: []string{smRandom},
+		Secrets:     []string{smDescribe, smGetValue, smPutValue, smUpdateStage},
 		Description: "secretsaga createsecret: generates the new password as AWSPENDING"},
 	// setsecret and testsecret only read the versions the rotation context
 	// names (GetSecretValue by version id); they never describe the secret.

@@ -814,9 +814,8 @@ var expectedSecretActions = map[string][]string{
 // expectedUnscoped are the actions allowed on Resource "*" (they have no
 // resource-level permissions).
 var expectedUnscoped = map[string][]string{
-	"createsecret": {"secretsmanager:GetRandomPassword"},
-	"verify":       {"cloudwatch:DescribeAlarms"},
-	"listsecrets":  {"secretsmanager:ListSecrets"},
+	"verify":      {"cloudwatch:DescribeAlarms"},
+	"listsecrets": {"secretsmanager:ListSecrets"},
 }
 
 var expectedPutEvents = []string{"releaselease", "compensate", "repair", "fleetreport"}
@@ -824,9 +823,8 @@ var expectedPutEvents = []string{"releaselease", "compensate", "repair", "fleetr
 // unscopedAction: the Secrets Manager and CloudWatch actions that may be on
 // "*", and the one function each is for.
 var unscopedAction = map[string]string{
-	"secretsmanager:GetRandomPassword": "createsecret",
-	"secretsmanager:ListSecrets":       "listsecrets",
-	"cloudwatch:DescribeAlarms":        "verify",
+	"secretsmanager:ListSecrets": "listsecrets",
+	"cloudwatch:DescribeAlarms":  "verify",
 }
 
 func TestIAM(t *testing.T) {

@@ -30,6 +30,7 @@ type fakeDB struct {
 	fail        error // every call fails with it
 	failWrite   error // every TransactWriteItems fails with it
 	attempts    int   // TransactWriteItems calls
+	gets        int   // GetItem calls
 }
 
 func newFakeDB() *fakeDB { return &fakeDB{items: map[string]map[string]types.AttributeValue{}} }
@@ -44,6 +45,7 @@ func (f *fakeDB) GetItem(_ context.Context, in *dynamodb.GetItemInput, _ ...func
 	if f.fail != nil {
 		return nil, f.fail
 	}
+	f.gets++
 	if !aws.ToBool(in.ConsistentRead) {
 		return nil, errors.New("fake: the ledger must read its lease consistently")
 	}

@@ -226,6 +226,11 @@ type AcquireRequest struct {
 	// as the lease, refused with *LoginHeldError while another secret's
 	// rotation holds any of them.
 	Logins []Login
+	// Known, if not nil, is the lease item as the caller just read it (Get;
+	// the zero Lease when there was none), so that the first attempt need
+	// not read it again. A stale one costs only a second attempt: the
+	// write is a compare-and-swap on what was read.
+	Known *Lease
 }
 
 // Get reads the lease item with a strongly consistent read; ok is false when
@@ -253,8 +258,12 @@ func (l *Ledger) Get(ctx context.Context, secretARN string) (Lease, bool, error)
 // returns the lease it already holds, so a retried Acquire is harmless.
 func (l *Ledger) Acquire(ctx context.Context, req AcquireRequest) (Lease, error) {
 	for attempt := 0; ; attempt++ {
-		cur, exists, err := l.Get(ctx, req.Secret)
-		if err != nil {
+		var cur Lease
+		var exists bool
+		var err error
+		if attempt == 0 && req.Known != nil {
+			cur, exists = *req.Known, req.Known.PK != ""
+		} else if cur, exists, err = l.Get(ctx, req.Secret); err != nil {
 			return Lease{}, err
 		}
 		now := l.now()

@@ -449,6 +449,38 @@ func TestAcquireGivesUpWhenTheCounterKeepsMoving(t *testing.T) {
 	}
 }
 
+// An acquire given the lease its caller just read (Known) does not read it
+// again; a stale one (the lease moved since) costs a second attempt that
+// reads it, never a write over what it did not see.
+func TestAcquireFromAKnownLease(t *testing.T) {
+	ctx := context.Background()
+	db, c := newFakeDB(), &clock{t0}
+	l := newTestLedger(db, c, Options{})
+	none := Lease{}
+	a, err := l.Acquire(ctx, AcquireRequest{Secret: "s", Execution: "A", Token: "ta", Known: &none})
+	if err != nil || db.gets != 0 || a.Fencing != 1 {
+		t.Fatalf("acquire of a new secret: %+v, %v, %d reads; want fencing 1, no read", a, err, db.gets)
+	}
+	stale := a // read before A ended
+	if err := l.Append(ctx, &a, Record{State: Finished}, Change{Release: true}); err != nil {
+		t.Fatal(err)
+	}
+	db.gets = 0
+	b, err := l.Acquire(ctx, AcquireRequest{Secret: "s", Execution: "B", Token: "tb", Known: &stale})
+	var he *HeldError
+	if !errors.As(err, &he) || db.gets != 0 {
+		t.Fatalf("acquire from a stale read that shows the lease held = %+v, %v, %d reads", b, err, db.gets)
+	}
+	c.t = t0.Add(2 * time.Minute) // the stale read's lease has expired: B takes it over...
+	b, err = l.Acquire(ctx, AcquireRequest{Secret: "s", Execution: "B", Token: "tb", Known: &stale})
+	// ...but the item moved on (FINISHED, seq 2): the compare-and-swap
+	// fails, the second attempt reads it, and B takes a free lease with
+	// nothing to take over.
+	if err != nil || db.gets != 1 || b.Fencing != 2 || b.TakenOver != nil {
+		t.Fatalf("acquire from a stale read = %+v, %v, %d reads; want fencing 2, no takeover, 1 read", b, err, db.gets)
+	}
+}
+
 // Only a lost compare-and-swap is retried: any other write error is
 // returned at once (the state machine retries the step).
 func TestAcquireDoesNotRetryOtherErrors(t *testing.T) {

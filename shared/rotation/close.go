@@ -351,9 +351,7 @@ func (s *Service) revertTarget(ctx context.Context, o op) (bool, error) {
 	if v.master != nil {
 		return false, nil
 	}
-	_, err = v.engine.SetPassword(ctx, target.SetPasswordRequest{
-		Username: v.current.Username, New: v.current.Password, Logins: v.logins(),
-	})
+	_, err = v.engine.SetPassword(ctx, v.change(v.current, v.pending))
 	if err == nil {
 		err = v.engine.Verify(ctx, target.VerifyRequest{Credential: target.FromValue(v.current)})
 	}

@@ -2,6 +2,7 @@ package rotation
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,26 +17,34 @@ import (
 
 	"github.com/secretsaga/secretsaga/shared/events"
 	"github.com/secretsaga/secretsaga/shared/ledger"
-	"github.com/secretsaga/secretsaga/shared/secret"
 	"github.com/secretsaga/secretsaga/shared/secretstore"
 	"github.com/secretsaga/secretsaga/shared/target"
 )
 
 // fakeSecrets keeps one secret with Secrets Manager's stage rules.
 type fakeSecrets struct {
-	mu       sync.Mutex
-	arn      string
-	values   map[string]string
-	stages   map[string][]string
-	deleted  bool
-	tags     map[string]string
-	n        int
-	failNext map[string]error // operation → error, once
+	mu      sync.Mutex
+	arn     string
+	values  map[string]string
+	stages  map[string][]string
+	deleted bool
+	tags    map[string]string
+	// generated are the passwords of the versions create stored, for
+	// the leak checks (invariant 5).
+	generated []string
+	failNext  map[string]error // operation → error, once
+	// calls counts the calls by operation (Value by version id and by
+	// stage alike), for the call budget of a rotation.
+	calls map[string]int
 	// afterDescribe, if set, runs once right after the next Describe has
 	// read the stages: a concurrent actor acting between a step's read
 	// and the write that depends on it.
 	afterDescribe func()
-	binary        map[string]bool // versions that hold SecretBinary
+	// beforeMove, if set, runs once right before the next MoveStage: a
+	// concurrent actor acting between a step's journal write and its
+	// compare-and-swap (finish reads no stages first).
+	beforeMove func()
+	binary     map[string]bool // versions that hold SecretBinary
 	// others are other secrets' AWSCURRENT values, by id (a master secret).
 	others map[string]string
 }
@@ -46,6 +55,11 @@ func newFakeSecrets(arn, value string) *fakeSecrets {
 }
 
 func (f *fakeSecrets) fail(op string) error {
+	name, _, _ := strings.Cut(op, ":")
+	if f.calls == nil {
+		f.calls = map[string]int{}
+	}
+	f.calls[name]++
 	if err := f.failNext[op]; err != nil {
 		delete(f.failNext, op)
 		return err
@@ -122,6 +136,28 @@ func (f *fakeSecrets) Value(_ context.Context, id, versionID, stage string) (str
 	return v, nil
 }
 
+// Current is GetSecretValue by the AWSCURRENT stage: its version id and
+// value.
+func (f *fakeSecrets) Current(_ context.Context, id string) (string, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail("Current"); err != nil {
+		return "", "", err
+	}
+	if err := f.known(id); err != nil {
+		return "", "", err
+	}
+	cur := f.holder(secretstore.Current)
+	v, ok := f.values[cur]
+	switch {
+	case !ok:
+		return "", "", secretstore.ErrNoSuchVersion
+	case f.binary[cur]:
+		return cur, "", secretstore.ErrBinary
+	}
+	return cur, v, nil
+}
+
 // HasVersion is ListSecretVersionIds with IncludeDeprecated: every version,
 // labelled or not.
 func (f *fakeSecrets) HasVersion(_ context.Context, id, versionID string) (bool, error) {
@@ -176,6 +212,10 @@ func (f *fakeSecrets) PutPending(_ context.Context, id, token, value string) err
 	}
 	f.values[token] = value
 	f.move(secretstore.Pending, token)
+	var v struct{ Password string }
+	if json.Unmarshal([]byte(value), &v) == nil && v.Password != "" {
+		f.generated = append(f.generated, v.Password)
+	}
 	return nil
 }
 
@@ -199,6 +239,13 @@ func remove(ss []string, s string) []string {
 }
 
 func (f *fakeSecrets) MoveStage(_ context.Context, id, stage, to, from string) error {
+	f.mu.Lock()
+	hook := f.beforeMove
+	f.beforeMove = nil
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.fail("MoveStage"); err != nil {
@@ -229,13 +276,6 @@ func (f *fakeSecrets) RemoveStage(_ context.Context, id, stage, from string) err
 	return nil
 }
 
-func (f *fakeSecrets) RandomPassword(context.Context, secretstore.Policy) (secret.Password, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.n++
-	return secret.NewPassword(fmt.Sprintf("Gen3rated-Pw-%d-xyz", f.n)), nil
-}
-
 // fakeLedger is an in-memory ledger with the same conditions as DynamoDB's.
 type fakeLedger struct {
 	mu      sync.Mutex
@@ -254,6 +294,9 @@ type fakeLedger struct {
 	failOn map[ledger.State]error
 	// failClear fails the next ClearRepair, once.
 	failClear error
+	// beforeAppend, if set, runs once right before the next Append: another
+	// actor acting between a step's read of the lease and its write.
+	beforeAppend func()
 	// afterRelease, if set, runs once right after the next Append that
 	// released the lease: another actor acting the moment it is free.
 	afterRelease func()
@@ -307,6 +350,12 @@ func (f *fakeLedger) Acquire(_ context.Context, r ledger.AcquireRequest) (ledger
 
 func (f *fakeLedger) Append(_ context.Context, l *ledger.Lease, rec ledger.Record, ch ledger.Change) error {
 	f.mu.Lock()
+	if hook := f.beforeAppend; hook != nil {
+		f.beforeAppend = nil
+		f.mu.Unlock()
+		hook()
+		f.mu.Lock()
+	}
 	if f.fail != nil {
 		f.mu.Unlock()
 		return f.fail
@@ -370,6 +419,7 @@ type fakeEngine struct {
 	beforeSet func()
 	down      bool // every call: unreachable
 	sets      int
+	logins    int                  // sessions opened or refused (Verify and SetPassword's logins)
 	caps      *target.Capabilities // nil: single user only
 	users     map[string]string    // alternating: users other than the secret's, with their clone marks
 	created   []string             // users EnsureUser created
@@ -398,14 +448,21 @@ func (e *fakeEngine) SetPassword(_ context.Context, r target.SetPasswordRequest)
 	if e.down {
 		return target.SetPasswordResponse{}, fmt.Errorf("dial: %w", target.ErrUnreachable)
 	}
-	if r.New.Reveal() == e.password {
-		return target.SetPasswordResponse{AlreadySet: true}, nil
-	}
-	for i, c := range r.Logins {
-		if c.Password.Reveal() == e.password {
+	// The contract every engine follows (target.ChangePassword), over a
+	// server that knows one password.
+	return target.ChangePassword(context.Background(), "fake", r,
+		func(_ context.Context, c target.Credential) (*fakeEngine, error) {
+			e.logins++
+			if c.Password.Reveal() != e.password {
+				return nil, fmt.Errorf("login as %s: %w", c.Username, target.ErrAuthFailed)
+			}
+			return e, nil
+		},
+		func(*fakeEngine) {},
+		func(ctx context.Context, e *fakeEngine, _ target.Credential) error {
 			if r.BeforeChange != nil {
-				if err := r.BeforeChange(context.Background()); err != nil {
-					return target.SetPasswordResponse{}, err
+				if err := r.BeforeChange(ctx); err != nil {
+					return err
 				}
 			}
 			e.password = r.New.Reveal()
@@ -413,10 +470,8 @@ func (e *fakeEngine) SetPassword(_ context.Context, r target.SetPasswordRequest)
 			if e.failVerifyAfterSet != nil {
 				e.failTest, e.failVerifyAfterSet = e.failVerifyAfterSet, nil
 			}
-			return target.SetPasswordResponse{LoggedInWith: i}, nil
-		}
-	}
-	return target.SetPasswordResponse{}, fmt.Errorf("no login works: %w", target.ErrAuthFailed)
+			return nil
+		})
 }
 
 // EnsureUser, with alternating capabilities, keeps the users other than
@@ -460,6 +515,7 @@ func (e *fakeEngine) Verify(_ context.Context, r target.VerifyRequest) error {
 	if e.down {
 		return fmt.Errorf("dial: %w", target.ErrUnreachable)
 	}
+	e.logins++
 	if r.Credential.Password.Reveal() != e.password {
 		return fmt.Errorf("login as %s: %w", r.Credential.Username, target.ErrAuthFailed)
 	}

@@ -46,8 +46,8 @@ func TestNativeEmptyPendingVersionRotates(t *testing.T) {
 	if out, err := s.Create(context.Background(), rc); err != nil || out.Changed {
 		t.Fatalf("create again = %+v, %v; want no change", out, err)
 	}
-	if f.sm.n != 1 || f.pendingPassword(t) != pw || !slices.Equal(f.sm.stages[token], []string{secretstore.Pending}) {
-		t.Fatalf("create again generated %d passwords; token stages %v", f.sm.n, f.sm.stages[token])
+	if len(f.sm.generated) != 1 || f.pendingPassword(t) != pw || !slices.Equal(f.sm.stages[token], []string{secretstore.Pending}) {
+		t.Fatalf("create again generated %d passwords; token stages %v", len(f.sm.generated), f.sm.stages[token])
 	}
 	f.steps(t, rc, s.Set, s.Test, s.Finish)
 	if _, err := s.Release(context.Background(), CloseInput{Rotation: rc, Outcome: OutcomeFinished}); err != nil {

@@ -23,7 +23,7 @@ func TestFinishIsACompareAndSwapOnTheRecordedVersion(t *testing.T) {
 			rc := f.acquire(t)
 			s := f.svc
 			f.steps(t, rc, s.Create, s.Set, s.Test)
-			f.sm.afterDescribe = func() {
+			f.sm.beforeMove = func() {
 				// The other writer knows the password the database has now.
 				f.sm.mu.Lock()
 				f.sm.values[foreign] = f.sm.values[token]
@@ -36,7 +36,7 @@ func TestFinishIsACompareAndSwapOnTheRecordedVersion(t *testing.T) {
 			if faults.Name(err) != faults.NameConflict {
 				t.Fatalf("finish = %v, want ConflictError", err)
 			}
-			if f.sm.afterDescribe != nil {
+			if f.sm.beforeMove != nil {
 				t.Fatal("the other writer never ran")
 			}
 			if got := f.sm.holder("AWSCURRENT"); got != foreign {
@@ -73,9 +73,9 @@ func TestZombieFinishIsFencedAtItsWrite(t *testing.T) {
 	s := f.svc
 	f.steps(t, rc, s.Create, s.Set, s.Test)
 	journal := len(f.led.journal)
-	f.sm.afterDescribe = func() {
-		// finish has read the lease and the stages; now its lease expires
-		// and another execution takes it over.
+	f.led.beforeAppend = func() {
+		// finish has read the lease; now its lease expires and another
+		// execution takes it over.
 		f.led.mu.Lock()
 		defer f.led.mu.Unlock()
 		l := f.led.lease[arn]
@@ -86,7 +86,7 @@ func TestZombieFinishIsFencedAtItsWrite(t *testing.T) {
 	if faults.Name(err) != faults.NameConflict {
 		t.Fatalf("zombie finish = %v, want ConflictError", err)
 	}
-	if f.sm.afterDescribe != nil {
+	if f.led.beforeAppend != nil {
 		t.Fatal("the takeover never ran")
 	}
 	if f.sm.holder("AWSCURRENT") != v1 || len(f.led.journal) != journal {

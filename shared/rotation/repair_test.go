@@ -376,8 +376,7 @@ func TestRepairDecides(t *testing.T) {
 			rc := tt.setup(t, f)
 			newPW := ""
 			if v, err := f.sm.Value(context.Background(), arn, token, ""); err == nil {
-				newPW = v[strings.Index(v, `"password":"`)+12:]
-				newPW = newPW[:strings.Index(newPW, `"`)]
+				newPW = passwordOf(v)
 			}
 			setsBefore := f.db.sets
 			advance(time.Hour)

@@ -62,11 +62,15 @@ func (f *fixture) assertNoLeak(t *testing.T) {
 	t.Helper()
 	ev, _ := json.Marshal(f.bus.events)
 	jr, _ := json.Marshal(f.led.journal)
-	for i := 1; i <= f.sm.n; i++ {
-		pw := fmt.Sprintf("Gen3rated-Pw-%d-xyz", i)
-		for name, s := range map[string]string{"logs": f.logs.String(), "events": string(ev), "journal": string(jr)} {
-			if strings.Contains(s, pw) {
-				t.Errorf("generated password leaked into %s", name)
+	for _, raw := range f.sm.generated {
+		// As written, and as JSON writes it (generated passwords hold
+		// characters such as < > & that JSON escapes).
+		quoted, _ := json.Marshal(raw)
+		for _, pw := range []string{raw, string(quoted[1 : len(quoted)-1])} {
+			for name, s := range map[string]string{"logs": f.logs.String(), "events": string(ev), "journal": string(jr)} {
+				if strings.Contains(s, pw) {
+					t.Errorf("generated password leaked into %s", name)
+				}
 			}
 		}
 	}
@@ -88,6 +92,15 @@ func (f *fixture) steps(t *testing.T, rc Context, steps ...func(context.Context,
 			t.Fatal(err)
 		}
 	}
+}
+
+// passwordOf is the password field of a secret's JSON value ("" if none):
+// generated passwords hold characters JSON escapes, so a value is searched
+// decoded, never as text.
+func passwordOf(value string) string {
+	var v struct{ Password string }
+	_ = json.Unmarshal([]byte(value), &v)
+	return v.Password
 }
 
 func (f *fixture) pendingPassword(t *testing.T) string {
@@ -156,8 +169,8 @@ func TestStepsAreIdempotent(t *testing.T) {
 			t.Fatalf("%s again changed something (changed=%v, journal %d→%d)", first.Step, second.Changed, journal, len(f.led.journal))
 		}
 	}
-	if f.sm.n != 1 || f.db.sets != 1 {
-		t.Fatalf("passwords generated %d, set %d; want 1 each", f.sm.n, f.db.sets)
+	if len(f.sm.generated) != 1 || f.db.sets != 1 {
+		t.Fatalf("passwords generated %d, set %d; want 1 each", len(f.sm.generated), f.db.sets)
 	}
 	for range 2 {
 		if _, err := s.Release(context.Background(), CloseInput{Rotation: rc, Outcome: OutcomeFinished}); err != nil {
@@ -323,7 +336,7 @@ func TestZombieChangesNothing(t *testing.T) {
 	if out, err := s.Compensate(context.Background(), CloseInput{Rotation: rc, Mode: ModeAbandon}); err != nil || out.State != "NOT_OWNER" {
 		t.Fatalf("zombie abandon = %v %+v", err, out)
 	}
-	if len(f.led.journal) != journal || f.sm.n != 0 || f.db.sets != 0 || f.sm.holder("AWSPENDING") != "" {
+	if len(f.led.journal) != journal || len(f.sm.generated) != 0 || f.db.sets != 0 || f.sm.holder("AWSPENDING") != "" {
 		t.Fatal("zombie changed something")
 	}
 }
@@ -522,8 +535,8 @@ func TestRollbackToPrevious(t *testing.T) {
 		t.Errorf("target password is not the original again (rotated one still set: %v)", f.db.password == rotated)
 	case f.sm.holder("AWSCURRENT") != v1 || f.sm.holder("AWSPREVIOUS") != token || f.sm.holder("AWSPENDING") != "":
 		t.Errorf("stages: current %s previous %s pending %s", f.sm.holder("AWSCURRENT"), f.sm.holder("AWSPREVIOUS"), f.sm.holder("AWSPENDING"))
-	case f.sm.n != 1:
-		t.Errorf("a rollback generated a password (%d generated)", f.sm.n)
+	case len(f.sm.generated) != 1:
+		t.Errorf("a rollback generated a password (%d generated)", len(f.sm.generated))
 	case !strings.Contains(f.bus.types(), "Rollback Completed"):
 		t.Errorf("events = %s, want Rollback Completed", f.bus.types())
 	}

@@ -207,6 +207,10 @@ func (s *Service) acquire(ctx context.Context, o op, in AcquireInput) (Context, 
 	if err != nil {
 		return Context{}, err
 	}
+	var known ledger.Lease // what Acquire's compare-and-swap starts from
+	if leased {
+		known = l
+	}
 	if leased && l.Held(s.now()) && (l.Holder != in.ExecutionArn || l.Token != in.ClientRequestToken) {
 		return Context{}, o.conflict("another rotation holds the lease", &ledger.HeldError{Holder: l.Holder, State: l.State, Until: l.UntilTime()})
 	}
@@ -242,7 +246,8 @@ func (s *Service) acquire(ctx context.Context, o op, in AcquireInput) (Context, 
 	if p := d.VersionWith(secretstore.Pending); p != "" && p != in.ClientRequestToken && p != deadToken && p != current {
 		return Context{}, o.conflict(fmt.Sprintf("AWSPENDING is on version %s, left by another rotation that did not complete; if none is running, remove it with `aws secretsmanager update-secret-version-stage --secret-id %s --version-stage AWSPENDING --remove-from-version-id %s`", p, d.ARN, p), nil)
 	}
-	if _, err := secretstore.PolicyFromTags(d.Tags); err != nil {
+	policy, err := secretstore.PolicyFromTags(d.Tags)
+	if err != nil {
 		return Context{}, o.input(err.Error(), nil)
 	}
 	// Parse the current value now: a malformed secret or unknown engine is
@@ -259,7 +264,7 @@ func (s *Service) acquire(ctx context.Context, o op, in AcquireInput) (Context, 
 	l, err = s.Ledger.Acquire(ctx, ledger.AcquireRequest{
 		Secret: d.ARN, Execution: in.ExecutionArn, Token: in.ClientRequestToken, Actor: s.Actor,
 		PreviousVersion: current, PreviousPrevious: d.VersionWith(secretstore.Previous),
-		Logins: logins(eng, cur),
+		Logins: logins(eng, cur), Known: &known,
 	})
 	var held *ledger.HeldError
 	if errors.As(err, &held) {
@@ -287,7 +292,7 @@ func (s *Service) acquire(ctx context.Context, o op, in AcquireInput) (Context, 
 		SecretId: in.SecretId, SecretArn: d.ARN, ClientRequestToken: l.Token, ExecutionArn: l.Holder,
 		Fencing: l.Fencing, PreviousVersionId: l.PreviousVersion, PreviousPreviousVersionId: l.PreviousPrevious,
 		LedgerTable: in.LedgerTable, Rollback: in.Rollback, HealthCheckUrl: in.HealthCheckUrl, BakeSeconds: in.BakeSeconds,
-		BakeAlarms: in.BakeAlarms, Recover: recovery,
+		BakeAlarms: in.BakeAlarms, Recover: recovery, Policy: &policy,
 	}, nil
 }
 
@@ -363,6 +368,11 @@ func (s *Service) parse(ctx context.Context, o op, versionID string) (*secret.Va
 	if err != nil {
 		return nil, nil, err
 	}
+	return s.parseValue(o, versionID, raw)
+}
+
+// parseValue parses the value of version versionID and finds its engine.
+func (s *Service) parseValue(o op, versionID, raw string) (*secret.Value, target.Engine, error) {
 	v, err := secret.Parse(raw)
 	if err != nil {
 		return nil, nil, o.input("version "+versionID+" is malformed", err)
@@ -395,6 +405,9 @@ func (s *Service) checkToken(ctx context.Context, o op, in AcquireInput, d secre
 	}
 	if !in.Rollback {
 		if _, exists := d.Versions[token]; !exists {
+			if in.TokenIsNew {
+				return nil // a UUID made for this execution names no version
+			}
 			return s.checkUnlabelled(ctx, o, token)
 		}
 		empty, err := s.rotateSecretVersion(ctx, o, d, token)
@@ -560,6 +573,21 @@ func (s *Service) create(ctx context.Context, o op) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	// The common case, a first attempt with the policy acquire read, takes
+	// two calls: AWSCURRENT's id and value in one read, then the new
+	// version. What the full checks below learn from DescribeSecret, acquire
+	// established under this lease (AWSPENDING on no other version, the
+	// token new or RotateSecret's empty version), or the calls themselves
+	// refuse: AWSCURRENT must still be the version recorded at start, and
+	// PutSecretValue refuses a token whose version holds another value (an
+	// earlier attempt's whose answer was lost, or an old version a caller
+	// named); either sends this attempt through the full checks.
+	if o.rc.Policy != nil && !o.rc.Rollback && o.rc.Recover == nil && progress[l.State] < progress[ledger.Created] {
+		changed, fast, err := s.createFast(ctx, o, &l, *o.rc.Policy)
+		if fast {
+			return changed, err
+		}
+	}
 	d, err := s.Secrets.Describe(ctx, o.rc.SecretArn)
 	if err != nil {
 		return false, err
@@ -601,10 +629,54 @@ func (s *Service) create(ctx context.Context, o op) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	policy, err := secretstore.PolicyFromTags(d.Tags)
+	if err != nil {
+		return false, o.input(err.Error(), nil)
+	}
+	changed, err := s.store(ctx, o, &l, policy, cur, eng)
+	if secretstore.IsVersionExists(err) {
+		// Not a version DescribeSecret lists (those were handled above):
+		// an unlabelled older one, named by a caller that said the token
+		// was new (AcquireInput.TokenIsNew).
+		return false, o.input("the ClientRequestToken names version "+token+", an older version of the secret that holds another value; versions cannot be changed, so a rotation needs a new token (omit it to have one made)", err)
+	}
+	return changed, err
+}
+
+// createFast is create's first attempt: it reads AWSCURRENT (id and value)
+// and stores the new version. fast is false when the full checks must
+// decide instead: AWSCURRENT is not the version recorded at start (or not
+// readable as one), or the token's version already holds a value.
+func (s *Service) createFast(ctx context.Context, o op, l *ledger.Lease, policy secretstore.Policy) (changed, fast bool, err error) {
+	id, raw, err := s.Secrets.Current(ctx, o.rc.SecretArn)
+	switch {
+	case errors.Is(err, secretstore.ErrNoSuchVersion), errors.Is(err, secretstore.ErrBinary):
+		return false, false, nil
+	case err != nil:
+		return false, true, err
+	case id != o.rc.PreviousVersionId:
+		return false, false, nil
+	}
+	cur, eng, err := s.parseValue(o, id, raw)
+	if err != nil {
+		return false, true, err
+	}
+	changed, err = s.store(ctx, o, l, policy, cur, eng)
+	if secretstore.IsVersionExists(err) {
+		return false, false, nil
+	}
+	return changed, true, err
+}
+
+// store checks that cur (AWSCURRENT at start) logs in, generates the new
+// password and stores the new version as AWSPENDING under the token, then
+// journals CREATED.
+func (s *Service) store(ctx context.Context, o op, l *ledger.Lease, policy secretstore.Policy, cur *secret.Value, eng target.Engine) (bool, error) {
+	token := o.rc.ClientRequestToken
 	// Pre-flight: a rotation needs a working current credential, both to
 	// log in for the change and to revert to. If it does not work (or the
 	// target cannot be reached), stop before anything is created.
-	err = eng.Verify(ctx, target.VerifyRequest{Credential: target.FromValue(cur)})
+	err := eng.Verify(ctx, target.VerifyRequest{Credential: target.FromValue(cur)})
 	if err = o.targetErr(err, "AWSCURRENT (version "+o.rc.PreviousVersionId+") does not log in as "+cur.Username+"; put the working password into AWSCURRENT before rotating", o.input); err != nil {
 		return false, err
 	}
@@ -627,42 +699,43 @@ func (s *Service) create(ctx context.Context, o op) (bool, error) {
 		}
 		next = cur.WithUsername(secret.AlternateUsername(cur.Username))
 	}
-	policy, err := secretstore.PolicyFromTags(d.Tags)
+	pw, err := policy.Generate()
 	if err != nil {
 		return false, o.input(err.Error(), nil)
-	}
-	pw, err := s.Secrets.RandomPassword(ctx, policy)
-	if err != nil {
-		return false, err
 	}
 	if err := s.Secrets.PutPending(ctx, o.rc.SecretArn, token, next.WithPassword(pw).SecretString()); err != nil {
 		return false, err
 	}
-	return true, o.journal(ctx, &l, ledger.Created, ledger.Change{})
+	return true, o.journal(ctx, l, ledger.Created, ledger.Change{})
 }
 
 // versions are the values a rotation works with.
 type versions struct {
-	engine                     target.Engine
-	pending, current, previous *secret.Value // previous may be nil
+	engine           target.Engine
+	pending, current *secret.Value
 	// master is set for the alternating strategy, where pending names the
 	// other user than current.
 	master *secret.Value
+	// previous reads AWSPREVIOUS as a fallback login, only when asked.
+	previous func(ctx context.Context) ([]target.Credential, error)
 }
 
-func (v versions) logins() []target.Credential {
+// change is the request that gives user's password the value to: logged in
+// as from (the other of AWSPENDING and AWSCURRENT), then as AWSPREVIOUS
+// (read only if from is refused), or, for the alternating strategy, as the
+// master, who alone may change the other user's password.
+func (v versions) change(to, from *secret.Value) target.SetPasswordRequest {
+	req := target.SetPasswordRequest{Username: to.Username, New: to.Password}
 	if v.master != nil {
-		// Only the master may change the other user's password.
-		return []target.Credential{target.FromValue(v.master)}
+		req.Logins = []target.Credential{target.FromValue(v.master)}
+		return req
 	}
-	c := []target.Credential{target.FromValue(v.pending), target.FromValue(v.current)}
-	if v.previous != nil {
-		c = append(c, target.FromValue(v.previous))
-	}
-	return c
+	req.Logins, req.More = []target.Credential{target.FromValue(from)}, v.previous
+	return req
 }
 
-// load reads the pending (the token's), current-at-start and previous values.
+// load reads the pending (the token's) and current-at-start values; the
+// previous one is read only if a change needs it as a login.
 func (s *Service) load(ctx context.Context, o op) (versions, error) {
 	var v versions
 	var err error
@@ -681,11 +754,24 @@ func (s *Service) load(ctx context.Context, o op) (versions, error) {
 	default:
 		return v, o.input("the new version names a different engine, host, port, user or database than AWSCURRENT; a rotation only changes the password (or, with masterarn, switches to the other user)", nil)
 	}
-	if id := o.rc.PreviousPreviousVersionId; id != "" {
-		// AWSPREVIOUS is only a fallback login; a malformed one is ignored.
-		if prev, _, err := s.parse(ctx, o, id); err == nil && prev.SameTarget(v.current) {
-			v.previous = prev
+	cur := v.current
+	v.previous = func(ctx context.Context) ([]target.Credential, error) {
+		id := o.rc.PreviousPreviousVersionId
+		if id == "" {
+			return nil, nil
 		}
+		prev, _, err := s.parse(ctx, o, id)
+		switch n := faults.Name(err); {
+		case n == faults.NameInput || n == faults.NameConflict:
+			// AWSPREVIOUS is only a fallback login: a malformed or
+			// vanished one is ignored.
+			return nil, nil
+		case err != nil:
+			return nil, err
+		case !prev.SameTarget(cur):
+			return nil, nil
+		}
+		return []target.Credential{target.FromValue(prev)}, nil
 	}
 	return v, nil
 }
@@ -757,9 +843,9 @@ func (s *Service) set(ctx context.Context, o op) (bool, error) {
 			return false, err
 		}
 	}
-	res, err := v.engine.SetPassword(ctx, target.SetPasswordRequest{
-		Username: v.pending.Username, New: v.pending.Password, Logins: v.logins(), BeforeChange: writeAhead,
-	})
+	req := v.change(v.pending, v.current)
+	req.BeforeChange = writeAhead
+	res, err := v.engine.SetPassword(ctx, req)
 	if err = o.targetErr(err, "none of AWSPENDING, AWSCURRENT or AWSPREVIOUS can log in as "+v.current.Username+"; put a working password into AWSCURRENT", o.input); err != nil {
 		return false, err
 	}
@@ -961,11 +1047,35 @@ func (s *Service) finish(ctx context.Context, o op) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	token, arn := o.rc.ClientRequestToken, o.rc.SecretArn
+	if l.State == ledger.Tested {
+		// The common case, a first attempt: journal the intent, then move
+		// AWSCURRENT with the version recorded at start as the one to
+		// remove it from. No read is needed first: the move is the
+		// compare-and-swap, and any refusal (someone else's version is
+		// AWSCURRENT, ours is gone) sends this attempt through the checks
+		// below, which tell the cases apart (a crash between the journal
+		// and the move looks the same to compensation, which reads the
+		// stages itself).
+		if err := o.journal(ctx, &l, ledger.FinishStarted, ledger.Change{FinishMayHaveRun: true}); err != nil {
+			return false, err
+		}
+		err := s.Secrets.MoveStage(ctx, arn, secretstore.Current, token, o.rc.PreviousVersionId)
+		if err == nil {
+			// AWSPENDING came to the token at create; it comes off now.
+			if err := s.Secrets.RemoveStage(ctx, arn, secretstore.Pending, token); err != nil && !secretstore.IsStageMismatch(err) {
+				return true, err
+			}
+			return true, o.journal(ctx, &l, ledger.FinishDone, ledger.Change{})
+		}
+		if !secretstore.IsStageMismatch(err) && !secretstore.IsNotFound(err) {
+			return false, err
+		}
+	}
 	d, err := s.Secrets.Describe(ctx, o.rc.SecretArn)
 	if err != nil {
 		return false, err
 	}
-	token, arn := o.rc.ClientRequestToken, o.rc.SecretArn
 	changed := false
 	switch cur := d.VersionWith(secretstore.Current); cur {
 	case token: // moved already (a retry after the move)

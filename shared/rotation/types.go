@@ -17,7 +17,6 @@ import (
 	"github.com/secretsaga/secretsaga/shared/faults"
 	"github.com/secretsaga/secretsaga/shared/functions"
 	"github.com/secretsaga/secretsaga/shared/ledger"
-	"github.com/secretsaga/secretsaga/shared/secret"
 	"github.com/secretsaga/secretsaga/shared/secretstore"
 	"github.com/secretsaga/secretsaga/shared/target"
 )
@@ -40,6 +39,8 @@ const (
 type Secrets interface {
 	Describe(ctx context.Context, id string) (secretstore.Description, error)
 	Value(ctx context.Context, id, versionID, stage string) (string, error)
+	// Current reads AWSCURRENT's version id and value in one call.
+	Current(ctx context.Context, id string) (versionID, value string, err error)
 	HasVersion(ctx context.Context, id, versionID string) (bool, error)
 	// Filled tells the empty version RotateSecret creates for its token
 	// (listed, with no value) from one that holds a value.
@@ -47,7 +48,6 @@ type Secrets interface {
 	PutPending(ctx context.Context, id, token, value string) error
 	MoveStage(ctx context.Context, id, stage, to, from string) error
 	RemoveStage(ctx context.Context, id, stage, from string) error
-	RandomPassword(ctx context.Context, p secretstore.Policy) (secret.Password, error)
 }
 
 // Ledger is what the rotation needs of the ledger (*ledger.Ledger).
@@ -112,6 +112,12 @@ type AcquireInput struct {
 	// throughout BakeSeconds (with Service.BakeAlarmNames), or the rotation
 	// is rolled back.
 	BakeAlarms []string `json:",omitempty"`
+	// TokenIsNew says the state machine made ClientRequestToken with
+	// States.UUID() for this execution, so it names no version, labelled or
+	// not, and acquire need not ask (ListSecretVersionIds). A caller that
+	// sets it wrongly loses nothing: create's PutSecretValue refuses a token
+	// whose version holds another value, and create then checks as before.
+	TokenIsNew bool `json:",omitempty"`
 }
 
 // Context is a rotation in flight: what AcquireLease returns and every later
@@ -132,6 +138,10 @@ type Context struct {
 	BakeAlarms                []string `json:",omitempty"`
 	// Recover names a dead rotation this one must clean up after first.
 	Recover *Recovery `json:",omitempty"`
+	// Policy is the password policy acquire read from the secret's tags
+	// (no value: length and excluded characters), so that create need not
+	// describe the secret again. Without it create reads the tags itself.
+	Policy *secretstore.Policy `json:",omitempty"`
 }
 
 // Recovery is what the ledger knew of a rotation whose execution died: its

@@ -11,8 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
-
-	"github.com/secretsaga/secretsaga/shared/secret"
 )
 
 // Version stage labels Secrets Manager gives meaning to.
@@ -28,7 +26,6 @@ type API interface {
 	GetSecretValue(context.Context, *sm.GetSecretValueInput, ...func(*sm.Options)) (*sm.GetSecretValueOutput, error)
 	PutSecretValue(context.Context, *sm.PutSecretValueInput, ...func(*sm.Options)) (*sm.PutSecretValueOutput, error)
 	UpdateSecretVersionStage(context.Context, *sm.UpdateSecretVersionStageInput, ...func(*sm.Options)) (*sm.UpdateSecretVersionStageOutput, error)
-	GetRandomPassword(context.Context, *sm.GetRandomPasswordInput, ...func(*sm.Options)) (*sm.GetRandomPasswordOutput, error)
 	ListSecretVersionIds(context.Context, *sm.ListSecretVersionIdsInput, ...func(*sm.Options)) (*sm.ListSecretVersionIdsOutput, error)
 }
 
@@ -115,6 +112,38 @@ func (s *Store) Value(ctx context.Context, id, versionID, stage string) (string,
 	return *out.SecretString, nil
 }
 
+// Current reads the AWSCURRENT version's id and SecretString in one
+// GetSecretValue ("If you don't specify either a VersionStage or VersionId,
+// then Secrets Manager returns the AWSCURRENT version"; the answer names
+// its VersionId). A secret without an AWSCURRENT version is
+// ErrNoSuchVersion, one holding SecretBinary ErrBinary.
+func (s *Store) Current(ctx context.Context, id string) (versionID, value string, err error) {
+	out, err := s.api.GetSecretValue(ctx, &sm.GetSecretValueInput{SecretId: &id, VersionStage: aws.String(Current)})
+	var nf *types.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		return "", "", ErrNoSuchVersion
+	}
+	if err != nil {
+		return "", "", err
+	}
+	if out.SecretString == nil {
+		return aws.ToString(out.VersionId), "", ErrBinary
+	}
+	return aws.ToString(out.VersionId), *out.SecretString, nil
+}
+
+// IsVersionExists reports whether err is PutSecretValue refusing a token
+// whose version already holds a different value ("If a version with a
+// VersionId with the same value as the ClientRequestToken parameter already
+// exists, and you specify the same secret data, the operation succeeds but
+// does nothing. However, if the secret data is different, then the operation
+// fails because you can't modify an existing version; you can only create
+// new ones.").
+func IsVersionExists(err error) bool {
+	var re *types.ResourceExistsException
+	return errors.As(err, &re)
+}
+
 // HasVersion reports whether the secret has a version with this id,
 // labelled or not. DescribeSecret's VersionIdsToStages lists only versions
 // that carry a staging label; ListSecretVersionIds with IncludeDeprecated
@@ -192,6 +221,14 @@ func (s *Store) RemoveStage(ctx context.Context, id, stage, from string) error {
 	return err
 }
 
+// IsNotFound reports whether err is Secrets Manager's
+// ResourceNotFoundException: the secret, or the version a stage move names,
+// does not exist.
+func IsNotFound(err error) bool {
+	var nf *types.ResourceNotFoundException
+	return errors.As(err, &nf)
+}
+
 // IsStageMismatch reports whether err is Secrets Manager refusing a stage
 // move because RemoveFromVersionId did not name the holder: someone else
 // moved the label.
@@ -237,22 +274,10 @@ func PolicyFromTags(tags map[string]string) (Policy, error) {
 		}
 		p.ExcludePunctuation = b
 	}
-	return p, nil
+	return p, p.check()
 }
 
 // PolicyError names a tag with a value that cannot be used.
 type PolicyError struct{ Tag, Reason string }
 
 func (e *PolicyError) Error() string { return "password policy tag " + e.Tag + " " + e.Reason }
-
-// RandomPassword asks Secrets Manager for a password that meets the policy.
-func (s *Store) RandomPassword(ctx context.Context, p Policy) (secret.Password, error) {
-	out, err := s.api.GetRandomPassword(ctx, &sm.GetRandomPasswordInput{
-		PasswordLength: &p.Length, ExcludeCharacters: &p.ExcludeCharacters,
-		ExcludePunctuation: &p.ExcludePunctuation, RequireEachIncludedType: aws.Bool(true),
-	})
-	if err != nil {
-		return secret.Password{}, err
-	}
-	return secret.NewPassword(aws.ToString(out.RandomPassword)), nil
-}

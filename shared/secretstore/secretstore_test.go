@@ -3,6 +3,7 @@ package secretstore
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +21,6 @@ type fakeAPI struct {
 	gotGet    *sm.GetSecretValueInput
 	gotPut    *sm.PutSecretValueInput
 	gotUpdate *sm.UpdateSecretVersionStageInput
-	gotRandom *sm.GetRandomPasswordInput
 }
 
 func (f *fakeAPI) DescribeSecret(_ context.Context, in *sm.DescribeSecretInput, _ ...func(*sm.Options)) (*sm.DescribeSecretOutput, error) {
@@ -44,11 +44,6 @@ func (f *fakeAPI) UpdateSecretVersionStage(_ context.Context, in *sm.UpdateSecre
 
 func (f *fakeAPI) ListSecretVersionIds(_ context.Context, in *sm.ListSecretVersionIdsInput, _ ...func(*sm.Options)) (*sm.ListSecretVersionIdsOutput, error) {
 	return &sm.ListSecretVersionIdsOutput{}, f.err
-}
-
-func (f *fakeAPI) GetRandomPassword(_ context.Context, in *sm.GetRandomPasswordInput, _ ...func(*sm.Options)) (*sm.GetRandomPasswordOutput, error) {
-	f.gotRandom = in
-	return &sm.GetRandomPasswordOutput{RandomPassword: aws.String("Random-Pass-Word-1")}, f.err
 }
 
 func TestDescribe(t *testing.T) {
@@ -196,6 +191,7 @@ func TestPolicyFromTags(t *testing.T) {
 		{"no punctuation", map[string]string{TagNoPunctuation: "true"}, Policy{Length: 32, ExcludeCharacters: defaultExcludeChar, ExcludePunctuation: true}, ""},
 		{"punctuation", map[string]string{TagNoPunctuation: "false"}, Policy{Length: 32, ExcludeCharacters: defaultExcludeChar}, ""},
 		{"bad bool", map[string]string{TagNoPunctuation: "yes please"}, Policy{}, TagNoPunctuation},
+		{"everything excluded", map[string]string{TagNoPunctuation: "true", TagExcludeChars: lowerChars + upperChars + digitChars}, Policy{}, TagExcludeChars},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -215,21 +211,56 @@ func TestPolicyFromTags(t *testing.T) {
 	}
 }
 
-func TestRandomPassword(t *testing.T) {
-	api := &fakeAPI{}
-	pw, err := New(api).RandomPassword(context.Background(), Policy{Length: 40, ExcludeCharacters: "x", ExcludePunctuation: true})
-	if err != nil {
-		t.Fatal(err)
+func TestGenerate(t *testing.T) {
+	tests := []struct {
+		name     string
+		policy   Policy
+		wantSets []string // each must appear at least once
+	}{
+		{"defaults", Policy{Length: 32, ExcludeCharacters: defaultExcludeChar}, []string{lowerChars, upperChars, digitChars, "!$()*+,-.;<=>^_`{|}~"}},
+		{"no punctuation", Policy{Length: 8, ExcludePunctuation: true}, []string{lowerChars, upperChars, digitChars}},
+		{"digits excluded", Policy{Length: 12, ExcludeCharacters: digitChars, ExcludePunctuation: true}, []string{lowerChars, upperChars}},
+		{"longest", Policy{Length: 4096}, []string{lowerChars, upperChars, digitChars, punctChars}},
 	}
-	if pw.Reveal() != "Random-Pass-Word-1" {
-		t.Fatal("the password is not what Secrets Manager generated")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			seen := map[string]bool{}
+			for range 50 {
+				pw, err := tt.policy.Generate()
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := pw.Reveal()
+				if int64(len(got)) != tt.policy.Length {
+					t.Fatalf("length %d, want %d", len(got), tt.policy.Length)
+				}
+				if i := strings.IndexAny(got, tt.policy.ExcludeCharacters); i >= 0 {
+					t.Fatalf("an excluded character at %d", i)
+				}
+				if tt.policy.ExcludePunctuation && strings.ContainsAny(got, punctChars) {
+					t.Fatal("punctuation in a policy that excludes it")
+				}
+				if strings.ContainsAny(got, " \t\n") {
+					t.Fatal("a space or control character")
+				}
+				for _, set := range tt.wantSets {
+					if !strings.ContainsAny(got, set) {
+						t.Fatalf("no character of %q (RequireEachIncludedType)", set)
+					}
+				}
+				if seen[got] {
+					t.Fatal("the same password twice")
+				}
+				seen[got] = true
+			}
+		})
 	}
-	in := api.gotRandom
-	if aws.ToInt64(in.PasswordLength) != 40 || aws.ToString(in.ExcludeCharacters) != "x" || !aws.ToBool(in.ExcludePunctuation) || !aws.ToBool(in.RequireEachIncludedType) {
-		t.Fatalf("GetRandomPassword %+v", in)
-	}
-	api.err = errors.New("down")
-	if _, err := New(api).RandomPassword(context.Background(), Policy{}); err == nil {
-		t.Fatal("RandomPassword hid the API error")
+	for _, p := range []Policy{
+		{Length: 32, ExcludeCharacters: lowerChars + upperChars + digitChars, ExcludePunctuation: true},
+		{Length: 3},
+	} {
+		if _, err := p.Generate(); err == nil {
+			t.Fatalf("policy %+v: no error for a policy no password meets", p)
+		}
 	}
 }

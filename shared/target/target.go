@@ -80,10 +80,14 @@ type SetPasswordRequest struct {
 	// New is the password to set.
 	New secret.Password
 	// Logins are the credentials to try, in order, to open the session that
-	// changes the password (single user: AWSPENDING, AWSCURRENT, AWSPREVIOUS;
-	// the first that works is used). If a login with New already works the
-	// engine does nothing: that is what makes the step idempotent.
+	// changes the password (single user: AWSCURRENT; the first that works is
+	// used). If none works and a login with New does, the engine does
+	// nothing: that is what makes the step idempotent.
 	Logins []Credential
+	// More, if set, gives further logins to try after Logins, asked for only
+	// when every one of Logins was refused (single user: AWSPREVIOUS, whose
+	// value the rotation reads from Secrets Manager only then).
+	More func(ctx context.Context) ([]Credential, error)
 	// BeforeChange, if set, is called once the engine has logged in and
 	// immediately before it changes anything; if it returns an error the
 	// engine changes nothing and returns it. The rotation writes its

@@ -1,0 +1,177 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"testing"
+
+	"github.com/secretsaga/secretsaga/shared/faults"
+	"github.com/secretsaga/secretsaga/shared/ledger"
+	"github.com/secretsaga/secretsaga/shared/secretstore"
+)
+
+// The call budget of a first attempt of each step (issue 15's lean path):
+// Secrets Manager calls and database logins, step by step. A step that
+// reads what it does not need, or logs in once more, fails here.
+func TestCallBudgetOfAFirstAttempt(t *testing.T) {
+	const v0 = "v0-00000000000000000000000000000000"
+	tests := []struct {
+		name       string
+		tokenIsNew bool
+		previous   bool // the secret has an AWSPREVIOUS version
+		acquire    map[string]int
+	}{
+		{"token made by the state machine", true, false, map[string]int{"Describe": 1, "Value": 1}},
+		{"token made by the state machine, with AWSPREVIOUS", true, true, map[string]int{"Describe": 1, "Value": 1}},
+		// A caller's token may name an unlabelled old version: one more call.
+		{"token given by a caller", false, true, map[string]int{"Describe": 1, "Value": 1, "HasVersion": 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			if tt.previous {
+				f.sm.values[v0] = f.sm.values[v1]
+				f.sm.stages[v0] = []string{secretstore.Previous}
+			}
+			s := f.svc
+			ctx := context.Background()
+			var rc Context
+			steps := []struct {
+				name   string
+				run    func() error
+				calls  map[string]int
+				logins int
+			}{
+				{"acquire", func() (err error) {
+					rc, err = s.Acquire(ctx, AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, TokenIsNew: tt.tokenIsNew})
+					return err
+				}, tt.acquire, 0},
+				{"create", func() error { _, err := s.Create(ctx, rc); return err }, map[string]int{"Current": 1, "PutPending": 1}, 1},
+				{"set", func() error { _, err := s.Set(ctx, rc); return err }, map[string]int{"Value": 2}, 1},
+				{"test", func() error { _, err := s.Test(ctx, rc); return err }, map[string]int{"Value": 1}, 1},
+				{"finish", func() error { _, err := s.Finish(ctx, rc); return err }, map[string]int{"MoveStage": 1, "RemoveStage": 1}, 0},
+			}
+			total := 0
+			for _, st := range steps {
+				f.sm.calls, f.db.logins = nil, 0
+				if err := st.run(); err != nil {
+					t.Fatalf("%s: %v", st.name, err)
+				}
+				got := maps.Clone(f.sm.calls)
+				if got == nil {
+					got = map[string]int{}
+				}
+				if !maps.Equal(got, st.calls) {
+					t.Errorf("%s: Secrets Manager calls %v, want %v", st.name, got, st.calls)
+				}
+				if f.db.logins != st.logins {
+					t.Errorf("%s: %d database logins, want %d", st.name, f.db.logins, st.logins)
+				}
+				for _, n := range got {
+					total += n
+				}
+			}
+			if want := 9; tt.tokenIsNew && total != want {
+				t.Errorf("%d Secrets Manager calls in all, want %d", total, want)
+			}
+			if f.sm.holder(secretstore.Current) != token || f.sm.holder(secretstore.Pending) != "" || f.db.password != f.pendingPassword(t) {
+				t.Fatalf("AWSCURRENT %q AWSPENDING %q, or the database is not on the new password", f.sm.holder(secretstore.Current), f.sm.holder(secretstore.Pending))
+			}
+		})
+	}
+}
+
+// A create whose PutSecretValue landed but whose journal write failed is
+// retried: the retry's new password is refused (the version holds the
+// first one), and the full checks find the version stored and labelled.
+// One password, the first, is the rotation's.
+func TestCreateRetriedAfterItsVersionWasStored(t *testing.T) {
+	f := newFixture(t)
+	rc := f.acquire(t)
+	boom := errors.New("journal write lost")
+	f.led.failOn = map[ledger.State]error{ledger.Created: boom}
+	if _, err := f.svc.Create(context.Background(), rc); !errors.Is(err, boom) {
+		t.Fatalf("create = %v, want the journal's failure", err)
+	}
+	first := f.pendingPassword(t)
+	out, err := f.svc.Create(context.Background(), rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Changed || f.pendingPassword(t) != first || len(f.sm.generated) != 1 || f.last() != ledger.Created {
+		t.Fatalf("retry: changed %v, stored %d, journal ends %s; want the first version kept, CREATED", out.Changed, len(f.sm.generated), f.last())
+	}
+	if f.sm.calls["Describe"] == 0 {
+		t.Fatal("the retry did not go through the full checks")
+	}
+	f.steps(t, rc, f.svc.Set, f.svc.Test, f.svc.Finish)
+	if f.db.password != first {
+		t.Fatal("the database is not on the rotation's password")
+	}
+}
+
+// A caller that says its token is new when it names an unlabelled older
+// version (which DescribeSecret does not list) gets the InputError acquire
+// would have given, at create, and nothing changes.
+func TestTokenSaidNewNamesAnOldVersion(t *testing.T) {
+	f := newFixture(t)
+	old := `{"engine":"fake","host":"db","port":1,"username":"app","password":"An-old-one-1"}`
+	f.sm.values[token] = old
+	rc, err := f.svc.Acquire(context.Background(), AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, TokenIsNew: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.Create(context.Background(), rc)
+	var ie *faults.InputError
+	if !errors.As(err, &ie) {
+		t.Fatalf("create = %v, want InputError", err)
+	}
+	if f.sm.values[token] != old || f.sm.holder(secretstore.Pending) != "" || f.sm.holder(secretstore.Current) != v1 || f.db.sets != 0 {
+		t.Fatal("create changed something")
+	}
+}
+
+// A rotation context without the policy (an execution started before
+// acquire recorded it) still creates: the tags are read again.
+func TestCreateWithoutThePolicyInTheContext(t *testing.T) {
+	f := newFixture(t)
+	f.sm.tags[secretstore.TagPasswordLength] = "12"
+	rc := f.acquire(t)
+	if rc.Policy == nil || rc.Policy.Length != 12 {
+		t.Fatalf("acquire recorded policy %+v, want length 12", rc.Policy)
+	}
+	rc.Policy = nil
+	f.sm.calls = nil
+	if _, err := f.svc.Create(context.Background(), rc); err != nil {
+		t.Fatal(err)
+	}
+	if f.sm.calls["Describe"] != 1 || len(f.pendingPassword(t)) != 12 {
+		t.Fatalf("calls %v, password of %d characters; want the tags read, 12", f.sm.calls, len(f.pendingPassword(t)))
+	}
+}
+
+// set retried after its change landed (the SET_DONE write failed): the
+// current password is refused, AWSPREVIOUS is read and refused, the new
+// password logs in: nothing changes again.
+func TestSetRetriedAfterItsChange(t *testing.T) {
+	const v0 = "v0-00000000000000000000000000000000"
+	f := newFixture(t)
+	f.sm.values[v0] = `{"engine":"fake","host":"db","port":1,"username":"app","password":"Older-pw-0"}`
+	f.sm.stages[v0] = []string{secretstore.Previous}
+	rc := f.acquire(t)
+	f.steps(t, rc, f.svc.Create)
+	boom := errors.New("journal write lost")
+	f.led.failOn = map[ledger.State]error{ledger.SetDone: boom}
+	if _, err := f.svc.Set(context.Background(), rc); !errors.Is(err, boom) {
+		t.Fatalf("set = %v, want the journal's failure", err)
+	}
+	f.sm.calls, f.db.logins = nil, 0
+	out, err := f.svc.Set(context.Background(), rc)
+	if err != nil || out.Changed || f.db.sets != 1 {
+		t.Fatalf("retry = %+v, %v, %d changes; want no change", out, err, f.db.sets)
+	}
+	if f.sm.calls["Value"] != 3 || f.db.logins != 3 {
+		t.Fatalf("retry: %d reads, %d logins; want 3 (AWSPREVIOUS read only now) and 3 (current, previous, new)", f.sm.calls["Value"], f.db.logins)
+	}
+}
