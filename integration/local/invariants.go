@@ -245,16 +245,44 @@ func (e *Env) passwords(ctx context.Context, secretARN string, stages map[string
 // find names the haystacks that hold any of pws, sorted.
 func find(pws []string, haystacks map[string]string) []string {
 	var found []string
+	forms := make([][]string, len(pws))
+	for i, pw := range pws {
+		forms[i] = spellings(pw)
+	}
 	for where, text := range haystacks {
-		for _, pw := range pws {
-			if strings.Contains(text, pw) {
-				found = append(found, where)
-				break
+	search:
+		for _, fs := range forms {
+			for _, f := range fs {
+				if strings.Contains(text, f) {
+					found = append(found, where)
+					break search
+				}
 			}
 		}
 	}
 	sort.Strings(found)
 	return found
+}
+
+// spellings are the ways pw appears in what the product writes: as is, and
+// as JSON writes it in logs, events, ledger items and execution histories
+// (encoding/json and log/slog escape < > & as \u003c and so on, and " and
+// \ with a backslash; a generated password may hold any of them).
+func spellings(pw string) []string {
+	out := []string{pw}
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	for _, html := range []bool{true, false} {
+		b.Reset()
+		enc.SetEscapeHTML(html)
+		if enc.Encode(pw) == nil {
+			q := strings.TrimSpace(b.String())
+			if q = q[1 : len(q)-1]; q != pw && !slices.Contains(out, q) {
+				out = append(out, q)
+			}
+		}
+	}
+	return out
 }
 
 // outputs is everything the product wrote that a person or system can read:
