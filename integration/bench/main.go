@@ -40,6 +40,7 @@ import (
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/secretsaga/secretsaga/integration/local"
+	"github.com/secretsaga/secretsaga/integration/outage"
 	"github.com/secretsaga/secretsaga/integration/sfnlocal"
 	"github.com/secretsaga/secretsaga/integration/standin"
 	"github.com/secretsaga/secretsaga/shared/fleet"
@@ -65,6 +66,7 @@ type report struct {
 		Calls        map[string]float64       `json:"callsPerRotation"`
 		ByService    map[string]float64       `json:"callsPerRotationByService"`
 		SMWrites     float64                  `json:"secretsManagerWritesPerRotation"`
+		Logins       float64                  `json:"databaseLoginsPerRotation"`
 		Transitions  float64                  `json:"transitionsPerRotation"`
 		CostPerK     float64                  `json:"stepFunctionsDollarsPer1000Rotations"`
 		StandinReady map[string]time.Duration `json:"standinStartup"`
@@ -183,26 +185,43 @@ func run(rotations, fleetSize, concurrency int, quota float64, outPath string) e
 
 func rotationFigures(ctx context.Context, env *local.Env, n int, r *report) error {
 	fmt.Printf("%d rotations through the state machine ...\n", n)
-	arn, err := env.PostgresSecret(ctx, "bench/latency", "bench_latency")
+	// The secret names a counting proxy in front of PostgreSQL: every
+	// login the product attempts (refused or not) is one connection.
+	proxy, err := outage.Start(fmt.Sprintf("%s:%d", env.Postgres.Host, env.Postgres.Port))
 	if err != nil {
 		return err
 	}
+	defer proxy.Close()
+	value, err := env.PostgresRole(ctx, "bench_latency")
+	if err != nil {
+		return err
+	}
+	value["host"], value["port"] = proxy.Host(), proxy.Port()
+	raw, _ := json.Marshal(value)
+	arn, err := env.CreateSecret(ctx, "bench/latency", string(raw), "secretsaga bench: login of role bench_latency, through a counting proxy")
+	if err != nil {
+		return err
+	}
+	logins := int64(0)
 	var walls []time.Duration
 	steps := map[string][]time.Duration{}
 	calls := map[string]int{}
 	transitions := 0
 	for i := range n {
 		env.Faults.Reset()
+		before := proxy.Accepted()
 		x, err := env.Execute(ctx, fmt.Sprintf("bench-%d", i), map[string]any{"SecretId": arn})
 		if err != nil {
 			return err
 		}
+		loginsThis := proxy.Accepted() - before
 		if x.Status != "SUCCEEDED" {
 			r.Rotation.Failed++
 			fmt.Fprintf(os.Stderr, "rotation %d: %s %s %s\n", i, x.Status, x.Error, x.Cause)
 			continue
 		}
 		walls = append(walls, x.Duration)
+		logins += loginsThis
 		transitions += x.Transitions()
 		for name, d := range taskDurations(x) {
 			steps[name] = append(steps[name], d)
@@ -232,6 +251,7 @@ func rotationFigures(ctx context.Context, env *local.Env, n int, r *report) erro
 	for _, op := range []string{"PutSecretValue", "UpdateSecretVersionStage", "UpdateSecret"} {
 		r.Rotation.SMWrites += r.Rotation.Calls["Secrets Manager."+op]
 	}
+	r.Rotation.Logins = float64(logins) / float64(ok)
 	r.Rotation.Transitions = float64(transitions) / float64(ok)
 	r.Rotation.CostPerK = r.Rotation.Transitions * dollarsPerTransition * 1000
 	return nil
@@ -503,6 +523,21 @@ func printReport(w io.Writer, r *report) {
 		fmt.Fprintf(tw, "total %s\t%.1f\n", s, r.Rotation.ByService[s])
 	}
 	fmt.Fprintf(tw, "Secrets Manager writes\t%.1f (must be ≤ 3)\n", r.Rotation.SMWrites)
+	// Issue 15's lean-path targets, per successful (first-attempt) rotation.
+	for _, t := range []struct {
+		what       string
+		got, limit float64
+	}{
+		{"Secrets Manager calls", r.Rotation.ByService["Secrets Manager"], 9},
+		{"DynamoDB calls", r.Rotation.ByService["DynamoDB"], 9},
+		{"database logins (the change included)", r.Rotation.Logins, 3},
+	} {
+		verdict := "meets"
+		if t.got > t.limit {
+			verdict = "OVER"
+		}
+		fmt.Fprintf(tw, "%s\t%.1f, target ≤ %.0f: %s\n", t.what, t.got, t.limit, verdict)
+	}
 	fmt.Fprintf(tw, "state transitions\t%.1f per rotation → $%.4f per 1,000 rotations (Standard, $0.025 per 1,000 transitions)\n", r.Rotation.Transitions, r.Rotation.CostPerK)
 
 	if fleetOnly {

@@ -11,12 +11,15 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // Proxy forwards connections from its address to the target's.
 type Proxy struct {
 	target string
 	addr   string
+
+	accepted atomic.Int64
 
 	mu    sync.Mutex
 	ln    net.Listener // nil while cut
@@ -36,6 +39,11 @@ func Start(target string) (*Proxy, error) {
 	p.serve(ln)
 	return p, nil
 }
+
+// Accepted counts the connections accepted so far: with a database behind
+// the proxy, the logins attempted through it (each login is one
+// connection, refused or not).
+func (p *Proxy) Accepted() int64 { return p.accepted.Load() }
 
 // Host and Port are the address clients connect to.
 func (p *Proxy) Host() string { h, _, _ := net.SplitHostPort(p.addr); return h }
@@ -59,6 +67,7 @@ func (p *Proxy) serve(ln net.Listener) {
 			if err != nil {
 				return // closed by Cut or Close
 			}
+			p.accepted.Add(1)
 			go p.pipe(c)
 		}
 	}()

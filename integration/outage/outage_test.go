@@ -75,6 +75,9 @@ func TestCutAndRestore(t *testing.T) {
 	if err := roundTrip(open); err != nil {
 		t.Fatalf("through the proxy: %v", err)
 	}
+	if n := p.Accepted(); n != 1 {
+		t.Fatalf("Accepted = %d after one connection", n)
+	}
 	p.Cut()
 	if !p.IsCut() {
 		t.Fatal("not cut")
