@@ -254,28 +254,31 @@ func TestConcurrentStarts(t *testing.T) {
 
 // TestZombieIsFenced: an execution whose lease expired and was taken over
 // (a "zombie", e.g. paused by a long GC or a stuck network) cannot write the
-// ledger or move a label afterwards: whether the takeover comes before
-// finish reads the lease (its read-side check refuses) or after finish has
-// read the lease and the stages (its write-ahead journal write, conditioned
-// on the fencing token, is refused, so the stage move never happens).
+// ledger or move a label afterwards. finish reads neither the lease (it has
+// the one test left) nor the stages before its write-ahead journal write,
+// which is conditioned on the fencing token: taken over before that write,
+// or before test's, the write is refused, so the stage move never happens.
+// (A takeover between finish's write and its move cannot happen: that
+// write extended the lease by far more than a step may run.)
 func TestZombieIsFenced(t *testing.T) {
 	for _, at := range []struct {
 		name  string
+		fn    string
 		call  string
 		phase faultinject.Phase
 	}{
-		{"taken over before finish reads the lease", "DynamoDB.GetItem", faultinject.Before},
-		{"taken over after finish read the lease and the stages", "Secrets Manager.DescribeSecret", faultinject.After},
+		{"taken over before finish's write-ahead record", "finishsecret", "DynamoDB.TransactWriteItems", faultinject.Before},
+		{"taken over before test's record", "testsecret", "DynamoDB.TransactWriteItems", faultinject.Before},
 	} {
-		t.Run(at.name, func(t *testing.T) { testZombieIsFenced(t, at.call, at.phase) })
+		t.Run(at.name, func(t *testing.T) { testZombieIsFenced(t, at.fn, at.call, at.phase) })
 	}
 }
 
-func testZombieIsFenced(t *testing.T, call string, phase faultinject.Phase) {
+func testZombieIsFenced(t *testing.T, fn, call string, phase faultinject.Phase) {
 	var s *scenario
 	var taken ledger.Lease
 	var before []ledger.Record
-	withFaults(t, faultinject.Rule{Function: "finishsecret", Call: call, Nth: 1, Phase: phase,
+	withFaults(t, faultinject.Rule{Function: fn, Call: call, Nth: 1, Phase: phase,
 		Hook: func(ctx context.Context) error {
 			// Another party, whose clock says the lease expired, takes it.
 			later := ledger.New(env.DDB, env.Ledger.Table(), ledger.Options{Now: func() time.Time { return time.Now().Add(24 * time.Hour) }})
@@ -320,28 +323,30 @@ func testZombieIsFenced(t *testing.T, call string, phase faultinject.Phase) {
 // TestForeignMoveAbandons: while a rotation is in flight, someone else
 // rotates the secret (a new AWSCURRENT whose password they set on the
 // database). Our rotation must stop, journal ABANDONED, and undo nothing
-// over their work: their value keeps working. The move comes either
-// before finish reads the stages (finish sees it) or after, between its
-// read and its UpdateSecretVersionStage: then only the compare-and-swap
-// (RemoveFromVersionId is the version recorded at acquire, not whoever
-// holds AWSCURRENT at the time) stops finish from moving AWSCURRENT over it.
+// over their work: their value keeps working. finish reads no stages
+// before its UpdateSecretVersionStage, so whenever the move comes (before
+// finish's write-ahead record, or between it and the stage move) only the
+// compare-and-swap (RemoveFromVersionId is the version recorded at acquire,
+// not whoever holds AWSCURRENT at the time) stops finish from moving
+// AWSCURRENT over it; the refused move is then told apart by reading the
+// stages.
 func TestForeignMoveAbandons(t *testing.T) {
 	for _, at := range []struct {
-		name  string
-		phase faultinject.Phase
+		name string
+		call string
 	}{
-		{"before finish reads the stages", faultinject.Before},
-		{"between finish's read and its stage move", faultinject.After},
+		{"before finish's write-ahead record", "DynamoDB.TransactWriteItems"},
+		{"between finish's record and its stage move", "Secrets Manager.UpdateSecretVersionStage"},
 	} {
-		t.Run(at.name, func(t *testing.T) { testForeignMoveAbandons(t, at.phase) })
+		t.Run(at.name, func(t *testing.T) { testForeignMoveAbandons(t, at.call) })
 	}
 }
 
-func testForeignMoveAbandons(t *testing.T, phase faultinject.Phase) {
+func testForeignMoveAbandons(t *testing.T, call string) {
 	var s *scenario
 	foreignPW := "Foreign-" + strings.ReplaceAll(uuid.NewString(), "-", "")
 	var foreignVersion string
-	withFaults(t, faultinject.Rule{Function: "finishsecret", Call: "Secrets Manager.DescribeSecret", Nth: 1, Phase: phase,
+	withFaults(t, faultinject.Rule{Function: "finishsecret", Call: call, Nth: 1, Phase: faultinject.Before,
 		Hook: func(ctx context.Context) error {
 			v, err := env.PostgresRole(ctx, s.role) // a new role password...
 			if err != nil {

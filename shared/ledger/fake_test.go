@@ -17,7 +17,8 @@ import (
 // fakeDB is an in-memory table with the DynamoDB semantics the ledger
 // relies on: strongly consistent GetItem, all-or-nothing
 // TransactWriteItems whose condition expressions (the few the ledger
-// writes: `a = :v`, `attribute_not_exists(a)`, joined by AND) are checked
+// writes: `a = :v`, `attribute_not_exists(a)`, joined by AND, alternatives
+// joined by OR) are checked
 // against the items before any write, and Query by partition key and sort
 // key prefix in sort key order.
 type fakeDB struct {
@@ -52,8 +53,18 @@ func (f *fakeDB) GetItem(_ context.Context, in *dynamodb.GetItemInput, _ ...func
 	return &dynamodb.GetItemOutput{Item: f.items[key(in.Key)]}, nil
 }
 
-// holds evaluates cond against item (nil: no such item).
+// holds evaluates cond against item (nil: no such item): clauses joined
+// by AND, or alternatives of those joined by OR (no parentheses).
 func holds(cond string, values map[string]types.AttributeValue, item map[string]types.AttributeValue) bool {
+	for _, alt := range strings.Split(cond, " OR ") {
+		if holdsAll(alt, values, item) {
+			return true
+		}
+	}
+	return false
+}
+
+func holdsAll(cond string, values map[string]types.AttributeValue, item map[string]types.AttributeValue) bool {
 	for _, clause := range strings.Split(cond, " AND ") {
 		clause = strings.TrimSpace(clause)
 		if name, ok := strings.CutPrefix(clause, "attribute_not_exists("); ok {

@@ -310,7 +310,14 @@ func (l *Ledger) Acquire(ctx context.Context, req AcquireRequest) (Lease, error)
 		for _, lg := range req.Logins {
 			names[lg.Key()] = lg.String()
 		}
-		locks, err := l.lockLogins(ctx, next, names, now)
+		// The first attempt takes free login locks without reading them;
+		// a lock that is not free fails it, and the next attempt reads.
+		var locks []types.TransactWriteItem
+		if attempt == 0 {
+			locks, err = l.freeLocks(next, names, now)
+		} else {
+			locks, err = l.lockLogins(ctx, next, names, now)
+		}
 		if err != nil {
 			return Lease{}, err
 		}
@@ -363,6 +370,12 @@ type Change struct {
 	// alternating strategy's other user), in the same transaction as the
 	// record: written before the target is touched.
 	Clone *Clone
+	// Still, if set, is asked after a lost race with the lease as it is now
+	// (same holder and fencing, a later sequence: this rotation's own write
+	// whose answer was lost, or a lease the caller knew from an earlier
+	// step): false means the record is no longer needed (the journal went
+	// past it), and Append writes nothing, leaving *lease the current one.
+	Still func(cur Lease) bool
 }
 
 // Append journals rec for the rotation that holds lease and applies ch, in one
@@ -437,6 +450,10 @@ func (l *Ledger) Append(ctx context.Context, lease *Lease, rec Record, ch Change
 		cur, err := l.Check(ctx, lease.Secret, lease.Fencing, lease.Holder)
 		if err != nil {
 			return err
+		}
+		if ch.Still != nil && !ch.Still(cur) {
+			*lease = cur
+			return nil
 		}
 		if attempt >= 3 {
 			return fmt.Errorf("journal %s: sequence kept moving: %w", rec.State, ErrFenced)

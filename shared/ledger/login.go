@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"net/url"
 	"slices"
@@ -33,6 +35,54 @@ type Login struct {
 // space-separated list Lease.Logins keeps.
 func (l Login) Key() string {
 	return "LOGIN#" + l.Engine + "#" + strings.ToLower(l.Host) + "#" + strconv.Itoa(l.Port) + "#" + url.PathEscape(l.User)
+}
+
+// loginName is Login.String of the login a lock key names ("" if key is
+// not one): a lock released without being read first keeps its name.
+func loginName(key string) string {
+	parts := strings.Split(key, "#")
+	if len(parts) != 5 || parts[0] != "LOGIN" {
+		return ""
+	}
+	port, err := strconv.Atoi(parts[3])
+	user, uerr := url.PathUnescape(parts[4])
+	if err != nil || uerr != nil {
+		return ""
+	}
+	return Login{Engine: parts[1], Host: parts[2], Port: port, User: user}.String()
+}
+
+// newRev is a lock item's next compare-and-swap value: random, so that a
+// write that did not read the item first (taking a free lock, releasing
+// one's own) needs no counter, and a reader's "rev = what I read" still
+// fails on any write since its read.
+func newRev() int64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return int64(binary.BigEndian.Uint64(b[:]) >> 1)
+}
+
+// freeLocks are the writes that take next's login locks in Acquire's
+// transaction without reading them: each only if it is free (never taken,
+// or released). A lock that is held, even by a lease that has expired, makes
+// the transaction fail, and Acquire's next attempt reads it (lockLogins).
+func (l *Ledger) freeLocks(next Lease, names map[string]string, now time.Time) ([]types.TransactWriteItem, error) {
+	var items []types.TransactWriteItem
+	for _, key := range next.LoginKeys() {
+		name := names[key]
+		if name == "" {
+			name = loginName(key)
+		}
+		lk := LoginLock{PK: key, SK: loginLockSK, Login: name, Secret: next.Secret, Fencing: next.Fencing, Holder: next.Holder,
+			Token: next.Token, At: now.UnixMilli(), Rev: newRev()}
+		item, err := attributevalue.MarshalMap(lk)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: &l.table, Item: item,
+			ConditionExpression: aws.String("attribute_not_exists(pk) OR attribute_not_exists(holder)")}})
+	}
+	return items, nil
 }
 
 // String names the login for people: engine://user@host:port (never a
@@ -195,7 +245,7 @@ func (l *Ledger) lockLogins(ctx context.Context, next Lease, names map[string]st
 			name = cur.Login // a lease taken over keeps its logins, not their names
 		}
 		lk := LoginLock{PK: key, SK: loginLockSK, Login: name, Secret: next.Secret, Fencing: next.Fencing, Holder: next.Holder,
-			Token: next.Token, At: now.UnixMilli(), Rev: cur.Rev + 1}
+			Token: next.Token, At: now.UnixMilli(), Rev: newRev()}
 		item, err := attributevalue.MarshalMap(lk)
 		if err != nil {
 			return nil, err
@@ -213,9 +263,9 @@ func (l *Ledger) lockLogins(ctx context.Context, next Lease, names map[string]st
 }
 
 // loginOps are the writes an Append of lease makes to its login locks: on
-// release, each lock is freed (read, then written back without a holder,
-// conditioned on still being this lease's); otherwise each is only checked
-// to still be this lease's. Either way a rotation whose login lock another
+// release, each lock is freed (written without a holder, conditioned on
+// still being this lease's: no read is needed, the lease names everything
+// the item holds); otherwise each is only checked to still be this lease's. Either way a rotation whose login lock another
 // secret took over (after its lease expired) is fenced: nothing it journals
 // lands, so it cannot touch the login either.
 func (l *Ledger) loginOps(ctx context.Context, lease Lease, release bool, now time.Time) ([]types.TransactWriteItem, error) {
@@ -235,22 +285,14 @@ func (l *Ledger) loginOps(ctx context.Context, lease Lease, release bool, now ti
 			}})
 			continue
 		}
-		cur, ok, err := l.getLoginLock(ctx, key)
+		freed := LoginLock{PK: key, SK: loginLockSK, Login: loginName(key), Secret: lease.Secret, Fencing: lease.Fencing,
+			Token: lease.Token, At: now.UnixMilli(), Rev: newRev()}
+		item, err := attributevalue.MarshalMap(freed)
 		if err != nil {
 			return nil, err
 		}
-		if !ok || cur.Secret != lease.Secret || cur.Fencing != lease.Fencing || cur.Holder != lease.Holder {
-			return nil, fmt.Errorf("login lock %s is no longer this rotation's: %w", cur.Login, ErrFenced)
-		}
-		cur.Holder, cur.At, cur.Rev = "", now.UnixMilli(), cur.Rev+1
-		item, err := attributevalue.MarshalMap(cur)
-		if err != nil {
-			return nil, err
-		}
-		mine[":rev"] = num(cur.Rev - 1)
 		items = append(items, types.TransactWriteItem{Put: &types.Put{
-			TableName: &l.table, Item: item,
-			ConditionExpression: aws.String(*cond + " AND rev = :rev"), ExpressionAttributeValues: mine,
+			TableName: &l.table, Item: item, ConditionExpression: cond, ExpressionAttributeValues: mine,
 		}})
 	}
 	return items, nil

@@ -355,3 +355,50 @@ func TestCloneRecord(t *testing.T) {
 		t.Fatalf("clone = %+v %v %v\nwant    %+v", got, ok, err, want)
 	}
 }
+
+// A lock key gives back the login's name, so a lock released without a read
+// keeps it; a key that is not a login's gives none.
+func TestLoginName(t *testing.T) {
+	for _, lg := range []Login{loginApp, {Engine: "mysql", Host: "h", Port: 3306, User: "a#2 b/c"}} {
+		if got := loginName(lg.Key()); got != lg.String() {
+			t.Fatalf("loginName(%q) = %q, want %q", lg.Key(), got, lg.String())
+		}
+	}
+	for _, k := range []string{"", "LOGIN#e#h#x#u", "CLONE#e#h#1#u", "LOGIN#e#h#1"} {
+		if got := loginName(k); got != "" {
+			t.Fatalf("loginName(%q) = %q, want none", k, got)
+		}
+	}
+}
+
+// Taking free login locks and releasing them reads none of them: the first
+// attempt writes each only if it is free, the release only if it is still
+// this lease's. The locks say who holds them, and then no one.
+func TestLoginLocksWithoutReads(t *testing.T) {
+	ctx := context.Background()
+	db, c := newFakeDB(), &clock{t0}
+	l := newTestLedger(db, c, Options{})
+	for round, exec := range []string{"A", "B"} { // a lock never taken, then one released
+		none := Lease{}
+		known := &none
+		if round > 0 {
+			cur, _, _ := l.Get(ctx, "s1")
+			known = &cur
+		}
+		db.gets = 0
+		a, err := l.Acquire(ctx, AcquireRequest{Secret: "s1", Execution: exec, Token: "t" + exec, Logins: []Login{loginApp, loginClone}, Known: known})
+		if err != nil || db.gets != 0 || db.attempts == 0 {
+			t.Fatalf("round %d: acquire = %v, %d reads; want none", round, err, db.gets)
+		}
+		if lk := lockOf(t, l, loginApp); lk.Holder != exec || lk.Secret != "s1" || lk.Login != loginApp.String() {
+			t.Fatalf("round %d: lock %+v", round, lk)
+		}
+		db.gets = 0
+		if err := l.Append(ctx, &a, Record{State: Finished}, Change{Release: true}); err != nil || db.gets != 0 {
+			t.Fatalf("round %d: release = %v, %d reads; want none", round, err, db.gets)
+		}
+		if lk := lockOf(t, l, loginClone); lk.Holder != "" || lk.Login != loginClone.String() || lk.Fencing != a.Fencing {
+			t.Fatalf("round %d: released lock %+v", round, lk)
+		}
+	}
+}

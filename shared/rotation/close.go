@@ -30,6 +30,17 @@ func (o op) closing(ctx context.Context) (l ledger.Lease, finished bool, err err
 	return l, false, nil
 }
 
+// closingFinished is closing for release with outcome FINISHED: the lease
+// the previous step (finish or verify) left, without a read, when there is
+// one. Release's write is conditioned on it; if it was stale, Release
+// decides again with closing.
+func (o op) closingFinished(ctx context.Context) (ledger.Lease, bool, error) {
+	if l, ok := o.known(follows[StepRelease]...); ok {
+		return l, false, nil
+	}
+	return o.closing(ctx)
+}
+
 func (s *Service) publish(ctx context.Context, o op, l ledger.Lease, detailType, severity, errClass, compClass, action string) error {
 	err := s.Events.Publish(ctx, events.Event{DetailType: detailType, Detail: events.Detail{
 		SecretARN: o.rc.SecretArn, VersionID: o.rc.ClientRequestToken, PreviousVersionID: o.rc.PreviousVersionId,
@@ -81,6 +92,14 @@ func errClass(e *TaskError) string {
 func (s *Service) Release(ctx context.Context, in CloseInput) (CloseOutput, error) {
 	o := s.op(StepRelease, in.Rotation)
 	out, err := s.release(ctx, o, in)
+	if _, known := o.known(follows[StepRelease]...); known && errors.Is(err, ledger.ErrFenced) {
+		// The lease the previous step left was stale: this release ran
+		// before and its answer was lost (the lease is free now), or
+		// another execution took over. Decide again from the lease as it
+		// is, as without one.
+		o.rc.Last = nil
+		out, err = s.release(ctx, o, in)
+	}
 	return out, o.done(err, err == nil)
 }
 
@@ -88,7 +107,7 @@ func (s *Service) release(ctx context.Context, o op, in CloseInput) (CloseOutput
 	out := CloseOutput{SecretArn: o.rc.SecretArn, VersionId: o.rc.ClientRequestToken}
 	switch in.Outcome {
 	case OutcomeFinished:
-		l, finished, err := o.closing(ctx)
+		l, finished, err := o.closingFinished(ctx)
 		if err != nil {
 			return out, err
 		}

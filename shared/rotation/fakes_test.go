@@ -33,6 +33,9 @@ type fakeSecrets struct {
 	// the leak checks (invariant 5).
 	generated []string
 	failNext  map[string]error // operation → error, once
+	// lostAnswer: operation → error, once, returned after the call took
+	// effect (the answer was lost on the way back).
+	lostAnswer map[string]error
 	// calls counts the calls by operation (Value by version id and by
 	// stage alike), for the call budget of a rotation.
 	calls map[string]int
@@ -216,6 +219,10 @@ func (f *fakeSecrets) PutPending(_ context.Context, id, token, value string) err
 	if json.Unmarshal([]byte(value), &v) == nil && v.Password != "" {
 		f.generated = append(f.generated, v.Password)
 	}
+	if err := f.lostAnswer["PutPending"]; err != nil {
+		delete(f.lostAnswer, "PutPending")
+		return err
+	}
 	return nil
 }
 
@@ -294,6 +301,8 @@ type fakeLedger struct {
 	failOn map[ledger.State]error
 	// failClear fails the next ClearRepair, once.
 	failClear error
+	// gets and appends count the calls, for the call budget of a rotation.
+	gets, appends int
 	// beforeAppend, if set, runs once right before the next Append: another
 	// actor acting between a step's read of the lease and its write.
 	beforeAppend func()
@@ -314,6 +323,7 @@ func (f *fakeLedger) Table() string { return "ledger" }
 func (f *fakeLedger) Get(_ context.Context, arn string) (ledger.Lease, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.gets++
 	l, ok := f.lease[arn]
 	return l, ok, nil
 }
@@ -350,6 +360,7 @@ func (f *fakeLedger) Acquire(_ context.Context, r ledger.AcquireRequest) (ledger
 
 func (f *fakeLedger) Append(_ context.Context, l *ledger.Lease, rec ledger.Record, ch ledger.Change) error {
 	f.mu.Lock()
+	f.appends++
 	if hook := f.beforeAppend; hook != nil {
 		f.beforeAppend = nil
 		f.mu.Unlock()
@@ -379,8 +390,19 @@ func (f *fakeLedger) Append(_ context.Context, l *ledger.Lease, rec ledger.Recor
 
 func (f *fakeLedger) append(l *ledger.Lease, rec ledger.Record, ch ledger.Change) error {
 	cur := f.lease[l.Secret]
-	if cur.Fencing != l.Fencing || cur.Holder != l.Holder || cur.Seq != l.Seq {
+	if cur.Fencing != l.Fencing || cur.Holder != l.Holder {
 		return ledger.ErrFenced
+	}
+	if cur.Seq != l.Seq {
+		// As ledger.Append after a lost race: the lease moved on under the
+		// same holder (a stale lease from an earlier step, or a write whose
+		// answer was lost): ask whether the record is still needed, and
+		// append after the lease as it is.
+		if ch.Still != nil && !ch.Still(cur) {
+			*l = cur
+			return nil
+		}
+		*l = cur
 	}
 	n := *l
 	n.Seq++

@@ -37,24 +37,35 @@ func TestCallBudgetOfAFirstAttempt(t *testing.T) {
 			s := f.svc
 			ctx := context.Background()
 			var rc Context
+			// As the state machine does, each step gets the previous step's
+			// output (the lease as it left it) in the context.
+			next := func(out StepOutput, err error) error {
+				rc.Last = &out
+				return err
+			}
 			steps := []struct {
-				name   string
-				run    func() error
-				calls  map[string]int
-				logins int
+				name          string
+				run           func() error
+				calls         map[string]int
+				logins        int
+				gets, appends int // the ledger: lease reads, journal writes
 			}{
 				{"acquire", func() (err error) {
 					rc, err = s.Acquire(ctx, AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, TokenIsNew: tt.tokenIsNew})
 					return err
-				}, tt.acquire, 0},
-				{"create", func() error { _, err := s.Create(ctx, rc); return err }, map[string]int{"Current": 1, "PutPending": 1}, 1},
-				{"set", func() error { _, err := s.Set(ctx, rc); return err }, map[string]int{"Value": 2}, 1},
-				{"test", func() error { _, err := s.Test(ctx, rc); return err }, map[string]int{"Value": 1}, 1},
-				{"finish", func() error { _, err := s.Finish(ctx, rc); return err }, map[string]int{"MoveStage": 1, "RemoveStage": 1}, 0},
+				}, tt.acquire, 0, 1, 0},
+				{"create", func() error { return next(s.Create(ctx, rc)) }, map[string]int{"Current": 1, "PutPending": 1}, 1, 0, 1},
+				{"set", func() error { return next(s.Set(ctx, rc)) }, map[string]int{"Value": 2}, 1, 0, 2},
+				{"test", func() error { return next(s.Test(ctx, rc)) }, map[string]int{"Value": 1}, 1, 0, 1},
+				{"finish", func() error { return next(s.Finish(ctx, rc)) }, map[string]int{"MoveStage": 1, "RemoveStage": 1}, 0, 0, 2},
+				{"release", func() error {
+					_, err := s.Release(ctx, CloseInput{Rotation: rc, Outcome: OutcomeFinished})
+					return err
+				}, map[string]int{}, 0, 0, 1},
 			}
 			total := 0
 			for _, st := range steps {
-				f.sm.calls, f.db.logins = nil, 0
+				f.sm.calls, f.db.logins, f.led.gets, f.led.appends = nil, 0, 0, 0
 				if err := st.run(); err != nil {
 					t.Fatalf("%s: %v", st.name, err)
 				}
@@ -67,6 +78,9 @@ func TestCallBudgetOfAFirstAttempt(t *testing.T) {
 				}
 				if f.db.logins != st.logins {
 					t.Errorf("%s: %d database logins, want %d", st.name, f.db.logins, st.logins)
+				}
+				if f.led.gets != st.gets || f.led.appends != st.appends {
+					t.Errorf("%s: %d lease reads and %d journal writes, want %d and %d", st.name, f.led.gets, f.led.appends, st.gets, st.appends)
 				}
 				for _, n := range got {
 					total += n
@@ -82,17 +96,17 @@ func TestCallBudgetOfAFirstAttempt(t *testing.T) {
 	}
 }
 
-// A create whose PutSecretValue landed but whose journal write failed is
+// A create whose PutSecretValue landed but whose answer was lost is
 // retried: the retry's new password is refused (the version holds the
 // first one), and the full checks find the version stored and labelled.
 // One password, the first, is the rotation's.
 func TestCreateRetriedAfterItsVersionWasStored(t *testing.T) {
 	f := newFixture(t)
 	rc := f.acquire(t)
-	boom := errors.New("journal write lost")
-	f.led.failOn = map[ledger.State]error{ledger.Created: boom}
+	boom := errors.New("connection reset")
+	f.sm.lostAnswer = map[string]error{"PutPending": boom}
 	if _, err := f.svc.Create(context.Background(), rc); !errors.Is(err, boom) {
-		t.Fatalf("create = %v, want the journal's failure", err)
+		t.Fatalf("create = %v, want the lost answer", err)
 	}
 	first := f.pendingPassword(t)
 	out, err := f.svc.Create(context.Background(), rc)

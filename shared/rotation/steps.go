@@ -55,9 +55,52 @@ type op struct {
 	// quiet: the outcome events of compensation are left to the caller
 	// (the repair publishes Rotation Repaired instead).
 	quiet bool
+	// seen is the lease as this step last read or wrote it, handed to the
+	// next step (StepOutput.Lease).
+	seen *ledger.Lease
 }
 
-func (s *Service) op(step string, rc Context) op { return op{s: s, step: step, rc: rc} }
+func (s *Service) op(step string, rc Context) op {
+	return op{s: s, step: step, rc: rc, seen: new(ledger.Lease)}
+}
+
+// output is a forward step's result: what it did and the lease as it left
+// it (none if it never got that far).
+func (o op) output(changed bool) StepOutput {
+	out := StepOutput{Step: o.step, Changed: changed}
+	if o.seen != nil && o.seen.Secret != "" {
+		l := *o.seen
+		out.Lease = &l
+	}
+	return out
+}
+
+// known is the lease the previous step left (Context.Last) if it is this
+// rotation's (same secret, fencing token, holder and token) and in one of
+// the states the step follows: a step decides from the lease's state (finish
+// refuses an untested password, for one), so a lease in any other state is
+// not taken on trust but read.
+func (o op) known(after ...ledger.State) (ledger.Lease, bool) {
+	if o.rc.Last == nil || o.rc.Last.Lease == nil {
+		return ledger.Lease{}, false
+	}
+	l := *o.rc.Last.Lease
+	ok := l.Secret == o.rc.SecretArn && l.Fencing == o.rc.Fencing && l.Holder == o.rc.ExecutionArn && l.Token == o.rc.ClientRequestToken
+	return l, ok && slices.Contains(after, l.State)
+}
+
+// follows are the journal states each forward step runs after in a
+// rotation that goes as planned: the lease the previous step left in one of
+// them is used without a read.
+var follows = map[string][]ledger.State{
+	StepCreate: {ledger.Started, ledger.Recovered},
+	StepSet:    {ledger.Created},
+	StepTest:   {ledger.SetDone},
+	StepFinish: {ledger.Tested},
+	StepVerify: {ledger.FinishDone},
+	// release with outcome FINISHED (closingFinished)
+	StepRelease: {ledger.FinishDone, ledger.Verified},
+}
 
 func (o op) detail(reason string, err error) faults.Detail {
 	id := o.rc.SecretArn
@@ -89,8 +132,15 @@ func (o op) done(err error, changed bool) error {
 	return err
 }
 
-// lease confirms that rc's execution still holds the secret's lease.
+// lease is the secret's lease for this step: the one the previous step left
+// (no read: the step's first journal write, which precedes anything it
+// changes, is conditioned on it and reads the lease only if it moved), or,
+// without one, read and confirmed to be still rc's execution's.
 func (o op) lease(ctx context.Context) (ledger.Lease, error) {
+	if l, ok := o.known(follows[o.step]...); ok {
+		*o.seen = l
+		return l, nil
+	}
 	l, ok, err := o.s.Ledger.Get(ctx, o.rc.SecretArn)
 	if err != nil {
 		return ledger.Lease{}, err
@@ -98,17 +148,27 @@ func (o op) lease(ctx context.Context) (ledger.Lease, error) {
 	if !ok || l.Fencing != o.rc.Fencing || l.Holder != o.rc.ExecutionArn || l.Token != o.rc.ClientRequestToken {
 		return ledger.Lease{}, o.conflict("this execution no longer holds the lease (fencing token superseded); it must not change anything", ledger.ErrFenced)
 	}
+	*o.seen = l
 	return l, nil
 }
 
-// journal appends state unless the journal already went past it.
+// journal appends state unless the journal already went past it, by l or,
+// when l was stale (the write lost its condition), by the lease as it is.
 func (o op) journal(ctx context.Context, l *ledger.Lease, state ledger.State, ch ledger.Change) error {
-	if p, ok := progress[l.State]; ok && p >= progress[state] {
+	past := func(cur ledger.Lease) bool {
+		p, ok := progress[cur.State]
+		return ok && p >= progress[state]
+	}
+	if past(*l) {
 		return nil
 	}
+	ch.Still = func(cur ledger.Lease) bool { return !past(cur) }
 	err := o.s.Ledger.Append(ctx, l, ledger.Record{State: state, Actor: o.s.Actor}, ch)
 	if errors.Is(err, ledger.ErrFenced) {
 		return o.conflict("lost the lease while journaling "+string(state), err)
+	}
+	if err == nil && o.seen != nil {
+		*o.seen = *l
 	}
 	return err
 }
@@ -293,6 +353,7 @@ func (s *Service) acquire(ctx context.Context, o op, in AcquireInput) (Context, 
 		Fencing: l.Fencing, PreviousVersionId: l.PreviousVersion, PreviousPreviousVersionId: l.PreviousPrevious,
 		LedgerTable: in.LedgerTable, Rollback: in.Rollback, HealthCheckUrl: in.HealthCheckUrl, BakeSeconds: in.BakeSeconds,
 		BakeAlarms: in.BakeAlarms, Recover: recovery, Policy: &policy,
+		Last: &StepOutput{Step: StepAcquire, Lease: &l},
 	}, nil
 }
 
@@ -565,7 +626,7 @@ func (rc Context) SecretArnOrID() string {
 func (s *Service) Create(ctx context.Context, rc Context) (StepOutput, error) {
 	o := s.op(StepCreate, rc)
 	changed, err := s.create(ctx, o)
-	return StepOutput{Step: StepCreate, Changed: changed}, o.done(err, changed)
+	return o.output(changed), o.done(err, changed)
 }
 
 func (s *Service) create(ctx context.Context, o op) (bool, error) {
@@ -703,10 +764,18 @@ func (s *Service) store(ctx context.Context, o op, l *ledger.Lease, policy secre
 	if err != nil {
 		return false, o.input(err.Error(), nil)
 	}
+	// Write-ahead, as before every change: CREATED is journaled (under the
+	// lease's fencing token) before the version is stored, so an execution
+	// that lost its lease stores nothing. Compensation and recovery read the
+	// stages themselves, so a CREATED whose version never landed only makes
+	// a retry of this step store it.
+	if err := o.journal(ctx, l, ledger.Created, ledger.Change{}); err != nil {
+		return false, err
+	}
 	if err := s.Secrets.PutPending(ctx, o.rc.SecretArn, token, next.WithPassword(pw).SecretString()); err != nil {
 		return false, err
 	}
-	return true, o.journal(ctx, l, ledger.Created, ledger.Change{})
+	return true, nil
 }
 
 // versions are the values a rotation works with.
@@ -806,7 +875,7 @@ func (o op) targetErr(err error, authReason string, auth func(string, error) err
 func (s *Service) Set(ctx context.Context, rc Context) (StepOutput, error) {
 	o := s.op(StepSet, rc)
 	changed, err := s.set(ctx, o)
-	return StepOutput{Step: StepSet, Changed: changed}, o.done(err, changed)
+	return o.output(changed), o.done(err, changed)
 }
 
 func (s *Service) set(ctx context.Context, o op) (bool, error) {
@@ -856,7 +925,7 @@ func (s *Service) set(ctx context.Context, o op) (bool, error) {
 func (s *Service) Test(ctx context.Context, rc Context) (StepOutput, error) {
 	o := s.op(StepTest, rc)
 	err := s.probe(ctx, o, rc.ClientRequestToken, ledger.Tested)
-	return StepOutput{Step: StepTest}, o.done(err, false)
+	return o.output(false), o.done(err, false)
 }
 
 // Verify (the bake step) confirms that AWSCURRENT is still the token's
@@ -864,7 +933,7 @@ func (s *Service) Test(ctx context.Context, rc Context) (StepOutput, error) {
 func (s *Service) Verify(ctx context.Context, rc Context) (StepOutput, error) {
 	o := s.op(StepVerify, rc)
 	err := s.verify(ctx, o)
-	return StepOutput{Step: StepVerify}, o.done(err, false)
+	return o.output(false), o.done(err, false)
 }
 
 func (s *Service) verify(ctx context.Context, o op) error {
@@ -1039,7 +1108,7 @@ func (s *Service) probe(ctx context.Context, o op, versionID string, state ledge
 func (s *Service) Finish(ctx context.Context, rc Context) (StepOutput, error) {
 	o := s.op(StepFinish, rc)
 	changed, err := s.finish(ctx, o)
-	return StepOutput{Step: StepFinish, Changed: changed}, o.done(err, changed)
+	return o.output(changed), o.done(err, changed)
 }
 
 func (s *Service) finish(ctx context.Context, o op) (bool, error) {

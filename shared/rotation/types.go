@@ -138,6 +138,12 @@ type Context struct {
 	BakeAlarms                []string `json:",omitempty"`
 	// Recover names a dead rotation this one must clean up after first.
 	Recover *Recovery `json:",omitempty"`
+	// Last is the previous step's output: the lease as that step left it
+	// (ids, states and flags, never a value), so the next step need not read
+	// it again. Every write is still conditioned on the lease's fencing
+	// token, holder and journal sequence: a stale snapshot costs a read at
+	// the write, never a write over what the step did not see.
+	Last *StepOutput `json:",omitempty"`
 	// Policy is the password policy acquire read from the secret's tags
 	// (no value: length and excluded characters), so that create need not
 	// describe the secret again. Without it create reads the tags itself.
@@ -168,11 +174,14 @@ const (
 	maxAlarmName  = 255
 )
 
-// StepOutput is what a forward step returns (the state machine discards it;
-// it is there for logs and the local timeline).
+// StepOutput is what a forward step returns: the state machine keeps it as
+// the rotation context's Last, for the next step.
 type StepOutput struct {
 	Step    string
 	Changed bool // false when the step found its work already done
+	// Lease is the lease as the step left it: the state machine passes it
+	// to the next step (Context.Last).
+	Lease *ledger.Lease `json:",omitempty"`
 }
 
 // TaskError is the error object a Catch puts into the state: Error is the
