@@ -18,10 +18,11 @@ all: build
 deps:
 	@bash integration/install-deps.sh
 
-## build: one arm64 `bootstrap` per Lambda function under build/lambda/<name>/
+## build: one arm64 `bootstrap` per Lambda function under build/lambda/<name>/ (GCFLAGS: extra -gcflags,
+## e.g. all=-l; README "Binary sizes")
 build:
 	@for f in $(FUNCTIONS); do \
-	  GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w' \
+	  GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath $(if $(GCFLAGS),-gcflags='$(GCFLAGS)') -ldflags='-s -w' \
 	    -o $(LAMBDA)/$$f/bootstrap ./functions/$$f; \
 	done
 	@ls -l $(LAMBDA)/*/bootstrap | awk '{printf "%-40s %6.1f MB\n", $$9, $$5/1048576}'

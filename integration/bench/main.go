@@ -44,6 +44,7 @@ import (
 	"github.com/secretsaga/secretsaga/integration/sfnlocal"
 	"github.com/secretsaga/secretsaga/integration/standin"
 	"github.com/secretsaga/secretsaga/shared/fleet"
+	"github.com/secretsaga/secretsaga/shared/functions"
 )
 
 // Step Functions Standard: $0.025 per 1,000 state transitions (us-east-1).
@@ -291,6 +292,20 @@ func stats(ds []time.Duration) stat {
 		return s[max(0, min(i, len(s)-1))]
 	}
 	return stat{P50Ms: ms(pct(0.50)), P99Ms: ms(pct(0.99)), MinMs: ms(s[0]), MaxMs: ms(s[len(s)-1])}
+}
+
+// sizeVerdict compares a bootstrap with the 10 MB target and with its
+// budget (functions.BootstrapBudget, which TestBootstrapSizes enforces).
+func sizeVerdict(name string, size int64) string {
+	const mb = 1 << 20
+	switch budget := functions.BootstrapBudget(name); {
+	case size <= functions.MaxBootstrapBytes:
+		return fmt.Sprintf("target ≤ %.0f MB: ok", float64(functions.MaxBootstrapBytes)/mb)
+	case size <= budget:
+		return fmt.Sprintf("target ≤ %.0f MB: OVER by %.2f MB (within its ceiling %.1f MB)", float64(functions.MaxBootstrapBytes)/mb, float64(size-functions.MaxBootstrapBytes)/mb, float64(budget)/mb)
+	default:
+		return fmt.Sprintf("target ≤ %.0f MB: OVER, and over its ceiling %.1f MB", float64(functions.MaxBootstrapBytes)/mb, float64(budget)/mb)
+	}
 }
 
 func bootstraps() map[string]int64 {
@@ -551,7 +566,7 @@ func printReport(w io.Writer, r *report) {
 	}
 	sort.Strings(fns)
 	for _, f := range fns {
-		fmt.Fprintf(tw, "  %s/bootstrap\t%.1f MB\n", f, float64(r.Bootstraps[f])/(1<<20))
+		fmt.Fprintf(tw, "  %s/bootstrap\t%.2f MB\t%s\n", f, float64(r.Bootstraps[f])/(1<<20), sizeVerdict(f, r.Bootstraps[f]))
 	}
 	if len(fns) == 0 {
 		fmt.Fprintln(tw, "  (no build/lambda/*/bootstrap: run make build)")
