@@ -43,6 +43,7 @@ var actionScenarios = []struct {
 	{"retry", TestRetryableErrorSucceedsOnRetry},
 	{"operator rollback (create labels its version again)", TestOperatorRollback},
 	{"conflict", TestConflictWhenLeaseHeld},
+	{"login lock taken over from a dead rotation", TestLoginLockTakenOverFromADeadRotation},
 	{"abandon: foreign AWSCURRENT move", TestForeignMoveAbandons},
 	{"refused starts: bad input", TestBadInput},
 	{"refused starts: unclear inputs", TestPoint5Errors},

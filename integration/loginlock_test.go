@@ -5,6 +5,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/secretsaga/secretsaga/integration/local"
 	"github.com/secretsaga/secretsaga/integration/sfnlocal"
 	"github.com/secretsaga/secretsaga/shared/faults"
+	"github.com/secretsaga/secretsaga/shared/rotation"
 	"github.com/secretsaga/secretsaga/shared/secret"
 )
 
@@ -159,4 +161,55 @@ func username(t *testing.T, ctx context.Context, arn string) string {
 		t.Fatal(err)
 	}
 	return v.Username
+}
+
+// TestLoginLockTakenOverFromADeadRotation: a rotation of one secret died
+// holding the lock of a login that another secret names too, and its lease
+// has expired. The other secret's rotation takes the lock over: its acquire
+// checks, in the same transaction, that the dead rotation's lease is still
+// as it read it (a ConditionCheck), then rotates; the dead rotation's
+// secret keeps working (alternating users: the rotation changed the clone).
+func TestLoginLockTakenOverFromADeadRotation(t *testing.T) {
+	withFaults(t)
+	dead := newScenarioWith(t, "login lock: taken over from a dead rotation", "shl_", env.PostgresAlternatingSecret)
+	value, err := env.SMClient.GetSecretValue(dead.ctx, secretValueInput(dead.arn, "AWSCURRENT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := env.CreateSecret(dead.ctx, "it/"+secretName(t.Name())+"/"+uuid.NewString()[:8], aws.ToString(value.SecretString),
+		"secretsaga local: one login copied into two secrets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trackSecret(other)
+	s := &scenario{t: t, ctx: dead.ctx, arn: other, role: dead.role, verdict: dead.verdict}
+	s.orig = s.current()
+	s.baseline()
+
+	// The dead execution ran an hour ago; its 15-minute lease has expired.
+	past, err := env.ServiceWithClock("dead-execution", func() time.Time { return time.Now().Add(-time.Hour) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := past.Acquire(dead.ctx, rotation.AcquireInput{SecretId: dead.arn, ClientRequestToken: uuid.NewString(),
+		ExecutionArn: "arn:aws:states:us-east-1:000000000000:execution:rotation:dead-" + uuid.NewString()[:8], LedgerTable: local.Table}); err != nil {
+		t.Fatal(err)
+	}
+	x := s.run(map[string]any{})
+	if x.Status != "SUCCEEDED" {
+		t.Fatalf("the other secret's rotation ended %s %s: %s\n%s", x.Status, x.Error, x.Cause, x.Timeline())
+	}
+	checked := false
+	for _, c := range env.Faults.Calls() {
+		if c.Function == "acquirelease" && c.Name == "DynamoDB.TransactWriteItems" && slices.Contains(c.Items, "ConditionCheck") {
+			checked = true
+		}
+	}
+	if !checked {
+		t.Error("acquire took the lock over without checking the dead rotation's lease in its transaction")
+	}
+	if err := env.CanLogin(s.ctx, dead.arn, "", "AWSCURRENT"); err != nil {
+		t.Errorf("the dead rotation's secret no longer logs in: %v", err)
+	}
+	s.invariants(x)
 }
