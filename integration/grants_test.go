@@ -41,6 +41,7 @@ var actionScenarios = []struct {
 	{"success with verify", TestRotationWithVerify},
 	{"rollback at each step", TestFailureAtEachStepCompensates},
 	{"retry", TestRetryableErrorSucceedsOnRetry},
+	{"lost reply: the retried step reads the lease again", TestLostReplyRereadsLease},
 	{"operator rollback (create labels its version again)", TestOperatorRollback},
 	{"conflict", TestConflictWhenLeaseHeld},
 	{"login lock taken over from a dead rotation", TestLoginLockTakenOverFromADeadRotation},
@@ -243,4 +244,35 @@ func mergeKeys(ms ...map[string][]string) map[string]bool {
 		}
 	}
 	return out
+}
+
+// TestLostReplyRereadsLease: a forward step whose journal write took effect
+// but whose reply was lost is retried by the state machine with the lease
+// the previous step left, now stale: the retry reads the lease again
+// (GetItem) and the rotation succeeds. It puts testsecret's and verify's
+// re-read in the recorded scenarios.
+func TestLostReplyRereadsLease(t *testing.T) {
+	for _, fn := range []string{"testsecret", "verify"} {
+		t.Run(fn, func(t *testing.T) {
+			withFaults(t, faultinject.Rule{Function: fn, Call: "DynamoDB.TransactWriteItems", Nth: 1, Phase: faultinject.After, Err: lostReply("DynamoDB.TransactWriteItems")})
+			s := newScenario(t, "saga: retry")
+			x := s.run(map[string]any{"Verify": fn == "verify"})
+			if x.Status != "SUCCEEDED" {
+				t.Fatalf("ended %s %s: %s\n%s", x.Status, x.Error, x.Cause, x.Timeline())
+			}
+			if env.Faults.Fired() != 1 {
+				t.Fatalf("the lost reply fired %d times", env.Faults.Fired())
+			}
+			reread := false
+			for _, c := range env.Faults.Calls() {
+				if c.Function == fn && c.Name == "DynamoDB.GetItem" {
+					reread = true
+				}
+			}
+			if !reread {
+				t.Errorf("%s's retry did not read the lease again", fn)
+			}
+			s.invariants(x)
+		})
+	}
 }

@@ -34,16 +34,7 @@ var grantExceptions = map[string]map[string]string{
 		"xray:PutTraceSegments":    "active tracing: the Lambda service sends the function's segments",
 		"xray:PutTelemetryRecords": "active tracing: the Lambda service sends the function's segments",
 	},
-	// A forward step uses the lease the previous step left (Context.Last)
-	// and reads it only when that one is stale (its conditioned write found
-	// the lease moved on: a retry after a lost reply) or absent: the
-	// recorded scenarios retry other steps, not these two.
-	"testsecret": {"dynamodb:GetItem": staleLeaseRead},
-	"verify":     {"dynamodb:GetItem": staleLeaseRead},
 }
-
-const staleLeaseRead = "reads the lease when the one the previous step left is stale or missing " +
-	"(shared/rotation op.lease, ledger.Append's re-read after a lost condition); no recorded scenario retries this step"
 
 func readRecording(t *testing.T) map[string][]string {
 	t.Helper()
