@@ -158,6 +158,13 @@ func propsFromContext(app awscdk.App) (*rotation.RotationStackProps, string, err
 		}
 		r.NativeRotationEnabled = jsii.Bool(b)
 	}
+	if v := get("accessAudit"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, "", fmt.Errorf("context accessAudit: %w", err)
+		}
+		r.AccessAuditEnabled = jsii.Bool(b)
+	}
 	if v := get("reservedConcurrency"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {

@@ -56,6 +56,7 @@ var actionScenarios = []struct {
 	{"fleet", TestFleetRotation},
 	{"fleet: failed children publish", TestFleetFailedChildPublishes},
 	{"native rotation", TestRotateSecretNative},
+	{"access audit: reads, a denied read, a rotation", TestAccessAudit},
 }
 
 // recordingActions is set while TestRecordedActions runs its scenarios:

@@ -89,7 +89,8 @@ const (
 // AlertDetailTypes are the secretsaga events sent to the alert topic.
 // Fleet Rotation Failed (fleetreport) announces a fleet child that failed,
 // including one refused at acquire, which publishes nothing else.
-var AlertDetailTypes = []string{"Rotation Rolled Back", "Rotation Abandoned", "Compensation Failed", "Rotation Repair Needed", "Fleet Rotation Failed"}
+var AlertDetailTypes = append([]string{"Rotation Rolled Back", "Rotation Abandoned", "Compensation Failed", "Rotation Repair Needed", "Fleet Rotation Failed"},
+	AccessAlertDetailTypes...)
 
 // Secrets Manager actions, by name.
 const (
@@ -148,7 +149,11 @@ type Handler struct {
 	// table (the journal's History: did the version pass its test?) and on
 	// its repair index too, REPAIR_* in its environment, and run by the
 	// repair schedule (no state machine calls it).
-	Repair      bool
+	Repair bool
+	// AccessAudit is the access audit (access.go): AccessAuditActions on
+	// the ledger table, the rotation group and the other functions' roles
+	// in its environment, run by the access rules.
+	AccessAudit bool
 	Description string
 }
 
@@ -280,6 +285,11 @@ type RotationProps struct {
 	// secret's Secrets Manager rotation configuration can name; nil means
 	// true.
 	NativeRotationEnabled *bool
+	// AccessAuditEnabled deploys the access audit (AccessAuditHandler and
+	// its rules, access.go); nil means false: it needs a CloudTrail trail
+	// logging management events, and its rules receive every read-only
+	// Secrets Manager event of the account.
+	AccessAuditEnabled *bool
 	// Repair times the self-healing of secrets left in COMPENSATION_FAILED.
 	Repair RepairProps
 	// LedgerRetentionDays is how long journal records are kept: the
@@ -512,13 +522,18 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 	for k, v := range props.Repair.env() {
 		env[k] = jsii.String(v)
 	}
+	env[EnvRotationGroup] = jsii.String(r.RotationGroup)
 	for _, n := range props.BakeAlarmNames {
 		if n == "" || len(n) > 255 || strings.Contains(n, ",") {
 			panic(fmt.Sprintf("secretsaga: BakeAlarmNames: %q is not a CloudWatch alarm name this construct can pass on (1 to 255 characters, no comma)", n))
 		}
 	}
 	vpc := r.vpc(props)
-	for _, h := range Handlers {
+	handlers := Handlers
+	if props.AccessAuditEnabled != nil && *props.AccessAuditEnabled {
+		handlers = append(slices.Clone(Handlers), AccessAuditHandler) // last: its environment names the others' roles
+	}
+	for _, h := range handlers {
 		if (h.Fleet && !fleet) || (h.Native && !native) {
 			continue
 		}
@@ -582,6 +597,10 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 				Actions:   jsii.Strings("events:PutEvents"),
 				Resources: jsii.Strings(*r.EventBus.EventBusArn()),
 			}))
+		}
+		if h.AccessAudit {
+			r.accessAuditGrants(role)
+			env[EnvTrustedPrincipals] = r.trustedRoleArns()
 		}
 		settings := functions.MustGet(h.Name)
 		fp := &awslambda.FunctionProps{
@@ -714,6 +733,7 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 		}
 	}
 
+	r.addAccessAudit()
 	r.addScheduleDeadLetters()
 	r.addRepairSchedule(props.Repair)
 	r.addOperationalAlarms()

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/secretsaga/secretsaga/integration/eventslocal"
+	"github.com/secretsaga/secretsaga/integration/standin"
 	"github.com/secretsaga/secretsaga/shared/access"
 	"github.com/secretsaga/secretsaga/shared/access/accessrule"
 	"github.com/secretsaga/secretsaga/shared/ledger"
@@ -23,11 +25,16 @@ const AccessAuditGroup = "default"
 // runs access.Service.Handle (the accessaudit function's handler) with the
 // local clients. trusted are the ARN patterns of the product's own readers.
 func (e *Env) StartAccessAudit(trusted string) (*access.Service, error) {
+	// Its clients go through the fault injector as the function's, so
+	// TestRecordedActions records the calls it makes (its IAM grants).
+	cfg := e.AWS.Copy()
+	cfg.APIOptions = append(cfg.APIOptions, e.Faults.APIOptionAs("accessaudit"))
+	db := dynamodb.NewFromConfig(cfg, standin.LocalDynamoDBOptions(e.DynamoDB.Endpoint))
 	svc := &access.Service{
-		SM:      secretsmanager.NewFromConfig(e.AWS, func(o *secretsmanager.Options) { o.BaseEndpoint = &e.SMURL }),
-		Journal: e.Ledger,
-		Store:   ledger.NewReads(e.DDB, Table, 0),
-		Events:  eventbridge.NewFromConfig(e.AWS, func(o *eventbridge.Options) { o.BaseEndpoint = &e.EventsURL }),
+		SM:      secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { o.BaseEndpoint = &e.SMURL }),
+		Journal: ledger.New(db, Table, ledger.Options{}),
+		Store:   ledger.NewReads(db, Table, 0),
+		Events:  eventbridge.NewFromConfig(cfg, func(o *eventbridge.Options) { o.BaseEndpoint = &e.EventsURL }),
 		Group:   AccessAuditGroup,
 		Trusted: access.ParseReaders(trusted),
 		Log:     slog.New(slog.NewJSONHandler(e.Logs, nil)).With("function", "accessaudit"),

@@ -91,7 +91,7 @@ func (f *fakeStore) AlertSent(_ context.Context, a ledger.Access) error {
 func (f *fakeStore) Touch(_ context.Context, c ledger.Consumer) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if old, ok := f.consumers[c.Consumer]; ok && old.LastRead >= c.LastRead {
+	if old, ok := f.consumers[c.Consumer]; ok && old.LastRead > c.LastRead {
 		return false, nil
 	}
 	f.consumers[c.Consumer] = c

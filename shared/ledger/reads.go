@@ -162,7 +162,9 @@ func (r *Reads) AlertSent(ctx context.Context, a Access) error {
 }
 
 // Touch makes c the consumer's last read, unless a later read is already
-// recorded (CloudTrail delivers out of order). It reports whether it wrote.
+// recorded (CloudTrail delivers out of order). CloudTrail's eventTime has
+// one-second precision: of two reads in the same second the one recorded
+// last wins. It reports whether it wrote.
 func (r *Reads) Touch(ctx context.Context, c Consumer) (bool, error) {
 	c.PK, c.SK = pk(c.Secret), ConsumerPrefix+c.Consumer
 	c.ExpiresAt = r.expires(c.LastReadTime())
@@ -171,7 +173,7 @@ func (r *Reads) Touch(ctx context.Context, c Consumer) (bool, error) {
 		return false, err
 	}
 	_, err = r.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: &r.table, Item: item,
-		ConditionExpression:       aws.String("attribute_not_exists(sk) OR lastRead < :at"),
+		ConditionExpression:       aws.String("attribute_not_exists(sk) OR lastRead <= :at"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":at": &types.AttributeValueMemberN{Value: strconv.FormatInt(c.LastRead, 10)}}})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
