@@ -9,35 +9,24 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/secretsaga/secretsaga/shared/awsenv"
 	"github.com/secretsaga/secretsaga/shared/functions"
 	"github.com/secretsaga/secretsaga/shared/ledger"
 )
 
 // FromEnv wires the audit as the accessaudit function runs it, from the
-// variables shared/functions lists for it. It does not go through
-// shared/config, which links the rotation and every database driver, nor
-// the SDK's config loader (1.4 MB of SSO, STS and IMDS clients the bootstrap
-// would carry): in Lambda the region and the execution role's credentials
-// are environment variables (AWS_REGION, AWS_ACCESS_KEY_ID,
-// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), which is where the loader would
-// find them too.
-func FromEnv(_ context.Context) (*Service, error) {
-	region := os.Getenv("AWS_REGION")
-	if region == "" {
-		region = os.Getenv("AWS_DEFAULT_REGION")
+// variables shared/functions lists for it and the AWS configuration in the
+// environment (shared/awsenv). It does not go through shared/config, which
+// links the rotation and every database driver: the audit needs none of them.
+func FromEnv(ctx context.Context) (*Service, error) {
+	cfg, err := awsenv.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("accessaudit: %w", err)
 	}
-	key, secretKey := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
-	if region == "" || key == "" || secretKey == "" {
-		return nil, fmt.Errorf("accessaudit: AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set (Lambda sets them)")
-	}
-	cfg := aws.Config{Region: region,
-		Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(key, secretKey, os.Getenv("AWS_SESSION_TOKEN")))}
 	table := os.Getenv(functions.EnvLedgerTable)
 	if table == "" {
 		return nil, fmt.Errorf("accessaudit: %s is not set", functions.EnvLedgerTable)
