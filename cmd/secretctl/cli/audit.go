@@ -24,10 +24,17 @@ rotation (fencing token), sequence, state, actor, execution, version ids,
 error class and detail. Journal items never hold secret values.
 
 --since takes an RFC 3339 time (2025-01-31T00:00:00Z) or a duration back
-from now (90d, 36h). --format csv|json (default: --output, table or json).`,
+from now (90d, 36h). --format csv|json (default: --output, table or json).
+
+--with-reads merges in the reads the access audit recorded (and the calls
+it saw denied), in time order with the rotations: state READ or DENIED,
+actor the caller's ARN, version the version read, error class CloudTrail's
+errorCode, detail the verdict (declared, trusted, undeclared, denied,
+unjudged) and the call.`,
 	flags: func(fs *flag.FlagSet) func(*env, []string) int {
 		since := fs.String("since", "", "only records at or after this `time|duration` (RFC 3339, or e.g. 30d)")
 		format := fs.String("format", "", "csv or json (default: the --output format)")
+		withReads := fs.Bool("with-reads", false, "merge in the reads the access audit recorded")
 		return func(e *env, pos []string) int {
 			err := noArgs(pos)
 			var from time.Time
@@ -42,7 +49,7 @@ from now (90d, 36h). --format csv|json (default: --output, table or json).`,
 				err = usagef("--format must be csv or json, not %q", *format)
 			}
 			if err == nil {
-				err = e.audit(from, f)
+				err = e.audit(from, f, *withReads)
 			}
 			if err != nil {
 				return e.fail("audit", err)
@@ -66,12 +73,35 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 // journal scans the ledger table for journal items (sk begins with "J#")
 // at or after from.
 func (e *env) journal(from time.Time) ([]record, error) {
+	return e.scanItems(from, "J#", func(it map[string]ddbtypes.AttributeValue) (record, error) {
+		r, err := ledger.DecodeRecord(it)
+		return toRecord(r), err
+	})
+}
+
+// reads scans the ledger table for the access audit's items at or after
+// from, as audit records.
+func (e *env) reads(from time.Time) ([]record, error) {
+	return e.scanItems(from, ledger.AccessPrefix, func(it map[string]ddbtypes.AttributeValue) (record, error) {
+		a, err := ledger.DecodeAccess(it)
+		state := "READ"
+		if strings.HasPrefix(a.ErrorCode, "AccessDenied") {
+			state = "DENIED"
+		}
+		return record{Time: a.Time(), Secret: a.Secret, State: state, Actor: a.Principal, Version: a.VersionID,
+			ErrorClass: a.ErrorCode, Detail: a.Verdict + " " + a.EventName}, err
+	})
+}
+
+// scanItems scans the ledger table for the items whose sort key begins
+// with prefix, at or after from, oldest first.
+func (e *env) scanItems(from time.Time, prefix string, decode func(map[string]ddbtypes.AttributeValue) (record, error)) ([]record, error) {
 	in := &dynamodb.ScanInput{
 		TableName:        aws.String(e.g.ledgerTable),
 		ConsistentRead:   aws.Bool(true),
 		FilterExpression: aws.String("begins_with(sk, :j)"),
 		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
-			":j": &ddbtypes.AttributeValueMemberS{Value: "J#"},
+			":j": &ddbtypes.AttributeValueMemberS{Value: prefix},
 		},
 	}
 	if !from.IsZero() {
@@ -87,16 +117,21 @@ func (e *env) journal(from time.Time) ([]record, error) {
 			return nil, fmt.Errorf("scan ledger table %s: %w", e.g.ledgerTable, err)
 		}
 		for _, it := range pg.Items {
-			r, err := ledger.DecodeRecord(it)
+			r, err := decode(it)
 			if err != nil {
 				return nil, err
 			}
-			if !from.IsZero() && r.Time().Before(from) {
+			if !from.IsZero() && r.Time.Before(from) {
 				continue
 			}
-			recs = append(recs, toRecord(r))
+			recs = append(recs, r)
 		}
 	}
+	sortRecords(recs)
+	return recs, nil
+}
+
+func sortRecords(recs []record) {
 	slices.SortFunc(recs, func(a, b record) int {
 		if c := a.Time.Compare(b.Time); c != 0 {
 			return c
@@ -109,16 +144,23 @@ func (e *env) journal(from time.Time) ([]record, error) {
 		}
 		return int(a.Seq - b.Seq)
 	})
-	return recs, nil
 }
 
-func (e *env) audit(from time.Time, format string) error {
+func (e *env) audit(from time.Time, format string, withReads bool) error {
 	if err := e.needDB(); err != nil {
 		return err
 	}
 	recs, err := e.journal(from)
 	if err != nil {
 		return err
+	}
+	if withReads {
+		reads, err := e.reads(from)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, reads...)
+		sortRecords(recs)
 	}
 	switch format {
 	case "json":

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
@@ -63,5 +64,51 @@ func TestConsumersAndRequireFresh(t *testing.T) {
 	code, stdout, _ = run(t, tcase{args: []string{"consumers", "app/db"}}, s, db, f)
 	if code != 0 || !strings.Contains(stdout, "NEXT ROTATION") || !strings.Contains(stdout, "fine") {
 		t.Errorf("consumers table: exit %d\n%s", code, stdout)
+	}
+}
+
+// audit --with-reads merges the access audit's items with the journal, in
+// time order; without it the export is the journal alone.
+func TestAuditWithReads(t *testing.T) {
+	s, db, f := fixture()
+	at := daysAgo(5)
+	for _, a := range []ledger.Access{
+		{Secret: okArn, EventID: "ev-read", EventName: "GetSecretValue", At: at.UnixMilli(), Principal: "arn:aws:sts::111122223333:assumed-role/app/s",
+			Consumer: "arn:aws:iam::111122223333:role/app", VersionID: v2, Verdict: "declared"},
+		{Secret: okArn, EventID: "ev-denied", EventName: "GetSecretValue", At: at.Add(time.Minute).UnixMilli(), Principal: "arn:aws:sts::111122223333:assumed-role/mallory/s",
+			Consumer: "arn:aws:iam::111122223333:role/mallory", ErrorCode: "AccessDenied", Verdict: "denied"},
+	} {
+		a.PK, a.SK = "SECRET#"+okArn, ledger.AccessSK(a.Time(), a.EventID)
+		db.put(a)
+	}
+	_, plain, _ := run(t, tcase{args: []string{"audit", "--format", "json"}}, s, db, f)
+	code, merged, stderr := run(t, tcase{args: []string{"audit", "--with-reads", "--format", "json"}}, s, db, f)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var a, b []struct {
+		Time         time.Time
+		State, Actor string
+		Version      string
+		ErrorClass   string
+	}
+	if json.Unmarshal([]byte(plain), &a) != nil || json.Unmarshal([]byte(merged), &b) != nil || len(b) != len(a)+2 {
+		t.Fatalf("plain %d records, merged %d; want 2 more\n%s", len(a), len(b), merged)
+	}
+	states := ""
+	for i, r := range b {
+		if i > 0 && r.Time.Before(b[i-1].Time) {
+			t.Errorf("not in time order at %d", i)
+		}
+		if r.State == "READ" || r.State == "DENIED" {
+			states += r.State + ":" + r.Version + ":" + r.ErrorClass + " "
+		}
+	}
+	if states != "READ:"+v2+": DENIED::AccessDenied " {
+		t.Errorf("reads in the export: %q", states)
+	}
+	code, csvOut, _ := run(t, tcase{args: []string{"audit", "--with-reads", "--format", "csv"}}, s, db, f)
+	if code != 0 || !strings.Contains(csvOut, "READ,arn:aws:sts::111122223333:assumed-role/app/s") {
+		t.Errorf("csv:\n%s", csvOut)
 	}
 }
