@@ -215,7 +215,8 @@ func readOnlyManagementEvent(e Entry, event map[string]any) bool {
 // implements the subset of the EventBridge user guide's "Event patterns" the
 // project's rules use: a field's array of values matches when the event's
 // value (or any element of the event's array) equals one of them; a nested
-// object matches field by field; {"prefix": "..."} and {"exists": bool}
+// object matches field by field; {"prefix": "..."}, {"exists": bool} and
+// {"anything-but": [...] or "..."} (a present value that is none of them)
 // inside the array. Every field in the pattern must match ("Each field
 // specified in a pattern must match").
 func Match(pattern map[string]any, event map[string]any) bool {
@@ -251,6 +252,12 @@ func matchValues(want []any, got any, present bool) bool {
 				}
 				continue
 			}
+			if but, ok := m["anything-but"]; ok {
+				if present && anythingBut(but, vals) {
+					return true
+				}
+				continue
+			}
 			if p, ok := m["prefix"].(string); ok {
 				for _, v := range vals {
 					if s, ok := v.(string); ok && strings.HasPrefix(s, p) {
@@ -270,4 +277,20 @@ func matchValues(want []any, got any, present bool) bool {
 		}
 	}
 	return false
+}
+
+// anythingBut: every value differs from every one of but (a value or a list).
+func anythingBut(but any, vals []any) bool {
+	excluded, ok := but.([]any)
+	if !ok {
+		excluded = []any{but}
+	}
+	for _, v := range vals {
+		for _, x := range excluded {
+			if v == x {
+				return false
+			}
+		}
+	}
+	return true
 }

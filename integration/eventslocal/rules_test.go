@@ -23,6 +23,10 @@ func TestMatch(t *testing.T) {
 		{`{"detail":{"errorCode":[{"exists":true}]}}`, false},
 		{`{"detail":{"errorCode":[{"exists":false}]}}`, true},
 		{`{"detail":{"missing":{"x":["y"]}}}`, false},
+		{`{"detail":{"eventName":[{"anything-but":["PutSecretValue"]}]}}`, true},
+		{`{"detail":{"eventName":[{"anything-but":["GetSecretValue","PutSecretValue"]}]}}`, false},
+		{`{"detail":{"eventName":[{"anything-but":"GetSecretValue"}]}}`, false},
+		{`{"detail":{"errorCode":[{"anything-but":["x"]}]}}`, false},
 	} {
 		var p map[string]any
 		if err := json.Unmarshal([]byte(c.pattern), &p); err != nil {

@@ -15,11 +15,10 @@ const State = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
 // and the calls that change versions or the secret's existence.
 var Calls = []string{"GetSecretValue", "BatchGetSecretValue", "PutSecretValue", "UpdateSecretVersionStage", "DeleteSecret", "RotateSecret"}
 
-// Patterns are the two rules' event patterns: the calls above, and any
-// Secrets Manager call that was denied. (One rule would need "$or"; an event
-// both match is delivered twice and recorded once: the audit's items are
-// keyed by CloudTrail's eventID.)
+// Patterns are the two rules' event patterns: the calls above, and every
+// other Secrets Manager call that was denied ("anything-but" the calls
+// above, so no event matches both rules and none is delivered twice).
 var Patterns = []string{
 	`{"source":["aws.secretsmanager"],"detail-type":["AWS API Call via CloudTrail"],"detail":{"eventSource":["secretsmanager.amazonaws.com"],"eventName":["GetSecretValue","BatchGetSecretValue","PutSecretValue","UpdateSecretVersionStage","DeleteSecret","RotateSecret"]}}`,
-	`{"source":["aws.secretsmanager"],"detail-type":["AWS API Call via CloudTrail"],"detail":{"eventSource":["secretsmanager.amazonaws.com"],"errorCode":[{"prefix":"AccessDenied"}]}}`,
+	`{"source":["aws.secretsmanager"],"detail-type":["AWS API Call via CloudTrail"],"detail":{"eventSource":["secretsmanager.amazonaws.com"],"errorCode":[{"prefix":"AccessDenied"}],"eventName":[{"anything-but":["GetSecretValue","BatchGetSecretValue","PutSecretValue","UpdateSecretVersionStage","DeleteSecret","RotateSecret"]}]}}`,
 }

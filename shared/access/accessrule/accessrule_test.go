@@ -15,6 +15,16 @@ func TestPatterns(t *testing.T) {
 	if err := json.Unmarshal([]byte(Patterns[0]), &p); err != nil || !slices.Equal(p.Detail.EventName, Calls) {
 		t.Fatalf("pattern 0 names %v (%v), Calls %v", p.Detail.EventName, err, Calls)
 	}
+	var q struct {
+		Detail struct {
+			EventName []struct {
+				AnythingBut []string `json:"anything-but"`
+			} `json:"eventName"`
+		} `json:"detail"`
+	}
+	if err := json.Unmarshal([]byte(Patterns[1]), &q); err != nil || len(q.Detail.EventName) != 1 || !slices.Equal(q.Detail.EventName[0].AnythingBut, Calls) {
+		t.Fatalf("pattern 1 does not exclude exactly Calls: %s (%v)", Patterns[1], err)
+	}
 	for _, s := range Patterns {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(s), &m); err != nil || !strings.Contains(s, `"aws.secretsmanager"`) {
