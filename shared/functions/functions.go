@@ -191,21 +191,10 @@ func ByPlaceholder(placeholder string) (string, bool) {
 const MaxBootstrapBytes = 10 << 20
 
 // overBudget are the bootstraps that do not fit MaxBootstrapBytes yet, with
-// the ceiling each must not grow past (measured with Go 1.26 and the
-// modules in go.mod, rounded up to 0.1 MB): the six that log in to a
-// target link all three engines, and PostgreSQL's alone costs 1.25 MB
-// (pgconn, the SCRAM client's x/text PRECIS tables and the SASLprep
-// tables); the rest is the AWS clients each needs plus the CloudWatch and
-// EventBridge packages shared/rotation and shared/events link into every
-// step. README "Binary sizes" lists where the bytes are and the options.
-var overBudget = map[string]int64{
-	"createsecret": 106 * (1 << 20) / 10,
-	"setsecret":    106 * (1 << 20) / 10,
-	"testsecret":   104 * (1 << 20) / 10,
-	"verify":       108 * (1 << 20) / 10,
-	"compensate":   107 * (1 << 20) / 10,
-	"repair":       108 * (1 << 20) / 10,
-}
+// the ceiling each must not grow past. None since `make build` stopped
+// inlining outside crypto (LAMBDA_GCFLAGS); a function added here needs a
+// reason and a README entry.
+var overBudget = map[string]int64{}
 
 // BootstrapBudget is the size the function's bootstrap must not exceed:
 // MaxBootstrapBytes, or for one that does not fit it yet its ceiling.
