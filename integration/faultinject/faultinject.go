@@ -328,3 +328,53 @@ func (e *engine) EnsureUser(ctx context.Context, r target.EnsureUserRequest) (re
 	})
 	return res, err
 }
+
+// The short-lived logins' operations (target.Dynamic) go through the rules
+// too, as "target.NewUser", "target.DeleteUser", "target.RenewUser" and
+// "target.ListUsers"; an engine without them answers as AsDynamic would.
+
+func (e *engine) dynamic() (target.Dynamic, error) { return target.AsDynamic(e.Engine) }
+
+func (e *engine) NewUser(ctx context.Context, r target.NewUserRequest) (res target.NewUserResponse, err error) {
+	d, err := e.dynamic()
+	if err != nil {
+		return res, err
+	}
+	err = e.in.Do(ctx, "target.NewUser", func() error {
+		res, err = d.NewUser(ctx, r)
+		return err
+	})
+	return res, err
+}
+
+func (e *engine) DeleteUser(ctx context.Context, r target.DeleteUserRequest) (res target.DeleteUserResponse, err error) {
+	d, err := e.dynamic()
+	if err != nil {
+		return res, err
+	}
+	err = e.in.Do(ctx, "target.DeleteUser", func() error {
+		res, err = d.DeleteUser(ctx, r)
+		return err
+	})
+	return res, err
+}
+
+func (e *engine) RenewUser(ctx context.Context, r target.RenewUserRequest) error {
+	d, err := e.dynamic()
+	if err != nil {
+		return err
+	}
+	return e.in.Do(ctx, "target.RenewUser", func() error { return d.RenewUser(ctx, r) })
+}
+
+func (e *engine) ListUsers(ctx context.Context, r target.ListUsersRequest) (res []string, err error) {
+	d, err := e.dynamic()
+	if err != nil {
+		return nil, err
+	}
+	err = e.in.Do(ctx, "target.ListUsers", func() error {
+		res, err = d.ListUsers(ctx, r)
+		return err
+	})
+	return res, err
+}

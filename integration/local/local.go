@@ -422,7 +422,7 @@ func (e *Env) Close() {
 }
 
 // CreateLedgerTable creates the ledger table as the CDK app defines it (pk,
-// sk; on demand; the sparse repair index) and waits until it is active.
+// sk; on demand; the sparse repair and ephemeral indexes) and waits until it is active.
 func CreateLedgerTable(ctx context.Context, db *dynamodb.Client, name string) error {
 	_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName: &name, BillingMode: ddbtypes.BillingModePayPerRequest,
@@ -430,6 +430,8 @@ func CreateLedgerTable(ctx context.Context, db *dynamodb.Client, name string) er
 			{AttributeName: aws.String("pk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
 			{AttributeName: aws.String("sk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
 			{AttributeName: aws.String(ledger.RepairQueueAttr), AttributeType: ddbtypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String(ledger.EphemeralQueueAttr), AttributeType: ddbtypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String(ledger.EphemeralDueAttr), AttributeType: ddbtypes.ScalarAttributeTypeN},
 		},
 		KeySchema: []ddbtypes.KeySchemaElement{
 			{AttributeName: aws.String("pk"), KeyType: ddbtypes.KeyTypeHash},
@@ -440,6 +442,15 @@ func CreateLedgerTable(ctx context.Context, db *dynamodb.Client, name string) er
 		GlobalSecondaryIndexes: []ddbtypes.GlobalSecondaryIndex{{
 			IndexName:  aws.String(ledger.RepairIndex),
 			KeySchema:  []ddbtypes.KeySchemaElement{{AttributeName: aws.String(ledger.RepairQueueAttr), KeyType: ddbtypes.KeyTypeHash}},
+			Projection: &ddbtypes.Projection{ProjectionType: ddbtypes.ProjectionTypeAll},
+		}, {
+			// Only open short-lived login leases carry ephemeralQueue:
+			// the sweeper's "due before now" query (shared/ledger).
+			IndexName: aws.String(ledger.EphemeralIndex),
+			KeySchema: []ddbtypes.KeySchemaElement{
+				{AttributeName: aws.String(ledger.EphemeralQueueAttr), KeyType: ddbtypes.KeyTypeHash},
+				{AttributeName: aws.String(ledger.EphemeralDueAttr), KeyType: ddbtypes.KeyTypeRange},
+			},
 			Projection: &ddbtypes.Projection{ProjectionType: ddbtypes.ProjectionTypeAll},
 		}},
 	})

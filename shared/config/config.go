@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/secretsaga/secretsaga/shared/ephemeral"
 	"github.com/secretsaga/secretsaga/shared/events"
 	"github.com/secretsaga/secretsaga/shared/fleet"
 	"github.com/secretsaga/secretsaga/shared/functions"
@@ -122,6 +123,35 @@ func New(o Options) (*rotation.Service, error) {
 		RepairPolicy:   o.Repair,
 		Actor:          o.Actor,
 		Log:            log,
+	}, nil
+}
+
+// NewEphemeral builds the short-lived logins' service (issue, renew,
+// revoke, sweep) with the same clients, endpoints and options as New.
+func NewEphemeral(o Options) (*ephemeral.Service, error) {
+	if o.LedgerTable == "" {
+		return nil, errors.New("config: the ledger table name is empty; set " + EnvLedgerTable)
+	}
+	cfg := o.AWS.Copy()
+	cfg.APIOptions = append(cfg.APIOptions, o.APIOptions...)
+	db := dynamodb.NewFromConfig(cfg, func(do *dynamodb.Options) {
+		if o.DynamoDBEndpoint != "" {
+			do.BaseEndpoint = &o.DynamoDBEndpoint
+			do.DisableValidateResponseChecksum = true
+		}
+	})
+	eb := eventbridge.NewFromConfig(cfg, func(eo *eventbridge.Options) {
+		if o.EventBridgeEndpoint != "" {
+			eo.BaseEndpoint = &o.EventBridgeEndpoint
+		}
+	})
+	return &ephemeral.Service{
+		Secrets: secretsManager(cfg, o),
+		Ledger:  ledger.New(db, o.LedgerTable, o.Ledger),
+		Engines: Engines(o.WrapEngine),
+		Events:  events.NewBus(eb, o.EventBus),
+		Actor:   o.Actor,
+		Log:     logger(o),
 	}, nil
 }
 

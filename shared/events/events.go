@@ -35,6 +35,16 @@ const (
 	// failed child, besides whatever the saga announced itself. warning
 	// when rolled back, critical otherwise.
 	FleetRotationFailed = "Fleet Rotation Failed"
+	// Short-lived logins (shared/ephemeral). EphemeralIssued and
+	// EphemeralRevoked are info; RevocationFailed is critical: a login
+	// that should be gone may still log in, and the sweeper keeps trying.
+	// EphemeralUnaccounted (warning): the sweeper found a login with
+	// secretsaga's prefix that no lease in the ledger names; it is left
+	// alone (secretsaga drops only what its ledger says it created).
+	EphemeralIssued      = "Ephemeral Credential Issued"
+	EphemeralRevoked     = "Ephemeral Credential Revoked"
+	RevocationFailed     = "Revocation Failed"
+	EphemeralUnaccounted = "Ephemeral Login Unaccounted"
 )
 
 // Detail is the event body.
@@ -54,6 +64,12 @@ type Detail struct {
 	Outcome string `json:"outcome,omitempty"`
 	// RepairAttempts counts the repair's attempts so far.
 	RepairAttempts int `json:"repairAttempts,omitempty"`
+	// Short-lived logins: the lease (which is the login's name), its
+	// template, who asked for it, and when it expires (RFC 3339).
+	LeaseID  string `json:"leaseId,omitempty"`
+	Template string `json:"template,omitempty"`
+	Owner    string `json:"owner,omitempty"`
+	NotAfter string `json:"notAfter,omitempty"`
 }
 
 // Event is one outcome.

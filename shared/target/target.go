@@ -168,6 +168,8 @@ type Capabilities struct {
 	// CloneMarks: EnsureUser marks the users it creates on the server
 	// (CloneMark) and reports the marks it finds.
 	CloneMarks bool
+	// Dynamic: the engine implements Dynamic (short-lived logins).
+	Dynamic bool
 }
 
 // NameLimit is a server's limit on the length of a name.

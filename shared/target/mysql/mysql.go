@@ -86,7 +86,7 @@ func (*Engine) DefaultPort() int { return 3306 }
 // Aurora MySQL), 80 in MariaDB (mysql.global_priv.User is CHAR(80)): a
 // secret whose engine is "mariadb" gets MariaDB's.
 func (*Engine) Capabilities() target.Capabilities {
-	return target.Capabilities{SingleUser: true, Alternating: true, UsernameLimits: map[string]target.NameLimit{
+	return target.Capabilities{SingleUser: true, Alternating: true, Dynamic: true, UsernameLimits: map[string]target.NameLimit{
 		"":        {Max: 32, Cause: "MySQL's limit on user names (set the secret's engine to \"mariadb\" for a MariaDB server, which allows 80)"},
 		"mariadb": {Max: 80, Cause: "MariaDB's limit on user names"},
 	}}

@@ -79,7 +79,7 @@ func (*Engine) DefaultPort() int { return 5432 }
 // longer identifier (with only a NOTICE), so <user>_clone would silently
 // name a different role.
 func (*Engine) Capabilities() target.Capabilities {
-	return target.Capabilities{SingleUser: true, Alternating: true, CloneMarks: true, UsernameLimits: map[string]target.NameLimit{
+	return target.Capabilities{SingleUser: true, Alternating: true, CloneMarks: true, Dynamic: true, UsernameLimits: map[string]target.NameLimit{
 		"": {Max: 63, Bytes: true, Cause: "PostgreSQL's limit on role names (NAMEDATALEN-1)"},
 	}}
 }

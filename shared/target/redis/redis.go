@@ -73,7 +73,7 @@ func (*Engine) DefaultPort() int { return 6379 }
 
 // Capabilities: single user and alternating users.
 func (*Engine) Capabilities() target.Capabilities {
-	return target.Capabilities{SingleUser: true, Alternating: true}
+	return target.Capabilities{SingleUser: true, Alternating: true, Dynamic: true}
 }
 
 // SetPassword changes req.Username's password to req.New, leaving it as the
