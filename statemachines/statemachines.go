@@ -15,6 +15,12 @@ import (
 //go:embed rotation.asl.json
 var Rotation []byte
 
+// Ephemeral is statemachines/ephemeral.asl.json: a short-lived database
+// login, issued from a template, waited out and revoked (shared/ephemeral).
+//
+//go:embed ephemeral.asl.json
+var Ephemeral []byte
+
 var placeholder = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`)
 
 // Placeholders returns the distinct ${Name} placeholders of a definition, sorted.

@@ -30,6 +30,7 @@ import (
 	"github.com/secretsaga/secretsaga/integration/smlocal"
 	"github.com/secretsaga/secretsaga/integration/standin"
 	"github.com/secretsaga/secretsaga/shared/config"
+	"github.com/secretsaga/secretsaga/shared/ephemeral"
 	"github.com/secretsaga/secretsaga/shared/functions"
 	"github.com/secretsaga/secretsaga/shared/ledger"
 	"github.com/secretsaga/secretsaga/shared/rotation"
@@ -107,6 +108,9 @@ type Env struct {
 	Definition []byte
 	// FleetDefinition is fleet.asl.json, substituted the same way.
 	FleetDefinition []byte
+	// EphemeralDefinition is ephemeral.asl.json (short-lived logins),
+	// substituted the same way.
+	EphemeralDefinition []byte
 	// Logs holds every log line the handlers wrote (JSON).
 	Logs *SyncBuffer
 	// Stdout and Stderr hold what this process (handlers included) wrote
@@ -273,6 +277,9 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 	if e.FleetDefinition, err = sfnlocal.Substitute(statemachines.Fleet, subs); err != nil {
 		return nil, err
 	}
+	if e.EphemeralDefinition, err = sfnlocal.Substitute(statemachines.Ephemeral, subs); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -383,6 +390,20 @@ func (e *Env) registerFunctions() error {
 		// for AWS is too slow here.
 		e.Lambda.Register("secretsaga-"+name, h(svc), functions.MustGet(name).Timeout)
 	}
+	ephemeralHandlers := map[string]func(*ephemeral.Service) any{
+		"ephemeralissue":  func(s *ephemeral.Service) any { return withFunction("ephemeralissue", s.Issue) },
+		"ephemeralstatus": func(s *ephemeral.Service) any { return withFunction("ephemeralstatus", s.Status) },
+		"ephemeralrevoke": func(s *ephemeral.Service) any { return withFunction("ephemeralrevoke", s.Revoke) },
+		"ephemeralalert":  func(s *ephemeral.Service) any { return withFunction("ephemeralalert", s.Alert) },
+		"ephemeralsweep":  func(s *ephemeral.Service) any { return withFunction("ephemeralsweep", s.Sweep) },
+	}
+	for name, h := range ephemeralHandlers {
+		svc, err := e.EphemeralService(name, true)
+		if err != nil {
+			return err
+		}
+		e.Lambda.Register("secretsaga-"+name, h(svc), functions.MustGet(name).Timeout)
+	}
 	fleet := config.NewFleet(e.configOptions("fleet", true))
 	e.Lambda.Register("secretsaga-listsecrets", withFunction("listsecrets", fleet.List), functions.MustGet("listsecrets").Timeout)
 	e.Lambda.Register("secretsaga-fleetsummary", withFunction("fleetsummary", fleet.Summarize), functions.MustGet("fleetsummary").Timeout)
@@ -406,6 +427,12 @@ func (e *Env) execute(ctx context.Context, def []byte, name string, input any) (
 		e.mu.Unlock()
 	}
 	return x, err
+}
+
+// ExecuteEphemeral runs one execution of the short-lived login state
+// machine to its end (its Wait state waits out the lease's TTL).
+func (e *Env) ExecuteEphemeral(ctx context.Context, name string, input any) (*sfnlocal.Execution, error) {
+	return e.execute(ctx, e.EphemeralDefinition, name, input)
 }
 
 // ExecuteFleet runs one execution of the fleet state machine to its end.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/secretsaga/secretsaga/integration/lambdalocal"
+	"github.com/secretsaga/secretsaga/shared/ephemeral"
 	"github.com/secretsaga/secretsaga/shared/faults"
 	"github.com/secretsaga/secretsaga/shared/fleet"
 	"github.com/secretsaga/secretsaga/shared/native"
@@ -22,7 +23,7 @@ import (
 // runs it with aws-lambda-go's lambda.NewHandler). Before, aws-lambda-go's
 // decoding error surfaced as errorType UnmarshalTypeError.
 func TestHandlerInputTypeErrors(t *testing.T) {
-	svc, fl, nat := &rotation.Service{}, &fleet.Service{}, &native.Service{}
+	svc, fl, nat, eph := &rotation.Service{}, &fleet.Service{}, &native.Service{}, &ephemeral.Service{}
 	type bad struct{ payload, field string }
 	ctxBad := []bad{{`{"SecretArn":"arn:s","Fencing":"3"}`, `"Fencing"`}, {`{"SecretId":{"a":1}}`, `"SecretId"`}}
 	tests := map[string]struct {
@@ -35,18 +36,23 @@ func TestHandlerInputTypeErrors(t *testing.T) {
 			{`{"SecretId":["app/db"]}`, `"SecretId" of the execution input must be a JSON string, not an array`},
 			{`{"SecretId":"app/db","BakeAlarms":"a"}`, `"BakeAlarms"`},
 		}},
-		"createsecret":   {svc.Create, ctxBad},
-		"setsecret":      {svc.Set, ctxBad},
-		"testsecret":     {svc.Test, ctxBad},
-		"finishsecret":   {svc.Finish, ctxBad},
-		"verify":         {svc.Verify, ctxBad},
-		"releaselease":   {svc.Release, []bad{{`{"Rotation":{"SecretArn":"arn:s","Fencing":"3"}}`, `"Fencing"`}, {`{"Outcome":1}`, `"Outcome"`}}},
-		"compensate":     {svc.Compensate, []bad{{`{"Rotation":{"Rollback":"yes"}}`, `"Rollback"`}, {`{"Mode":["rollback"]}`, `"Mode"`}}},
-		"listsecrets":    {fl.List, []bad{{`{"TagKey":"k","TagValue":"v","Limit":"5"}`, `"Limit" of the fleet execution input must be a whole JSON number`}}},
-		"fleetsummary":   {fl.Summarize, []bad{{`{"Results":{"a":1}}`, `"Results"`}}},
-		"fleetreport":    {fl.Report, []bad{{`{"SecretId":"s","Error":"TestFailedError"}`, `"Error"`}}},
-		"repair":         {svc.Repair, []bad{{`{"IgnoreBackoff":"yes"}`, `"IgnoreBackoff" of the repair function's input must be a JSON boolean`}}},
-		"nativerotation": {nat.Handle, []bad{{`{"SecretId":"s","ClientRequestToken":"t","Step":1}`, `"Step" of the rotation event must be a JSON string`}}},
+		"createsecret":    {svc.Create, ctxBad},
+		"setsecret":       {svc.Set, ctxBad},
+		"testsecret":      {svc.Test, ctxBad},
+		"finishsecret":    {svc.Finish, ctxBad},
+		"verify":          {svc.Verify, ctxBad},
+		"releaselease":    {svc.Release, []bad{{`{"Rotation":{"SecretArn":"arn:s","Fencing":"3"}}`, `"Fencing"`}, {`{"Outcome":1}`, `"Outcome"`}}},
+		"compensate":      {svc.Compensate, []bad{{`{"Rotation":{"Rollback":"yes"}}`, `"Rollback"`}, {`{"Mode":["rollback"]}`, `"Mode"`}}},
+		"listsecrets":     {fl.List, []bad{{`{"TagKey":"k","TagValue":"v","Limit":"5"}`, `"Limit" of the fleet execution input must be a whole JSON number`}}},
+		"fleetsummary":    {fl.Summarize, []bad{{`{"Results":{"a":1}}`, `"Results"`}}},
+		"fleetreport":     {fl.Report, []bad{{`{"SecretId":"s","Error":"TestFailedError"}`, `"Error"`}}},
+		"repair":          {svc.Repair, []bad{{`{"IgnoreBackoff":"yes"}`, `"IgnoreBackoff" of the repair function's input must be a JSON boolean`}}},
+		"ephemeralissue":  {eph.Issue, []bad{{`{"TemplateId":"t","TTL":900}`, `"TTL" of the execution input (TemplateId, TTL, MaxTTL, Owner) must be a JSON string`}}},
+		"ephemeralstatus": {eph.Status, []bad{{`{"LeaseId":7}`, `"LeaseId"`}}},
+		"ephemeralrevoke": {eph.Revoke, []bad{{`{"LeaseId":"x","IfExists":"yes"}`, `"IfExists"`}}},
+		"ephemeralalert":  {eph.Alert, []bad{{`{"LeaseId":"x","Error":"RetryableError"}`, `"Error"`}}},
+		"ephemeralsweep":  {eph.Sweep, []bad{{`{"SkipCrossCheck":"yes"}`, `"SkipCrossCheck" of the sweeper's input must be a JSON boolean`}}},
+		"nativerotation":  {nat.Handle, []bad{{`{"SecretId":"s","ClientRequestToken":"t","Step":1}`, `"Step" of the rotation event must be a JSON string`}}},
 	}
 	// Every function in functions/ is covered.
 	dirs, err := os.ReadDir("../../functions")

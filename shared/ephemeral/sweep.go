@@ -22,6 +22,12 @@ type SweepInput struct {
 	SkipCrossCheck bool `json:",omitempty"`
 }
 
+// UnmarshalJSON: see IssueInput's.
+func (in *SweepInput) UnmarshalJSON(b []byte) error {
+	type plain SweepInput
+	return faults.DecodeInput(b, (*plain)(in), StepSweep, "the sweeper's input")
+}
+
 // Sweep revokes every lease whose revocation is due (expired, an issue that
 // died half way, a revocation that failed earlier: the ledger's sparse
 // index), then cross-checks each template's database: a login with

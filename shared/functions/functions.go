@@ -142,6 +142,15 @@ var table = map[string]Settings{
 	// query and two ledger writes (shared/access).
 	"accessaudit": {Timeout: 30 * time.Second, MemoryMB: MemoryMB,
 		Env: []string{EnvLedgerTable, EnvEventBus, EnvLedgerRetentionDays, EnvRotationGroup, EnvTrustedPrincipals}},
+	// Short-lived logins (shared/ephemeral): issue and revoke each log in
+	// as the master (a connect timeout each) and make a few AWS calls;
+	// the sweeper revokes up to 200 leases and lists each template's
+	// database per run.
+	"ephemeralissue":  {Timeout: 60 * time.Second, MemoryMB: MemoryMB, Placeholder: "EphemeralIssueFunctionArn", Env: sagaEnv},
+	"ephemeralstatus": {Timeout: 30 * time.Second, MemoryMB: MemoryMB, Placeholder: "EphemeralStatusFunctionArn", Env: sagaEnv},
+	"ephemeralrevoke": {Timeout: 120 * time.Second, MemoryMB: MemoryMB, Placeholder: "EphemeralRevokeFunctionArn", Env: sagaEnv},
+	"ephemeralalert":  {Timeout: 30 * time.Second, MemoryMB: MemoryMB, Placeholder: "EphemeralAlertFunctionArn", Env: sagaEnv},
+	"ephemeralsweep":  {Timeout: 300 * time.Second, MemoryMB: MemoryMB, Env: sagaEnv},
 }
 
 // Get returns the settings of the function named name (the directory under

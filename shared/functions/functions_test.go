@@ -123,7 +123,7 @@ func (m aslMachine) tasks(prefix string, into map[string]aslState) {
 // the execution's TimeoutSeconds must hold one full attempt of every Task,
 // or a slow but healthy rotation times out without compensating.
 func TestStateTimeoutsHoldFunctionTimeouts(t *testing.T) {
-	for file, def := range map[string][]byte{"rotation.asl.json": statemachines.Rotation, "fleet.asl.json": statemachines.Fleet} {
+	for file, def := range map[string][]byte{"rotation.asl.json": statemachines.Rotation, "fleet.asl.json": statemachines.Fleet, "ephemeral.asl.json": statemachines.Ephemeral} {
 		var m aslMachine
 		if err := json.Unmarshal(def, &m); err != nil {
 			t.Fatal(err)
@@ -158,7 +158,7 @@ func TestStateTimeoutsHoldFunctionTimeouts(t *testing.T) {
 }
 
 func TestByPlaceholder(t *testing.T) {
-	for _, p := range append(statemachines.Placeholders(statemachines.Rotation), statemachines.Placeholders(statemachines.Fleet)...) {
+	for _, p := range slices.Concat(statemachines.Placeholders(statemachines.Rotation), statemachines.Placeholders(statemachines.Fleet), statemachines.Placeholders(statemachines.Ephemeral)) {
 		if p == "LedgerTableName" {
 			continue
 		}
@@ -182,6 +182,7 @@ func TestEnvMatchesWhatMainReads(t *testing.T) {
 		"lambdaenv.Fleet":       {},
 		"lambdaenv.FleetReport": {required: []string{functions.EnvEventBus}},
 		"lambdaenv.Native":      {required: []string{functions.EnvStateMachineArn}},
+		"lambdaenv.Ephemeral":   {required: []string{functions.EnvLedgerTable, functions.EnvEventBus, functions.EnvLedgerRetentionDays}},
 		// accessaudit does not link shared/config (its size); its own.
 		"access.FromEnv": {required: []string{functions.EnvLedgerTable, functions.EnvEventBus, functions.EnvLedgerRetentionDays,
 			functions.EnvRotationGroup, functions.EnvTrustedPrincipals}},

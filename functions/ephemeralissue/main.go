@@ -1,0 +1,38 @@
+// Command ephemeralissue is the short-lived login state machine's Issue task:
+// from a template secret it journals ISSUING, creates a login with the
+// template's role, proves it logs in, stores it as a secret and journals
+// ISSUED (ephemeral.Service.Issue). A thin adapter.
+package main
+
+import (
+	"context"
+	"log"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/secretsaga/secretsaga/shared/lambdaenv"
+	"github.com/secretsaga/secretsaga/shared/target/engines"
+)
+
+// clients are those of the calls this step makes (its role grants no
+// more); only they are linked.
+func clients(cfg aws.Config) lambdaenv.EphemeralClients {
+	return lambdaenv.EphemeralClients{
+		Secrets: secretsmanager.NewFromConfig(cfg),
+		Ledger:  dynamodb.NewFromConfig(cfg),
+		Engines: engines.Registry(nil),
+		Events:  eventbridge.NewFromConfig(cfg),
+	}
+}
+
+func main() {
+	svc, err := lambdaenv.Ephemeral(context.Background(), "ephemeralissue", clients)
+	if err != nil {
+		log.Fatalf("ephemeralissue: %v", err)
+	}
+	lambda.Start(svc.Issue)
+}

@@ -1,0 +1,38 @@
+// Command ephemeralrevoke is the short-lived login state machine's Revoke
+// task (and the compensation of a failed issue): it journals REVOKING, ends
+// the login's sessions, drops it, deletes its secret and journals REVOKED
+// (ephemeral.Service.Revoke). A thin adapter.
+package main
+
+import (
+	"context"
+	"log"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/secretsaga/secretsaga/shared/lambdaenv"
+	"github.com/secretsaga/secretsaga/shared/target/engines"
+)
+
+// clients are those of the calls this step makes (its role grants no
+// more); only they are linked.
+func clients(cfg aws.Config) lambdaenv.EphemeralClients {
+	return lambdaenv.EphemeralClients{
+		Secrets: secretsmanager.NewFromConfig(cfg),
+		Ledger:  dynamodb.NewFromConfig(cfg),
+		Engines: engines.Registry(nil),
+		Events:  eventbridge.NewFromConfig(cfg),
+	}
+}
+
+func main() {
+	svc, err := lambdaenv.Ephemeral(context.Background(), "ephemeralrevoke", clients)
+	if err != nil {
+		log.Fatalf("ephemeralrevoke: %v", err)
+	}
+	lambda.Start(svc.Revoke)
+}

@@ -1,0 +1,39 @@
+// Command ephemeralsweep is the sweeper: run by an EventBridge Scheduler
+// schedule, it revokes every lease the ledger holds due (expired, an issue
+// that died half way, a revocation that failed) and cross-checks each
+// template's database for logins with secretsaga's prefix
+// (ephemeral.Service.Sweep). A thin adapter.
+package main
+
+import (
+	"context"
+	"log"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/secretsaga/secretsaga/shared/lambdaenv"
+	"github.com/secretsaga/secretsaga/shared/target/engines"
+)
+
+// clients are those of the calls this step makes (its role grants no
+// more); only they are linked.
+func clients(cfg aws.Config) lambdaenv.EphemeralClients {
+	return lambdaenv.EphemeralClients{
+		Secrets: secretsmanager.NewFromConfig(cfg),
+		Ledger:  dynamodb.NewFromConfig(cfg),
+		Engines: engines.Registry(nil),
+		Events:  eventbridge.NewFromConfig(cfg),
+	}
+}
+
+func main() {
+	svc, err := lambdaenv.Ephemeral(context.Background(), "ephemeralsweep", clients)
+	if err != nil {
+		log.Fatalf("ephemeralsweep: %v", err)
+	}
+	lambda.Start(svc.Sweep)
+}

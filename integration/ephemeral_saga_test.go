@@ -1,0 +1,165 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/secretsaga/secretsaga/integration/outage"
+	"github.com/secretsaga/secretsaga/integration/sfnlocal"
+	"github.com/secretsaga/secretsaga/shared/ephemeral"
+	"github.com/secretsaga/secretsaga/shared/ledger"
+	"github.com/secretsaga/secretsaga/shared/secret"
+)
+
+// runEphemeral starts the short-lived login machine with input in the
+// background and waits until its lease is ISSUED; done yields the
+// finished execution.
+func runEphemeral(t *testing.T, ctx context.Context, input map[string]any) (ledger.EphemeralLease, *secret.Value, <-chan *sfnlocal.Execution) {
+	t.Helper()
+	id := testUUID()
+	input["LeaseId"] = id
+	name, _ := ephemeral.LeaseName(id)
+	done := make(chan *sfnlocal.Execution, 1)
+	go func() {
+		x, err := env.ExecuteEphemeral(ctx, "eph-"+id, input)
+		if err != nil {
+			t.Errorf("execute: %v", err)
+		}
+		done <- x
+	}()
+	for {
+		l, ok, err := env.EphemeralLease(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok && l.State == ledger.Issued {
+			return l, secretValue(t, ctx, l.Secret), done
+		}
+		select {
+		case x := <-done:
+			done <- x
+			return ledger.EphemeralLease{ID: name}, nil, done
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// TestEphemeralSaga: through the state machine on sfnlocal and the Lambda
+// stand-in, per engine: issue -> the login works -> the Wait state waits
+// out the TTL -> revoked (refused and gone, its secret deleted), with no
+// one asking. A renewal moves the expiry the machine waits for.
+func TestEphemeralSaga(t *testing.T) {
+	for _, engine := range ephemeralEngines {
+		t.Run(engine, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			env.Faults.Reset()
+			tpl, role := ephTemplate(t, ctx, engine, "", "1h")
+			l, login, done := runEphemeral(t, ctx, map[string]any{"TemplateId": tpl, "TTL": "5s", "Owner": "saga-test"})
+			if login == nil {
+				x := <-done
+				t.Fatalf("not issued: %s %s %s", x.Status, x.Error, x.Cause)
+			}
+			if err := env.CanLoginEphemeral(ctx, l.Secret, role); err != nil {
+				t.Fatalf("issued login: %v", err)
+			}
+			if engine == "postgres" {
+				// Renew once: the machine must wait for the new expiry.
+				if _, err := ephService(t, "secretctl").Renew(ctx, ephemeral.RenewInput{LeaseId: l.ID, TTL: "8s"}); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(time.Until(l.NotAfterTime()) + 1500*time.Millisecond)
+				if err := verifyLogin(ctx, login); err != nil {
+					t.Errorf("renewed login refused after its first expiry: %v", err)
+				}
+			}
+			x := <-done
+			if x.Status != "SUCCEEDED" {
+				t.Fatalf("execution %s: %s %s", x.Status, x.Error, x.Cause)
+			}
+			assertGone(t, ctx, engine, l.ID, login)
+			if strings.Contains(env.Logs.String(), login.Password.Reveal()) || strings.Contains(string(x.Output), login.Password.Reveal()) {
+				t.Fatal("the issued password is in the logs or the execution output")
+			}
+		})
+	}
+}
+
+// TestEphemeralSagaBadInput: bad input fails the execution with a named
+// InputError, and nothing is created.
+func TestEphemeralSagaBadInput(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	env.Faults.Reset()
+	tpl, _ := ephTemplate(t, ctx, "postgres", "", "30m")
+	before := ephUsers(t, ctx, "postgres")
+	l, login, done := runEphemeral(t, ctx, map[string]any{"TemplateId": tpl, "TTL": "2h"})
+	x := <-done
+	if login != nil || x.Status != "FAILED" || x.Error != "InputError" || !strings.Contains(x.Cause, "above the max TTL") {
+		t.Fatalf("execution %s %s %s, want FAILED with an InputError about the max TTL", x.Status, x.Error, x.Cause)
+	}
+	if _, ok, _ := env.EphemeralLease(ctx, l.ID); ok {
+		t.Error("a lease was journaled for bad input")
+	}
+	if after := ephUsers(t, ctx, "postgres"); !slices.Equal(before, after) {
+		t.Errorf("logins %v -> %v", before, after)
+	}
+}
+
+// TestEphemeralSagaRevocationFails: the database is down at expiry; the
+// machine retries the revocation with backoff, publishes Revocation
+// Failed and fails; the sweeper revokes the lease once the database is
+// back, with no person involved.
+func TestEphemeralSagaRevocationFails(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	env.Faults.Reset()
+	p, err := outage.Start(net.JoinHostPort(env.Postgres.Host, strconv.Itoa(env.Postgres.Port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	tpl := proxiedTemplate(t, ctx, p)
+	l, login, done := runEphemeral(t, ctx, map[string]any{"TemplateId": tpl, "TTL": "5s"})
+	if login == nil {
+		x := <-done
+		t.Fatalf("not issued: %s %s %s", x.Status, x.Error, x.Cause)
+	}
+	login.Host, login.Port = env.Postgres.Host, env.Postgres.Port
+	p.Cut()
+	x := <-done
+	if x.Status != "FAILED" || x.Error != "RevocationFailedError" {
+		t.Fatalf("execution %s %s %s, want FAILED RevocationFailedError", x.Status, x.Error, x.Cause)
+	}
+	if !alertedEvent(l.ID) {
+		t.Error("no Revocation Failed event")
+	}
+	cur, _, _ := env.EphemeralLease(ctx, l.ID)
+	if cur.State != ledger.Revoking || cur.Queue == "" {
+		t.Fatalf("lease %s after the failed revocation: %s, queue %q", l.ID, cur.State, cur.Queue)
+	}
+	p.Restore()
+	sweeper := ephService(t, "ephemeralsweep")
+	sweeper.Now = func() time.Time { return time.Now().Add(time.Hour) }
+	out, err := sweeper.Sweep(ctx, ephemeral.SweepInput{SkipCrossCheck: true})
+	if err != nil || !slices.Contains(out.Revoked, l.ID) {
+		t.Fatalf("sweep: %+v, %v", out, err)
+	}
+	assertGone(t, ctx, "postgres", l.ID, login)
+}
+
+// testUUID is a random UUID (the lease id the CLI would pass).
+func testUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
