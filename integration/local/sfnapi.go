@@ -25,11 +25,16 @@ type SFNAPI struct {
 	// FleetStateMachineArn is the fleet state machine's ARN
 	// (statemachines/fleet.asl.json).
 	FleetStateMachineArn string
+	// EphemeralStateMachineArn is the short-lived login state machine's
+	// ARN (statemachines/ephemeral.asl.json), registered as
+	// "secretsaga-ephemeral".
+	EphemeralStateMachineArn string
 }
 
 // StartSFNAPI starts a Step Functions API over the Env's runner with the
-// rotation definition registered as name (default sfnlocal.StateMachineName)
-// and the fleet definition next to it, as FleetName(name). Env.Close stops
+// rotation definition registered as name (default sfnlocal.StateMachineName),
+// the fleet definition next to it, as FleetName(name), and the short-lived
+// login definition as "secretsaga-ephemeral". Env.Close stops
 // it.
 func (e *Env) StartSFNAPI(name string) (*SFNAPI, error) {
 	if name == "" {
@@ -41,13 +46,14 @@ func (e *Env) StartSFNAPI(name string) (*SFNAPI, error) {
 	})
 	arn := api.AddStateMachine(name, e.Definition)
 	fleetArn := api.AddStateMachine(FleetName(name), e.FleetDefinition)
+	ephArn := api.AddStateMachine("secretsaga-ephemeral", e.EphemeralDefinition)
 	url, err := api.Start()
 	if err != nil {
 		return nil, err
 	}
 	// Before the runner's closer in Close's newest-first order.
 	e.closers = append(e.closers, func() error { api.Close(); return nil })
-	return &SFNAPI{API: api, URL: url, StateMachineArn: arn, FleetStateMachineArn: fleetArn}, nil
+	return &SFNAPI{API: api, URL: url, StateMachineArn: arn, FleetStateMachineArn: fleetArn, EphemeralStateMachineArn: ephArn}, nil
 }
 
 // FleetName is the fleet state machine's name next to the rotation state

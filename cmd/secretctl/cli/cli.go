@@ -2,7 +2,7 @@
 // whole program; package main only wires real AWS clients into Deps, so
 // tests run every command in-process against fakes or local stand-ins.
 //
-// Only `get` prints a secret value. Every other command reads metadata:
+// Only `get` and `lease --output env|json` print a secret value. Every other command reads metadata:
 // version stages, the ledger's lease and journal, executions.
 package cli
 
@@ -79,6 +79,10 @@ type Deps struct {
 	Sleep func(context.Context, time.Duration) error
 	// NewToken makes a rotation's ClientRequestToken (default: a random UUID).
 	NewToken func() string
+	// Ephemeral makes the short-lived login service for the ledger table
+	// in use (lease, leases, revoke, renew); nil: those commands report no
+	// client.
+	Ephemeral func(ledgerTable string) (Ephemeral, error)
 }
 
 func (d *Deps) defaults() {
@@ -130,7 +134,8 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{statusCmd, historyCmd, rotateCmd, rollbackCmd, auditCmd, complianceCmd, getCmd, consumersCmd}
+	commands = []*command{statusCmd, historyCmd, rotateCmd, rollbackCmd, auditCmd, complianceCmd, getCmd, consumersCmd,
+		leaseCmd, leasesCmd, revokeCmd, renewCmd}
 }
 
 func lookup(name string) *command {
@@ -175,7 +180,7 @@ Endpoints can be overridden per service with AWS_ENDPOINT_URL_SECRETS_MANAGER,
 AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_SFN.
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 compliance breach or stuck secret.
-Only "get" prints a secret value.
+Only "get" and "lease --output env|json" print a secret value.
 
 Run "secretctl <command> --help" for a command's flags.
 `
@@ -315,8 +320,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, deps Deps
 		fmt.Fprint(stdout, commandHelp(c, fs))
 		return ExitOK
 	}
-	if err == nil && e.g.output != "table" && e.g.output != "json" {
-		err = usagef("--output must be table or json, not %q", e.g.output)
+	if err == nil && e.g.output != "table" && e.g.output != "json" && !(c.name == "lease" && e.g.output == "env") {
+		err = usagef("--output must be table or json (lease: or env), not %q", e.g.output)
 	}
 	if err == nil && strings.TrimSpace(e.g.ledgerTable) == "" {
 		// Otherwise DynamoDB's own validation error would surface, as a

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"log/slog"
 	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -9,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
+
+	"github.com/secretsaga/secretsaga/shared/config"
 )
 
 // Endpoints override the AWS endpoints of the clients NewDeps makes (local
@@ -33,6 +36,12 @@ func NewDeps(ctx context.Context, ep Endpoints) (Deps, error) {
 // have one, such as the local demo) and ep.
 func NewDepsFromConfig(cfg aws.Config, ep Endpoints) Deps {
 	return Deps{
+		Ephemeral: func(table string) (Ephemeral, error) {
+			return config.NewEphemeral(config.Options{AWS: cfg, LedgerTable: table, Actor: "secretctl",
+				SecretsManagerEndpoint: ep.SecretsManager, DynamoDBEndpoint: ep.DynamoDB,
+				// What a revocation logs is the CLI's own output.
+				Log: slog.New(slog.DiscardHandler)})
+		},
 		SM: secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) {
 			if ep.SecretsManager != "" {
 				o.BaseEndpoint = aws.String(ep.SecretsManager)

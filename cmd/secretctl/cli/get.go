@@ -14,7 +14,7 @@ import (
 
 var getCmd = &command{
 	name: "get", args: "<secret>",
-	short: "print a secret's value pinned to a version (the only command that prints one)",
+	short: "print a secret's value pinned to a version (with lease --output env|json, the only commands that print one)",
 	long: `Prints the SecretString of one version of a secret on stdout, and the version
 id (with its stages) on stderr, so a pipeline can pin the version it read:
 
