@@ -429,13 +429,15 @@ func proxiedTemplate(t *testing.T, ctx context.Context, p *outage.Proxy) string 
 }
 
 // TestEphemeralFaultAtEveryCall: a fault (before or after its effect) at
-// each external call of a successful issue, then the compensation (revoke)
-// with no fault; and a fault at each call of a revocation, then the revoke
+// each external call of a successful issue, then what the state machine
+// does: a RetryableError is retried (the retry must finish the issue and
+// its login work), anything else compensated (revoke), and the lease
+// revoked; and a fault at each call of a revocation, then the revoke
 // again: nothing is left behind in any cell.
 func TestEphemeralFaultAtEveryCall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	tpl, _ := ephTemplate(t, ctx, "postgres", "", "1h")
+	tpl, role := ephTemplate(t, ctx, "postgres", "", "1h")
 	issueCtx := faultinject.WithFunction(ctx, "ephemeralissue")
 	revokeCtx := faultinject.WithFunction(ctx, "ephemeralrevoke")
 	cycle := func(exec string) {
@@ -467,7 +469,21 @@ func TestEphemeralFaultAtEveryCall(t *testing.T) {
 				if env.Faults.Fired() == 0 {
 					t.Fatalf("the fault did not fire")
 				}
-				// Compensation: what the state machine's Catch runs.
+				var re *faults.RetryableError
+				if errors.As(ierr, &re) {
+					// The state machine's Retry: the same issue again,
+					// which must finish what the first one started.
+					env.Faults.Reset()
+					l, err := svc.Issue(issueCtx, ephemeral.IssueInput{TemplateId: tpl, LeaseId: id, TTL: "10m", ExecutionArn: "test:" + name})
+					if err != nil {
+						t.Fatalf("retried issue after %v: %v", ierr, err)
+					}
+					if err := env.CanLoginEphemeral(ctx, l.SecretArn, role); err != nil {
+						t.Fatalf("the retried issue's login: %v", err)
+					}
+				}
+				// Compensation (what the state machine's Catch runs), or the
+				// revocation at expiry.
 				if _, ok, _ := env.EphemeralLease(ctx, id); ok {
 					if _, err := ephService(t, "ephemeralrevoke").Revoke(ctx, ephemeral.LeaseInput{LeaseId: id, Reason: "issue failed"}); err != nil {
 						t.Fatalf("compensation after %v: %v", ierr, err)
@@ -536,4 +552,42 @@ func recordCalls(t *testing.T, f func(), function string) []string {
 	stop()
 	env.Faults.Reset()
 	return calls
+}
+
+// TestEphemeralRetriedIssue: per engine, the login is created but the
+// issue fails right after (a lost reply): the retried issue sets the same
+// login again (a new password, the same role) and finishes; then revoked.
+func TestEphemeralRetriedIssue(t *testing.T) {
+	for _, engine := range ephemeralEngines {
+		t.Run(engine, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			tpl, role := ephTemplate(t, ctx, engine, "", "1h")
+			issueCtx := faultinject.WithFunction(ctx, "ephemeralissue")
+			env.Faults.Reset()
+			defer env.Faults.Reset()
+			env.Faults.Add(faultinject.Rule{Function: "ephemeralissue", Call: "target.NewUser", Nth: 1, Phase: faultinject.After, Err: errors.New("injected")})
+			svc := ephService(t, "ephemeralissue")
+			id := target.NewEphemeralName()
+			in := ephemeral.IssueInput{TemplateId: tpl, LeaseId: id, TTL: "10m", ExecutionArn: "test:" + t.Name()}
+			if _, err := svc.Issue(issueCtx, in); err == nil {
+				t.Fatal("the injected fault did not fail the issue")
+			}
+			if !slices.Contains(ephUsers(t, ctx, engine), id) {
+				t.Fatalf("the first attempt did not create %s", id)
+			}
+			l, err := svc.Issue(issueCtx, in)
+			if err != nil {
+				t.Fatalf("retried issue: %v", err)
+			}
+			if err := env.CanLoginEphemeral(ctx, l.SecretArn, role); err != nil {
+				t.Fatalf("the retried issue's login: %v", err)
+			}
+			login := secretValue(t, ctx, l.SecretArn)
+			if _, err := ephService(t, "ephemeralrevoke").Revoke(ctx, ephemeral.LeaseInput{LeaseId: id}); err != nil {
+				t.Fatal(err)
+			}
+			assertGone(t, ctx, engine, id, login)
+		})
+	}
 }

@@ -62,12 +62,15 @@ func (e *Engine) NewUser(ctx context.Context, req target.NewUserRequest) (target
 		return target.NewUserResponse{}, err
 	}
 	role := quoteIdent(req.Username)
-	opts := " WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD '" + verifier + "' VALID UNTIL " + validUntil(req.Expiration)
+	opts := " WITH LOGIN PASSWORD '" + verifier + "' VALID UNTIL " + validUntil(req.Expiration)
 	var q string
 	if found[req.Username] {
+		// A retried issue: only a superuser may name the SUPERUSER,
+		// CREATEDB... attributes in ALTER ROLE (even to turn them off),
+		// and CREATE gave the role none of them.
 		q = "ALTER ROLE " + role + opts + "; GRANT " + quoteIdent(req.Role) + " TO " + role
 	} else {
-		q = "CREATE ROLE " + role + opts + " IN ROLE " + quoteIdent(req.Role) + "; " +
+		q = "CREATE ROLE " + role + opts + " NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION IN ROLE " + quoteIdent(req.Role) + "; " +
 			"COMMENT ON ROLE " + role + " IS " + quoteLiteral(ephemeralMark)
 	}
 	if _, err := conn.Exec(ctx, q).ReadAll(); err != nil {
