@@ -165,6 +165,14 @@ func propsFromContext(app awscdk.App) (*rotation.RotationStackProps, string, err
 		}
 		r.AccessAuditEnabled = jsii.Bool(b)
 	}
+	if v := get("ephemeral"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, "", fmt.Errorf("context ephemeral: %w", err)
+		}
+		r.Ephemeral.Enabled = b
+	}
+	r.Ephemeral.SweepSchedule = get("ephemeralSweepSchedule")
 	if v := get("reservedConcurrency"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {

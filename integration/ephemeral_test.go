@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"slices"
 	"strconv"
@@ -44,21 +45,21 @@ func ephService(t *testing.T, actor string) *ephemeral.Service {
 // ephTemplate makes a template for engine with its own role.
 func ephTemplate(t *testing.T, ctx context.Context, engine, defaultTTL, maxTTL string) (arn, role string) {
 	t.Helper()
-	role = "eph_role_" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "_"))
-	role = strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' {
-			return r
-		}
-		return '_'
-	}, role)
-	if len(role) > 60 {
-		role = role[:60]
-	}
-	arn, err := env.EphemeralTemplate(ctx, engine, "eph/"+strings.ReplaceAll(t.Name(), "/", "-"), role, defaultTTL, maxTTL)
+	role = "eph_r_" + testKey(t)
+	arn, err := env.EphemeralTemplate(ctx, engine, "eph/"+testKey(t)+"/"+engine, role, defaultTTL, maxTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return arn, role
+}
+
+// testKey is a short name of the running test that is valid in role,
+// table and secret names (a test's name may hold spaces and colons when
+// TestRecordedActions runs it).
+func testKey(t *testing.T) string {
+	h := fnv.New32a()
+	h.Write([]byte(t.Name()))
+	return fmt.Sprintf("%08x", h.Sum32())
 }
 
 // secretValue reads a secret's current value (the issued login).
@@ -413,13 +414,13 @@ func proxiedTemplate(t *testing.T, ctx context.Context, p *outage.Proxy) string 
 	mv := secretValue(t, ctx, masterARN)
 	m, _ := json.Marshal(map[string]any{"engine": "postgres", "host": p.Host(), "port": p.Port(), "dbname": "postgres",
 		"username": mv.Username, "password": mv.Password.Reveal(), "tls": "disable"})
-	proxMaster, err := env.CreateSecret(ctx, "eph/proxied-master-"+t.Name(), string(m), "master through an outage proxy")
+	proxMaster, err := env.CreateSecret(ctx, "eph/proxied-master-"+testKey(t), string(m), "master through an outage proxy")
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := json.Marshal(map[string]any{"engine": "postgres", "host": p.Host(), "port": p.Port(), "dbname": "postgres",
 		"masterarn": proxMaster, "role": role, "tls": "disable"})
-	arn, err := env.CreateSecret(ctx, "eph/proxied-"+t.Name(), string(raw), "template through an outage proxy")
+	arn, err := env.CreateSecret(ctx, "eph/proxied-"+testKey(t), string(raw), "template through an outage proxy")
 	if err != nil {
 		t.Fatal(err)
 	}

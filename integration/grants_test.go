@@ -57,6 +57,10 @@ var actionScenarios = []struct {
 	{"fleet: failed children publish", TestFleetFailedChildPublishes},
 	{"native rotation", TestRotateSecretNative},
 	{"access audit: reads, a denied read, a rotation", TestAccessAudit},
+	{"short-lived logins: issue, wait, revoke per engine, through the state machine", TestEphemeralSaga},
+	{"short-lived logins: revocation fails, alert, sweeper", TestEphemeralSagaRevocationFails},
+	{"short-lived logins: lifecycle and the sweeper's cross-check", TestEphemeralLifecycle},
+	{"short-lived logins: a fault at each call of issue and revoke", TestEphemeralFaultAtEveryCall},
 }
 
 // recordingActions is set while TestRecordedActions runs its scenarios:

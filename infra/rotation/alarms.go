@@ -86,8 +86,9 @@ func (r *Rotation) addOperationalAlarms() {
 	sort.Strings(names) // construct ids in a stable order
 	sum := &awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Sum")}
 	taxonomy := map[string]bool{}
-	for _, h := range Handlers {
-		taxonomy[h.Name] = h.Ledger || h.Native
+	for _, h := range allHandlers() {
+		// The short-lived login functions return the taxonomy's errors too.
+		taxonomy[h.Name] = h.Ledger || h.Native || h.Ephemeral
 	}
 	for _, n := range names {
 		fn := r.Functions[n]

@@ -1,6 +1,7 @@
 // Package rotation is the AWS CDK construct that deploys secretsaga: the
 // twelve Lambda functions (eight saga steps, two fleet steps, the Secrets
-// Manager native rotation entry, the scheduled repair), the rotation saga and the fleet rotation
+// Manager native rotation entry, the scheduled repair; five more for
+// short-lived logins with RotationProps.Ephemeral), the rotation saga and the fleet rotation
 // (Step Functions), the DynamoDB ledger, an EventBridge bus with alert rules,
 // Scheduler schedules and CloudWatch alarms. NewRotation drops it into any
 // stack; NewRotationStack wraps it in a stack of its own with CloudFormation
@@ -154,6 +155,9 @@ type Handler struct {
 	// the ledger table, the rotation group and the other functions' roles
 	// in its environment, run by the access rules.
 	AccessAudit bool
+	// Ephemeral is a short-lived login function (ephemeral.go): its grants
+	// are ephemeralGrants, deployed with RotationProps.Ephemeral.Enabled.
+	Ephemeral   bool
 	Description string
 }
 
@@ -292,6 +296,8 @@ type RotationProps struct {
 	AccessAuditEnabled *bool
 	// Repair times the self-healing of secrets left in COMPENSATION_FAILED.
 	Repair RepairProps
+	// Ephemeral deploys short-lived database logins (off by default).
+	Ephemeral EphemeralProps
 	// LedgerRetentionDays is how long journal records are kept: the
 	// functions that write the ledger give each record that TTL (the
 	// table's expiresAt). nil means DefaultLedgerRetentionDays; 0 keeps
@@ -408,6 +414,11 @@ type Rotation struct {
 	NativeRotationFunction awslambda.Function
 	// RepairSchedule runs the repair function.
 	RepairSchedule awsscheduler.CfnSchedule
+	// EphemeralStateMachine runs a short-lived login and
+	// EphemeralSweepSchedule its sweeper; nil unless
+	// RotationProps.Ephemeral.Enabled.
+	EphemeralStateMachine  awsstepfunctions.StateMachine
+	EphemeralSweepSchedule awsscheduler.CfnSchedule
 	// DatabaseClientSecurityGroup is the security group of the functions
 	// in the VPC when the props name none; nil otherwise.
 	DatabaseClientSecurityGroup awsec2.ISecurityGroup
@@ -467,6 +478,15 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 	r.Table.AddGlobalSecondaryIndex(&awsdynamodb.GlobalSecondaryIndexProps{
 		IndexName:      jsii.String(RepairIndex),
 		PartitionKey:   &awsdynamodb.Attribute{Name: jsii.String(RepairQueueAttr), Type: awsdynamodb.AttributeType_STRING},
+		ProjectionType: awsdynamodb.ProjectionType_ALL,
+	})
+	// The open short-lived logins: only their lease items carry
+	// ephemeralQueue, sorted by when each is due for revocation (the
+	// sweeper's query).
+	r.Table.AddGlobalSecondaryIndex(&awsdynamodb.GlobalSecondaryIndexProps{
+		IndexName:      jsii.String(EphemeralIndex),
+		PartitionKey:   &awsdynamodb.Attribute{Name: jsii.String(EphemeralQueueAttr), Type: awsdynamodb.AttributeType_STRING},
+		SortKey:        &awsdynamodb.Attribute{Name: jsii.String(EphemeralDueAttr), Type: awsdynamodb.AttributeType_NUMBER},
 		ProjectionType: awsdynamodb.ProjectionType_ALL,
 	})
 
@@ -530,8 +550,11 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 	}
 	vpc := r.vpc(props)
 	handlers := Handlers
+	if props.Ephemeral.Enabled {
+		handlers = append(slices.Clone(handlers), EphemeralHandlers...)
+	}
 	if props.AccessAuditEnabled != nil && *props.AccessAuditEnabled {
-		handlers = append(slices.Clone(Handlers), AccessAuditHandler) // last: its environment names the others' roles
+		handlers = append(slices.Clone(handlers), AccessAuditHandler) // last: its environment names the others' roles
 	}
 	for _, h := range handlers {
 		if (h.Fleet && !fleet) || (h.Native && !native) {
@@ -597,6 +620,9 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 				Actions:   jsii.Strings("events:PutEvents"),
 				Resources: jsii.Strings(*r.EventBus.EventBusArn()),
 			}))
+		}
+		if h.Ephemeral {
+			r.ephemeralGrants(role, h.Name)
 		}
 		if h.AccessAudit {
 			r.accessAuditGrants(role)
@@ -704,7 +730,11 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 			},
 		},
 	})
-	r.alertTopicTargetOf(rotationAlerts, executionAlerts)
+	alertRules := []awsevents.Rule{rotationAlerts, executionAlerts}
+	if rule := r.addEphemeral(props.Ephemeral); rule != nil {
+		alertRules = append(alertRules, rule)
+	}
+	r.alertTopicTargetOf(alertRules...)
 	alarm := awscloudwatchactions.NewSnsAction(r.AlarmTopic)
 	for _, sm := range machines {
 		for _, m := range []struct {
@@ -736,6 +766,7 @@ func NewRotation(scope constructs.Construct, id string, props *RotationProps) *R
 	r.addAccessAudit()
 	r.addScheduleDeadLetters()
 	r.addRepairSchedule(props.Repair)
+	r.addEphemeralSweepSchedule(props.Ephemeral)
 	r.addOperationalAlarms()
 	r.addUnexpectedFailuresAlarm()
 
@@ -857,7 +888,7 @@ func (r *Rotation) newStateMachine(id, comment string, def []byte) awsstepfuncti
 			continue
 		}
 		var fn awslambda.Function
-		for _, h := range Handlers {
+		for _, h := range allHandlers() {
 			if h.Placeholder == p {
 				fn = r.Functions[h.Name]
 			}

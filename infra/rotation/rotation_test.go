@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	for _, h := range rotation.Handlers {
+	for _, h := range append(slices.Clone(rotation.Handlers), rotation.EphemeralHandlers...) {
 		if err := os.MkdirAll(filepath.Join(dir, h.Name), 0o755); err != nil {
 			panic(err)
 		}
@@ -288,6 +288,8 @@ func (d template) machines(t *testing.T) map[string]string {
 			out["rotation"] = id
 		case string(statemachines.Fleet):
 			out["fleet"] = id
+		case string(statemachines.Ephemeral):
+			out["ephemeral"] = id
 		default:
 			t.Fatalf("state machine %s: DefinitionString is neither rotation.asl.json nor fleet.asl.json", id)
 		}
@@ -510,12 +512,23 @@ func TestTable(t *testing.T) {
 				map[string]any{"AttributeName": "pk", "AttributeType": "S"},
 				map[string]any{"AttributeName": "sk", "AttributeType": "S"},
 				map[string]any{"AttributeName": "repairQueue", "AttributeType": "S"},
+				map[string]any{"AttributeName": "ephemeralQueue", "AttributeType": "S"},
+				map[string]any{"AttributeName": "revokeAt", "AttributeType": "N"},
 			},
-			// The repair queue: a sparse index (only leases awaiting
-			// repair carry repairQueue), as local.CreateLedgerTable makes it.
+			// The repair queue and the open short-lived logins: sparse
+			// indexes (only leases awaiting repair carry repairQueue, only
+			// open short-lived logins ephemeralQueue), as
+			// local.CreateLedgerTable makes them.
 			"GlobalSecondaryIndexes": []any{map[string]any{
 				"IndexName":  "repair",
 				"KeySchema":  []any{map[string]any{"AttributeName": "repairQueue", "KeyType": "HASH"}},
+				"Projection": map[string]any{"ProjectionType": "ALL"},
+			}, map[string]any{
+				"IndexName": "ephemeral",
+				"KeySchema": []any{
+					map[string]any{"AttributeName": "ephemeralQueue", "KeyType": "HASH"},
+					map[string]any{"AttributeName": "revokeAt", "KeyType": "RANGE"},
+				},
 				"Projection": map[string]any{"ProjectionType": "ALL"},
 			}},
 			"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
