@@ -10,7 +10,7 @@ LAMBDA    := build/lambda
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: all deps build demo bench soak test unit integration lint asl fuzz-short fuzz mutation infra-test synth clean
+.PHONY: all deps build demo bench soak soak-ephemeral test unit integration lint asl fuzz-short fuzz mutation infra-test synth clean
 
 all: build
 
@@ -46,6 +46,18 @@ bench: deps build
 ## rollbacks, injected faults); prints a table, JSON in results/soak.json. SOAK_FLAGS: -rotations -workers -duration
 soak: deps
 	$(GO) run ./integration/soak $(SOAK_FLAGS)
+	@$(MAKE) --no-print-directory soak-ephemeral
+
+## soak-ephemeral: EPHEMERAL_SOAK (default 1,000) short-lived logins with TTLs of 5-10 s over PostgreSQL,
+## MariaDB and Redis while 3% of the calls of issue, revoke and the sweeper fail (reads before, writes after
+## their effect): no login may outlive its expiry by more than one sweeper period (5 s here); the figures
+## are in results/soak-ephemeral.txt (README "Short-lived database logins")
+EPHEMERAL_SOAK ?= 1000
+soak-ephemeral: deps
+	@mkdir -p results
+	@SECRETSAGA_EPHEMERAL_SOAK=$(EPHEMERAL_SOAK) $(GO) test -tags integration -count=1 -timeout 30m -v -run '^TestEphemeralSoak$$' \
+	  ./integration/ > results/soak-ephemeral.txt 2>&1; rc=$$?; \
+	  grep -E 'ephemeral soak|journaled leases|revocation after|^(ok|FAIL|--- )' results/soak-ephemeral.txt; exit $$rc
 
 ## test: everything CI runs
 test: deps lint asl unit fuzz-short integration infra-lint infra-test synth

@@ -3,7 +3,9 @@
 package integration
 
 import (
+	"bufio"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/secretsaga/secretsaga/integration/faultinject"
@@ -194,6 +197,9 @@ func TestEphemeralLifecycle(t *testing.T) {
 				t.Fatal("the issued password is in the logs")
 			}
 			held := holdSession(t, ctx, login)
+			if err := held(); err != nil {
+				t.Fatalf("the held session does not answer before the revocation: %v", err)
+			}
 
 			// Retried issue (same execution): the same lease, nothing new.
 			again, err := svc.Issue(ctx, ephemeral.IssueInput{TemplateId: tpl, LeaseId: lease.LeaseId, TTL: "10m", ExecutionArn: "test:" + t.Name()})
@@ -206,10 +212,8 @@ func TestEphemeralLifecycle(t *testing.T) {
 				t.Fatal(err)
 			}
 			assertGone(t, ctx, engine, lease.LeaseId, login)
-			if held != nil {
-				if err := held(); err == nil {
-					t.Errorf("a session of the revoked login still answers")
-				}
+			if err := held(); err == nil {
+				t.Errorf("a session of the revoked login still answers")
 			}
 			// A retried revoke is a no-op.
 			if r, err := rsvc.Revoke(ctx, ephemeral.LeaseInput{LeaseId: lease.LeaseId}); err != nil || !r.Revoked {
@@ -248,26 +252,80 @@ func TestEphemeralLifecycle(t *testing.T) {
 }
 
 // holdSession opens a session as the login and returns a probe that runs
-// a query on it (nil for Redis, whose session the test does not hold).
+// a command on that very session (no reconnect): it must fail once the
+// login is revoked (its sessions ended).
 func holdSession(t *testing.T, ctx context.Context, v *secret.Value) func() error {
 	t.Helper()
-	if v.Engine != "postgres" {
-		return nil
+	switch v.Engine {
+	case "postgres":
+		cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d dbname=postgres user=%s sslmode=disable", v.Host, v.Port, v.Username))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Password = v.Password.Reveal()
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatalf("hold a session: %v", err)
+		}
+		t.Cleanup(func() { _ = conn.Close(context.Background()) })
+		return func() error {
+			_, err := conn.Exec(ctx, "SELECT 1")
+			return err
+		}
+	case "mariadb", "mysql":
+		cfg := mysql.NewConfig()
+		cfg.User, cfg.Passwd = v.Username, v.Password.Reveal()
+		cfg.Net, cfg.Addr, cfg.DBName = "tcp", net.JoinHostPort(v.Host, strconv.Itoa(v.Port)), v.DBName
+		connector, err := mysql.NewConnector(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db := sql.OpenDB(connector)
+		conn, err := db.Conn(ctx)
+		if err == nil {
+			err = conn.PingContext(ctx)
+		}
+		if err != nil {
+			t.Fatalf("hold a session: %v", err)
+		}
+		t.Cleanup(func() { _ = conn.Close(); _ = db.Close() })
+		return func() error {
+			_, err := conn.ExecContext(ctx, "SELECT 1")
+			return err
+		}
+	case "redis":
+		// A raw connection: a client library would reconnect (and be
+		// refused), which could not tell an ended session from a refused
+		// login.
+		c, err := net.Dial("tcp", net.JoinHostPort(v.Host, strconv.Itoa(v.Port)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		r := bufio.NewReader(c)
+		send := func(args ...string) (string, error) {
+			cmd := fmt.Sprintf("*%d\r\n", len(args))
+			for _, a := range args {
+				cmd += fmt.Sprintf("$%d\r\n%s\r\n", len(a), a)
+			}
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := c.Write([]byte(cmd)); err != nil {
+				return "", err
+			}
+			return r.ReadString('\n')
+		}
+		if reply, err := send("AUTH", v.Username, v.Password.Reveal()); err != nil || !strings.HasPrefix(reply, "+OK") {
+			t.Fatalf("hold a session: %q, %v", reply, err)
+		}
+		return func() error {
+			reply, err := send("PING")
+			if err == nil && !strings.HasPrefix(reply, "+PONG") {
+				err = fmt.Errorf("PING: %q", reply)
+			}
+			return err
+		}
 	}
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d dbname=postgres user=%s sslmode=disable", v.Host, v.Port, v.Username))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Password = v.Password.Reveal()
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatalf("hold a session: %v", err)
-	}
-	t.Cleanup(func() { _ = conn.Close(context.Background()) })
-	return func() error {
-		_, err := conn.Exec(ctx, "SELECT 1")
-		return err
-	}
+	return nil
 }
 
 // TestEphemeralBadInput: a TTL above the max, an unknown template, a
