@@ -4,9 +4,11 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/secretsaga/secretsaga/integration/sfnlocal"
 	"github.com/secretsaga/secretsaga/shared/faults"
 	"github.com/secretsaga/secretsaga/shared/ledger"
+	"github.com/secretsaga/secretsaga/shared/tracing"
 )
 
 // TestRealBinaries runs the rotation state machine with every Task backed
@@ -69,6 +72,7 @@ func TestRealBinaries(t *testing.T) {
 			t.Errorf("journal %v, want verified and FINISHED", j)
 		}
 		s.invariants(x)
+		checkTraces(t, s.arn, x.Arn)
 		// A second rotation runs on warm processes.
 		s.orig = s.current()
 		s.baseline()
@@ -110,4 +114,69 @@ func TestRealBinaries(t *testing.T) {
 		}
 		t.Logf("%s: %d invocations, %d processes", fn, got["secretsaga-"+fn], bins.Lambda.Started("secretsaga-"+fn))
 	}
+}
+
+// checkTraces asserts what the built functions sent the X-Ray daemon for
+// the rotation execution of the secret arn: per step, a subsegment of the
+// function segment Lambda's trace header named; under it, a subsegment
+// per Secrets Manager and DynamoDB call (namespace aws) and per database
+// operation (namespace remote, sql.url); every one carries the secret's
+// and the execution's ARN as annotations. That no password is in any
+// datagram is the leak scan's part ("x-ray segments").
+func checkTraces(t *testing.T, arn, execution string) {
+	t.Helper()
+	if bad := env.XRay.Malformed(); len(bad) > 0 {
+		t.Errorf("%d datagrams the X-Ray daemon would drop, the first: %.300s", len(bad), bad[0])
+	}
+	var mine []tracing.Document
+	for _, d := range env.XRay.Documents() {
+		if d.Annotations["secretsaga_execution_arn"] == execution {
+			mine = append(mine, d)
+		}
+	}
+	byID := map[string]tracing.Document{}
+	steps := map[string]tracing.Document{}
+	for _, d := range mine {
+		byID[d.ID] = d
+		if s, ok := d.Annotations["secretsaga_step"].(string); ok {
+			steps[s] = d
+		}
+		if d.Annotations["secretsaga_secret_arn"] != arn {
+			t.Errorf("%s: secret annotation %v, want %s", d.Name, d.Annotations["secretsaga_secret_arn"], arn)
+		}
+		if d.Type != "subsegment" || d.ParentID == "" || !strings.HasPrefix(d.TraceID, "1-") || d.EndTime < d.StartTime {
+			t.Errorf("%s: not a complete subsegment: %+v", d.Name, d)
+		}
+	}
+	calls := map[string]int{}
+	for _, d := range mine {
+		if _, ok := d.Annotations["secretsaga_step"]; ok {
+			continue
+		}
+		parent, ok := byID[d.ParentID]
+		if !ok || parent.TraceID != d.TraceID {
+			t.Errorf("%s: parent %s is not a span of this rotation in its trace", d.Name, d.ParentID)
+			continue
+		}
+		switch d.Namespace {
+		case "aws":
+			calls[d.Name+"."+fmt.Sprint(d.AWS["operation"])]++
+		case "remote":
+			if d.SQL["url"] == nil || d.SQL["database_type"] != "postgres" {
+				t.Errorf("%s: sql %v", d.Name, d.SQL)
+			}
+			calls[d.Name]++
+		}
+	}
+	for _, step := range []string{"acquirelease", "createsecret", "setsecret", "testsecret", "finishsecret", "verify", "releaselease"} {
+		if _, ok := steps[step]; !ok {
+			t.Errorf("no subsegment for %s (have %d documents of this execution)", step, len(mine))
+		}
+	}
+	for _, c := range []string{"Secrets Manager.PutSecretValue", "Secrets Manager.UpdateSecretVersionStage", "DynamoDB.TransactWriteItems", "postgres SetPassword", "postgres Verify"} {
+		if calls[c] == 0 {
+			t.Errorf("no subsegment for %s; have %v", c, calls)
+		}
+	}
+	t.Logf("MEASURED traces of one rotation: %d subsegments (%d steps), calls %v", len(mine), len(steps), calls)
 }

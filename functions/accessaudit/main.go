@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/secretsaga/secretsaga/shared/access"
+	"github.com/secretsaga/secretsaga/shared/tracing"
 )
 
 func main() {
@@ -19,5 +20,7 @@ func main() {
 	if err != nil {
 		log.Fatalf("accessaudit: %v", err)
 	}
-	lambda.Start(func(ctx context.Context, event json.RawMessage) error { return svc.Handle(ctx, event) })
+	lambda.Start(tracing.Handler("accessaudit", func(ctx context.Context, event json.RawMessage) (struct{}, error) {
+		return struct{}{}, svc.Handle(ctx, event)
+	}, nil))
 }

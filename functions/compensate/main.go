@@ -15,7 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/secretsaga/secretsaga/shared/lambdaenv"
+	"github.com/secretsaga/secretsaga/shared/rotation"
 	"github.com/secretsaga/secretsaga/shared/target/engines"
+	"github.com/secretsaga/secretsaga/shared/tracing"
 )
 
 // clients are those of the calls this step makes, as its role's grants
@@ -23,10 +25,10 @@ import (
 // EventBridge (the outcome events) and the engines. Only they are linked.
 func clients(cfg aws.Config) lambdaenv.SagaClients {
 	return lambdaenv.SagaClients{
-		Secrets: secretsmanager.NewFromConfig(cfg),
-		Ledger:  dynamodb.NewFromConfig(cfg),
+		Secrets: secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { o.TracerProvider = tracing.SDK() }),
+		Ledger:  dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.TracerProvider = tracing.SDK() }),
 		Engines: engines.Registry(nil),
-		Events:  eventbridge.NewFromConfig(cfg),
+		Events:  eventbridge.NewFromConfig(cfg, func(o *eventbridge.Options) { o.TracerProvider = tracing.SDK() }),
 	}
 }
 
@@ -35,5 +37,5 @@ func main() {
 	if err != nil {
 		log.Fatalf("compensate: %v", err)
 	}
-	lambda.Start(svc.Compensate)
+	lambda.Start(tracing.Handler("compensate", svc.Compensate, rotation.CloseInput.Trace))
 }

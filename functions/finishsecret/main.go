@@ -14,7 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/secretsaga/secretsaga/shared/lambdaenv"
+	"github.com/secretsaga/secretsaga/shared/rotation"
 	"github.com/secretsaga/secretsaga/shared/target/engines"
+	"github.com/secretsaga/secretsaga/shared/tracing"
 )
 
 // clients are those of the calls this step makes, as its role's grants
@@ -22,8 +24,8 @@ import (
 // the engines. Only they are linked.
 func clients(cfg aws.Config) lambdaenv.SagaClients {
 	return lambdaenv.SagaClients{
-		Secrets: secretsmanager.NewFromConfig(cfg),
-		Ledger:  dynamodb.NewFromConfig(cfg),
+		Secrets: secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { o.TracerProvider = tracing.SDK() }),
+		Ledger:  dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.TracerProvider = tracing.SDK() }),
 		Engines: engines.Registry(nil),
 	}
 }
@@ -33,5 +35,5 @@ func main() {
 	if err != nil {
 		log.Fatalf("finishsecret: %v", err)
 	}
-	lambda.Start(svc.Finish)
+	lambda.Start(tracing.Handler("finishsecret", svc.Finish, rotation.Context.Trace))
 }

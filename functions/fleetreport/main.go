@@ -12,16 +12,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 
 	"github.com/secretsaga/secretsaga/shared/events"
+	"github.com/secretsaga/secretsaga/shared/fleet"
 	"github.com/secretsaga/secretsaga/shared/lambdaenv"
+	"github.com/secretsaga/secretsaga/shared/tracing"
 )
 
 // EventBridge (PutEvents) is the one client it calls.
-func bus(cfg aws.Config) events.API { return eventbridge.NewFromConfig(cfg) }
+func bus(cfg aws.Config) events.API {
+	return eventbridge.NewFromConfig(cfg, func(o *eventbridge.Options) { o.TracerProvider = tracing.SDK() })
+}
 
 func main() {
 	svc, err := lambdaenv.FleetReport(context.Background(), bus)
 	if err != nil {
 		log.Fatalf("fleetreport: %v", err)
 	}
-	lambda.Start(svc.Report)
+	lambda.Start(tracing.Handler("fleetreport", svc.Report, fleet.ReportInput.Trace))
 }

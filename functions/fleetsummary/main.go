@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/secretsaga/secretsaga/shared/lambdaenv"
+	"github.com/secretsaga/secretsaga/shared/tracing"
 )
 
 func main() {
@@ -18,5 +19,5 @@ func main() {
 	if err != nil {
 		log.Fatalf("fleetsummary: %v", err)
 	}
-	lambda.Start(svc.Summarize)
+	lambda.Start(tracing.Handler("fleetsummary", svc.Summarize, nil))
 }

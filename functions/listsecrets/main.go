@@ -13,15 +13,18 @@ import (
 
 	"github.com/secretsaga/secretsaga/shared/fleet"
 	"github.com/secretsaga/secretsaga/shared/lambdaenv"
+	"github.com/secretsaga/secretsaga/shared/tracing"
 )
 
 // Secrets Manager (ListSecrets) is the one client it calls.
-func secrets(cfg aws.Config) fleet.Secrets { return secretsmanager.NewFromConfig(cfg) }
+func secrets(cfg aws.Config) fleet.Secrets {
+	return secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { o.TracerProvider = tracing.SDK() })
+}
 
 func main() {
 	svc, err := lambdaenv.Fleet(context.Background(), secrets)
 	if err != nil {
 		log.Fatalf("listsecrets: %v", err)
 	}
-	lambda.Start(svc.List)
+	lambda.Start(tracing.Handler("listsecrets", svc.List, nil))
 }

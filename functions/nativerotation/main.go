@@ -16,16 +16,21 @@ import (
 
 	"github.com/secretsaga/secretsaga/shared/lambdaenv"
 	"github.com/secretsaga/secretsaga/shared/native"
+	"github.com/secretsaga/secretsaga/shared/tracing"
 )
 
 // Step Functions (StartExecution, DescribeExecution) is the one client it
 // calls.
-func stepFunctions(cfg aws.Config) native.SFN { return sfn.NewFromConfig(cfg) }
+func stepFunctions(cfg aws.Config) native.SFN {
+	return sfn.NewFromConfig(cfg, func(o *sfn.Options) { o.TracerProvider = tracing.SDK() })
+}
 
 func main() {
 	svc, err := lambdaenv.Native(context.Background(), stepFunctions)
 	if err != nil {
 		log.Fatalf("nativerotation: %v", err)
 	}
-	lambda.Start(svc.Handle)
+	lambda.Start(tracing.Handler("nativerotation", func(ctx context.Context, ev native.Event) (struct{}, error) {
+		return struct{}{}, svc.Handle(ctx, ev)
+	}, native.Event.Trace))
 }

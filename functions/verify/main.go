@@ -15,7 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/secretsaga/secretsaga/shared/lambdaenv"
+	"github.com/secretsaga/secretsaga/shared/rotation"
 	"github.com/secretsaga/secretsaga/shared/target/engines"
+	"github.com/secretsaga/secretsaga/shared/tracing"
 )
 
 // clients are those of the calls this step makes, as its role's grants
@@ -23,10 +25,10 @@ import (
 // CloudWatch (the bake's alarms) and the engines. Only they are linked.
 func clients(cfg aws.Config) lambdaenv.SagaClients {
 	return lambdaenv.SagaClients{
-		Secrets: secretsmanager.NewFromConfig(cfg),
-		Ledger:  dynamodb.NewFromConfig(cfg),
+		Secrets: secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { o.TracerProvider = tracing.SDK() }),
+		Ledger:  dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.TracerProvider = tracing.SDK() }),
 		Engines: engines.Registry(nil),
-		Alarms:  cloudwatch.NewFromConfig(cfg),
+		Alarms:  cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.TracerProvider = tracing.SDK() }),
 	}
 }
 
@@ -35,5 +37,5 @@ func main() {
 	if err != nil {
 		log.Fatalf("verify: %v", err)
 	}
-	lambda.Start(svc.Verify)
+	lambda.Start(tracing.Handler("verify", svc.Verify, rotation.Context.Trace))
 }

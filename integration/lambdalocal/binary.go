@@ -3,6 +3,7 @@ package lambdalocal
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -43,6 +46,23 @@ type Binary struct {
 	// Output receives the processes' stdout and stderr: the function's log
 	// lines (CloudWatch Logs in Lambda) and the RIE's. Nil discards them.
 	Output io.Writer
+	// Tracing is Lambda's active tracing (TracingConfig Active): every
+	// invocation gets a sampled trace header of its own, Root and Parent
+	// (the function segment's id) new, as the runtime API's
+	// Lambda-Runtime-Trace-Id (which the RIE does not send: traceProxy).
+	// Env should then name the X-Ray daemon (AWS_XRAY_DAEMON_ADDRESS), as
+	// Lambda's does.
+	Tracing bool
+}
+
+// TraceHeader is a new sampled X-Ray trace header, as Lambda makes one for
+// an invocation that arrives without one: Root is "1-" + the epoch second
+// in 8 hex digits + "-" + 24 random hex digits, Parent 16 random hex
+// digits (AWS X-Ray developer guide, "Tracing header").
+func TraceHeader() string {
+	var b [20]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("Root=1-%08x-%x;Parent=%x;Sampled=1", time.Now().Unix(), b[:12], b[12:])
 }
 
 // RegisterBinary adds (or replaces) a function named name that runs b.
@@ -85,6 +105,8 @@ type proc struct {
 	cmd  *exec.Cmd
 	url  string // the RIE's invoke endpoint
 	done chan struct{}
+	// api is the runtime API proxy of a traced function (nil otherwise).
+	api *http.Server
 }
 
 // kill ends the RIE and the bootstrap it started (its process group).
@@ -93,6 +115,31 @@ func (p *proc) kill() {
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	}
 	<-p.done
+	if p.api != nil {
+		_ = p.api.Close()
+	}
+}
+
+// traceProxy serves the runtime API at apiAddr to a traced function's
+// bootstrap, adding to each invocation it hands out (GET
+// .../runtime/invocation/next) the Lambda-Runtime-Trace-Id header Lambda
+// sends with active tracing. The RIE does not: its tracer is a no-op that
+// renders no trace header, whatever X-Amzn-Trace-Id the invoke had.
+func traceProxy(apiAddr string) (*http.Server, string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: apiAddr})
+	rp.ModifyResponse = func(r *http.Response) error {
+		if strings.HasSuffix(r.Request.URL.Path, "/runtime/invocation/next") && r.StatusCode == http.StatusOK && r.Header.Get("Lambda-Runtime-Trace-Id") == "" {
+			r.Header.Set("Lambda-Runtime-Trace-Id", TraceHeader())
+		}
+		return nil
+	}
+	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, ln.Addr().String(), nil
 }
 
 // Started returns how many runtime processes the named binary function has
@@ -200,7 +247,19 @@ func (p *pool) start(ctx context.Context) (*proc, error) {
 		if err != nil {
 			return nil, err
 		}
-		cmd := exec.Command(p.b.RIE, "--runtime-interface-emulator-address", invokeAddr, "--runtime-api-address", apiAddr, p.b.Bootstrap)
+		command := []string{p.b.Bootstrap}
+		var api *http.Server
+		if p.b.Tracing {
+			// The bootstrap polls the proxy, which adds the trace header;
+			// env(1) overrides the AWS_LAMBDA_RUNTIME_API the RIE sets.
+			srv, proxyAddr, err := traceProxy(apiAddr)
+			if err != nil {
+				return nil, err
+			}
+			api = srv
+			command = []string{"/usr/bin/env", "AWS_LAMBDA_RUNTIME_API=" + proxyAddr, p.b.Bootstrap}
+		}
+		cmd := exec.Command(p.b.RIE, append([]string{"--runtime-interface-emulator-address", invokeAddr, "--runtime-api-address", apiAddr}, command...)...)
 		cmd.Env = append([]string{
 			"AWS_LAMBDA_FUNCTION_NAME=" + p.name,
 			"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
@@ -217,9 +276,12 @@ func (p *pool) start(ctx context.Context) (*proc, error) {
 		// and it dies with this process.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
+			if api != nil {
+				_ = api.Close()
+			}
 			return nil, fmt.Errorf("lambdalocal: start the runtime interface emulator for %s: %w", p.name, err)
 		}
-		pr := &proc{cmd: cmd, url: "http://" + invokeAddr + "/2015-03-31/functions/function/invocations", done: make(chan struct{})}
+		pr := &proc{cmd: cmd, url: "http://" + invokeAddr + "/2015-03-31/functions/function/invocations", done: make(chan struct{}), api: api}
 		go func() { _ = cmd.Wait(); close(pr.done) }()
 		if lastErr = waitListening(ctx, invokeAddr, pr.done); lastErr == nil {
 			return pr, nil

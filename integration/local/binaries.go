@@ -31,8 +31,11 @@ type Binaries struct {
 const modulePath = "github.com/secretsaga/secretsaga"
 
 // StartBinaries builds the state machines' functions and the runtime
-// interface emulator for this machine into dir and serves them. Env.Close
-// stops them. ExecuteOn runs the rotation state machine against them.
+// interface emulator for this machine into dir and serves them, with
+// active tracing as the CDK app deploys them: each invocation gets a
+// trace header and the functions send their segments to the X-Ray daemon
+// stand-in e.XRay. Env.Close stops them. ExecuteOn runs the rotation
+// state machine against them.
 func (e *Env) StartBinaries(ctx context.Context, dir string) (*Binaries, error) {
 	var names, pkgs []string
 	for _, n := range Functions {
@@ -50,15 +53,23 @@ func (e *Env) StartBinaries(ctx context.Context, dir string) (*Binaries, error) 
 	if err != nil {
 		return nil, err
 	}
+	if e.XRay == nil {
+		if e.XRay, err = StartXRayDaemon(); err != nil {
+			return nil, err
+		}
+		e.closers = append(e.closers, e.XRay.Close)
+	}
 	b := &Binaries{Lambda: lambdalocal.New(), Names: names, Build: time.Since(t)}
 	for _, n := range names {
 		env, err := e.FunctionEnv(n)
 		if err != nil {
 			return nil, err
 		}
+		// What Lambda sets for a function with active tracing.
+		env = append(env, "AWS_XRAY_DAEMON_ADDRESS="+e.XRay.Addr(), "AWS_LAMBDA_FUNCTION_NAME=secretsaga-"+n)
 		st := functions.MustGet(n)
 		b.Lambda.RegisterBinary("secretsaga-"+n, lambdalocal.Binary{
-			Bootstrap: filepath.Join(dir, n), RIE: rie, Env: env, MemoryMB: st.MemoryMB, Output: e.Logs,
+			Bootstrap: filepath.Join(dir, n), RIE: rie, Env: env, MemoryMB: st.MemoryMB, Output: e.Logs, Tracing: true,
 		}, st.Timeout)
 	}
 	if b.URL, err = b.Lambda.Start(); err != nil {

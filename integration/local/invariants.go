@@ -304,6 +304,10 @@ func (e *Env) outputs(ctx context.Context) map[string]string {
 	// audit reads) must hold no value either.
 	trail, _ := json.Marshal(e.Events.ServiceEntries())
 	haystacks["cloudtrail records"] = string(trail)
+	if e.XRay != nil {
+		// The built functions' traces (segment documents) too.
+		haystacks["x-ray segments"] = e.XRay.Raw()
+	}
 	var items []map[string]ddbtypes.AttributeValue
 	p := dynamodb.NewScanPaginator(e.DDB, &dynamodb.ScanInput{TableName: aws.String(Table)})
 	for p.HasMorePages() {

@@ -118,6 +118,9 @@ type Env struct {
 	Stdout, Stderr *SyncBuffer
 	// Startup records how long each stand-in took to become ready.
 	Startup map[string]time.Duration
+	// XRay is the X-Ray daemon the built functions send their traces to
+	// (StartBinaries starts it); nil until then.
+	XRay *XRayDaemon
 
 	mu         sync.Mutex
 	executions []*sfnlocal.Execution // every execution run, for the leak scan

@@ -16,6 +16,7 @@ import (
 	"github.com/secretsaga/secretsaga/shared/awsenv"
 	"github.com/secretsaga/secretsaga/shared/functions"
 	"github.com/secretsaga/secretsaga/shared/ledger"
+	"github.com/secretsaga/secretsaga/shared/tracing"
 )
 
 // FromEnv wires the audit as the accessaudit function runs it, from the
@@ -35,12 +36,12 @@ func FromEnv(ctx context.Context) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	db := dynamodb.NewFromConfig(cfg)
+	db := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.TracerProvider = tracing.SDK() })
 	return &Service{
-		SM:      secretsmanager.NewFromConfig(cfg),
+		SM:      secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { o.TracerProvider = tracing.SDK() }),
 		Journal: ledger.New(db, table, ledger.Options{}),
 		Store:   ledger.NewReads(db, table, retention),
-		Events:  eventbridge.NewFromConfig(cfg),
+		Events:  eventbridge.NewFromConfig(cfg, func(o *eventbridge.Options) { o.TracerProvider = tracing.SDK() }),
 		Bus:     os.Getenv(functions.EnvEventBus),
 		Group:   os.Getenv(functions.EnvRotationGroup),
 		Trusted: ParseReaders(os.Getenv(functions.EnvTrustedPrincipals)),

@@ -25,6 +25,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/smithy-go/logging"
+
+	"github.com/secretsaga/secretsaga/shared/tracing"
 )
 
 // ErrNoCredentials: the environment holds no access key (it is not a
@@ -34,10 +36,18 @@ var ErrNoCredentials = errors.New("awsenv: no AWS credentials in the environment
 // ErrNoRegion: the environment names no region.
 var ErrNoRegion = errors.New("awsenv: no region in the environment (AWS_REGION or AWS_DEFAULT_REGION)")
 
-// Load returns the configuration getenv (os.Getenv when nil) describes.
-func Load(_ context.Context) (aws.Config, error) { return FromEnv(os.Getenv) }
+// Load returns the configuration the environment describes, after
+// setting up the function's tracing (shared/tracing: X-Ray when Lambda's
+// active tracing is on), which every function does here, once, at init.
+func Load(_ context.Context) (aws.Config, error) {
+	if err := tracing.Setup(os.Getenv, os.Getenv("AWS_LAMBDA_FUNCTION_NAME")); err != nil {
+		return aws.Config{}, err
+	}
+	return FromEnv(os.Getenv)
+}
 
-// FromEnv is Load reading the variables through getenv.
+// FromEnv is Load's configuration, reading the variables through getenv;
+// its clients trace each call (tracing.AWS).
 func FromEnv(getenv func(string) string) (aws.Config, error) {
 	region := first(getenv, "AWS_REGION", "AWS_DEFAULT_REGION")
 	if region == "" {
@@ -61,6 +71,7 @@ func FromEnv(getenv func(string) string) (aws.Config, error) {
 	if u := getenv("AWS_ENDPOINT_URL"); u != "" && !env.ignore {
 		cfg.BaseEndpoint = aws.String(u)
 	}
+	tracing.AWS(&cfg)
 	return cfg, nil
 }
 

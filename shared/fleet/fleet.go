@@ -18,6 +18,7 @@ import (
 
 	"github.com/secretsaga/secretsaga/shared/events"
 	"github.com/secretsaga/secretsaga/shared/faults"
+	"github.com/secretsaga/secretsaga/shared/tracing"
 )
 
 // Secrets is the part of the Secrets Manager API the fleet uses.
@@ -336,4 +337,10 @@ func (s *Service) Report(ctx context.Context, in ReportInput) (ItemResult, error
 		s.Log.WarnContext(ctx, "fleet child failed", "secret", in.SecretId, "execution", in.ExecutionArn, "error", in.Error.Error, "outcome", o)
 	}
 	return r, nil
+}
+
+// Trace is the failed child's identity on the report's span
+// (shared/tracing).
+func (in ReportInput) Trace() tracing.Identity {
+	return tracing.Identity{Secret: in.SecretId, Execution: in.ExecutionArn}
 }

@@ -26,6 +26,7 @@ import (
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
 	"github.com/secretsaga/secretsaga/shared/faults"
+	"github.com/secretsaga/secretsaga/shared/tracing"
 )
 
 // SFN is the part of the Step Functions API the entry uses.
@@ -330,3 +331,7 @@ func (ev *Event) UnmarshalJSON(b []byte) error {
 	type plain Event
 	return faults.DecodeInput(b, (*plain)(ev), "native", "the rotation event")
 }
+
+// Trace is the secret on the span of the entry's invocation
+// (shared/tracing); the rotation token is never on it.
+func (ev Event) Trace() tracing.Identity { return tracing.Identity{Secret: ev.SecretId} }

@@ -19,6 +19,7 @@ import (
 	"github.com/secretsaga/secretsaga/shared/ledger"
 	"github.com/secretsaga/secretsaga/shared/secretstore"
 	"github.com/secretsaga/secretsaga/shared/target"
+	"github.com/secretsaga/secretsaga/shared/tracing"
 )
 
 // Steps, as they appear in errors, logs and the journal.
@@ -243,3 +244,25 @@ func (in *CloseInput) UnmarshalJSON(b []byte) error {
 	type plain CloseInput
 	return faults.DecodeInput(b, (*plain)(in), StepInput, "the close step's input (the state machine's Parameters for Compensate or ReleaseLease)")
 }
+
+// Trace is what the spans of this step say of its rotation
+// (shared/tracing): the secret's ARN (its id before acquire resolved it)
+// and the execution's ARN.
+func (c Context) Trace() tracing.Identity {
+	secret := c.SecretArn
+	if secret == "" {
+		secret = c.SecretId
+	}
+	return tracing.Identity{Secret: secret, Execution: c.ExecutionArn}
+}
+
+// Trace is the rotation's identity as acquire's input names it.
+func (in AcquireInput) Trace() tracing.Identity {
+	return tracing.Identity{Secret: in.SecretId, Execution: in.ExecutionArn}
+}
+
+// Trace is the identity of the rotation being closed.
+func (in CloseInput) Trace() tracing.Identity { return in.Rotation.Trace() }
+
+// Trace is the secret a repair run is limited to (none: the whole queue).
+func (in RepairInput) Trace() tracing.Identity { return tracing.Identity{Secret: in.SecretId} }

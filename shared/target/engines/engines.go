@@ -9,17 +9,20 @@ import (
 	"github.com/secretsaga/secretsaga/shared/target/mysql"
 	"github.com/secretsaga/secretsaga/shared/target/postgres"
 	"github.com/secretsaga/secretsaga/shared/target/redis"
+	"github.com/secretsaga/secretsaga/shared/tracing"
 )
 
-// Registry returns the registry of supported engines, each wrapped by wrap
-// if it is not nil (fault injection).
+// Registry returns the registry of supported engines, each traced
+// (shared/tracing: a span per operation) and then wrapped by wrap if it is
+// not nil (fault injection, whose failures the spans then record too).
 func Registry(wrap func(target.Engine) target.Engine) *target.Registry {
-	if wrap == nil {
-		wrap = func(e target.Engine) target.Engine { return e }
+	traced := func(e target.Engine) target.Engine { return tracing.Engine(e) }
+	if wrap != nil {
+		traced = func(e target.Engine) target.Engine { return wrap(tracing.Engine(e)) }
 	}
 	r := &target.Registry{}
-	r.Register(wrap(postgres.New(postgres.Options{})), "postgresql", "aurora-postgresql")
-	r.Register(wrap(mysql.New(mysql.Options{})), "mariadb", "aurora-mysql")
-	r.Register(wrap(redis.New(redis.Options{})))
+	r.Register(traced(postgres.New(postgres.Options{})), "postgresql", "aurora-postgresql")
+	r.Register(traced(mysql.New(mysql.Options{})), "mariadb", "aurora-mysql")
+	r.Register(traced(redis.New(redis.Options{})))
 	return r
 }
