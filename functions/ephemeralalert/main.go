@@ -14,14 +14,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 
 	"github.com/secretsaga/secretsaga/shared/lambdaenv"
+	"github.com/secretsaga/secretsaga/shared/tracing"
 )
 
 // clients are those of the calls this step makes (its role grants no
 // more); only they are linked.
 func clients(cfg aws.Config) lambdaenv.EphemeralClients {
 	return lambdaenv.EphemeralClients{
-		Ledger: dynamodb.NewFromConfig(cfg),
-		Events: eventbridge.NewFromConfig(cfg),
+		Ledger: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.TracerProvider = tracing.SDK() }),
+		Events: eventbridge.NewFromConfig(cfg, func(o *eventbridge.Options) { o.TracerProvider = tracing.SDK() }),
 	}
 }
 
@@ -30,5 +31,5 @@ func main() {
 	if err != nil {
 		log.Fatalf("ephemeralalert: %v", err)
 	}
-	lambda.Start(svc.Alert)
+	lambda.Start(tracing.Handler("ephemeralalert", svc.Alert, nil))
 }

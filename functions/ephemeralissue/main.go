@@ -16,16 +16,17 @@ import (
 
 	"github.com/secretsaga/secretsaga/shared/lambdaenv"
 	"github.com/secretsaga/secretsaga/shared/target/engines"
+	"github.com/secretsaga/secretsaga/shared/tracing"
 )
 
 // clients are those of the calls this step makes (its role grants no
 // more); only they are linked.
 func clients(cfg aws.Config) lambdaenv.EphemeralClients {
 	return lambdaenv.EphemeralClients{
-		Secrets: secretsmanager.NewFromConfig(cfg),
-		Ledger:  dynamodb.NewFromConfig(cfg),
+		Secrets: secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { o.TracerProvider = tracing.SDK() }),
+		Ledger:  dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.TracerProvider = tracing.SDK() }),
 		Engines: engines.Registry(nil),
-		Events:  eventbridge.NewFromConfig(cfg),
+		Events:  eventbridge.NewFromConfig(cfg, func(o *eventbridge.Options) { o.TracerProvider = tracing.SDK() }),
 	}
 }
 
@@ -34,5 +35,5 @@ func main() {
 	if err != nil {
 		log.Fatalf("ephemeralissue: %v", err)
 	}
-	lambda.Start(svc.Issue)
+	lambda.Start(tracing.Handler("ephemeralissue", svc.Issue, nil))
 }

@@ -12,13 +12,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/secretsaga/secretsaga/shared/lambdaenv"
+	"github.com/secretsaga/secretsaga/shared/tracing"
 )
 
 // clients are those of the calls this step makes (its role grants no
 // more); only they are linked.
 func clients(cfg aws.Config) lambdaenv.EphemeralClients {
 	return lambdaenv.EphemeralClients{
-		Ledger: dynamodb.NewFromConfig(cfg),
+		Ledger: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.TracerProvider = tracing.SDK() }),
 	}
 }
 
@@ -27,5 +28,5 @@ func main() {
 	if err != nil {
 		log.Fatalf("ephemeralstatus: %v", err)
 	}
-	lambda.Start(svc.Status)
+	lambda.Start(tracing.Handler("ephemeralstatus", svc.Status, nil))
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/secretsaga/secretsaga/shared/alarms"
 	"github.com/secretsaga/secretsaga/shared/ephemeral"
 	"github.com/secretsaga/secretsaga/shared/events"
 	"github.com/secretsaga/secretsaga/shared/fleet"
@@ -118,7 +119,7 @@ func New(o Options) (*rotation.Service, error) {
 		Ledger:         ledger.New(db, o.LedgerTable, o.Ledger),
 		Engines:        Engines(o.WrapEngine),
 		Events:         events.NewBus(eb, o.EventBus),
-		Alarms:         cw,
+		Alarms:         alarms.New(cw),
 		BakeAlarmNames: o.BakeAlarmNames,
 		RepairPolicy:   o.Repair,
 		Actor:          o.Actor,
@@ -191,7 +192,7 @@ func NewFleet(o Options) *fleet.Service {
 func FromEnv(ctx context.Context, actor string) (*rotation.Service, error) {
 	return lambdaenv.Saga(ctx, actor, func(cfg aws.Config) lambdaenv.SagaClients {
 		return lambdaenv.SagaClients{Secrets: secretsmanager.NewFromConfig(cfg), Ledger: dynamodb.NewFromConfig(cfg),
-			Engines: Engines(nil), Events: eventbridge.NewFromConfig(cfg), Alarms: cloudwatch.NewFromConfig(cfg)}
+			Engines: Engines(nil), Events: eventbridge.NewFromConfig(cfg), Alarms: alarms.New(cloudwatch.NewFromConfig(cfg))}
 	})
 }
 

@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
@@ -573,7 +571,7 @@ func (b *fakeBus) types() string {
 
 var errBoom = errors.New("boom")
 
-// fakeAlarms is CloudWatch's DescribeAlarms over alarms in memory.
+// fakeAlarms is the bake's Alarms over alarms in memory.
 type fakeAlarms struct {
 	mu        sync.Mutex
 	metric    map[string]cwtypes.StateValue
@@ -600,9 +598,9 @@ func (f *fakeAlarms) calls() int {
 	return len(f.asked)
 }
 
-func (f *fakeAlarms) DescribeAlarms(_ context.Context, in *cloudwatch.DescribeAlarmsInput, _ ...func(*cloudwatch.Options)) (*cloudwatch.DescribeAlarmsOutput, error) {
+func (f *fakeAlarms) AlarmStates(_ context.Context, names []string) (map[string]AlarmState, error) {
 	f.mu.Lock()
-	f.asked = append(f.asked, append([]string(nil), in.AlarmNames...))
+	f.asked = append(f.asked, append([]string(nil), names...))
 	n, hook := len(f.asked), f.beforeCall
 	f.mu.Unlock()
 	if hook != nil {
@@ -613,15 +611,13 @@ func (f *fakeAlarms) DescribeAlarms(_ context.Context, in *cloudwatch.DescribeAl
 	if f.fail != nil {
 		return nil, f.fail
 	}
-	out := &cloudwatch.DescribeAlarmsOutput{}
-	for _, name := range in.AlarmNames {
+	out := map[string]AlarmState{}
+	for _, name := range names {
 		if st, ok := f.metric[name]; ok {
-			out.MetricAlarms = append(out.MetricAlarms, cwtypes.MetricAlarm{AlarmName: aws.String(name), StateValue: st,
-				StateReason: aws.String("Threshold Crossed: 1 datapoint [9.0] was greater than the threshold (5.0).")})
+			out[name] = AlarmState{State: string(st), Reason: "Threshold Crossed: 1 datapoint [9.0] was greater than the threshold (5.0)."}
 		}
-		// Composite alarms only when asked for, as in CloudWatch.
-		if st, ok := f.composite[name]; ok && slices.Contains(in.AlarmTypes, cwtypes.AlarmTypeCompositeAlarm) {
-			out.CompositeAlarms = append(out.CompositeAlarms, cwtypes.CompositeAlarm{AlarmName: aws.String(name), StateValue: st})
+		if st, ok := f.composite[name]; ok {
+			out[name] = AlarmState{State: string(st)}
 		}
 	}
 	return out, nil

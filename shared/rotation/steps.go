@@ -14,9 +14,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/secretsaga/secretsaga/shared/faults"
@@ -1005,12 +1002,6 @@ func (s *Service) bakeAlarms(rc Context) []bakeAlarm {
 	return out
 }
 
-// alarmState is what one DescribeAlarms entry says of an alarm.
-type alarmState struct {
-	state  cwtypes.StateValue
-	reason string
-}
-
 // checkAlarms is one bake check of the alarms: every one must exist and
 // none may be in ALARM.
 func (s *Service) checkAlarms(ctx context.Context, o op, alarms []bakeAlarm, checks int) error {
@@ -1021,35 +1012,17 @@ func (s *Service) checkAlarms(ctx context.Context, o op, alarms []bakeAlarm, che
 	for i, a := range alarms {
 		names[i] = a.name
 	}
-	states := map[string]alarmState{}
-	for chunk := range slices.Chunk(names, MaxBakeAlarms) {
-		in := &cloudwatch.DescribeAlarmsInput{AlarmNames: chunk, MaxRecords: aws.Int32(MaxBakeAlarms),
-			// Without AlarmTypes CloudWatch describes metric alarms only.
-			AlarmTypes: []cwtypes.AlarmType{cwtypes.AlarmTypeMetricAlarm, cwtypes.AlarmTypeCompositeAlarm}}
-		for {
-			out, err := s.Alarms.DescribeAlarms(ctx, in)
-			if err != nil {
-				var ae smithy.APIError
-				if errors.As(err, &ae) && strings.HasPrefix(ae.ErrorCode(), "AccessDenied") {
-					return o.input("the verify function may not read the bake's CloudWatch alarms; grant its role cloudwatch:DescribeAlarms", err)
-				}
-				return fmt.Errorf("describe the bake's CloudWatch alarms: %w", err)
-			}
-			for _, a := range out.MetricAlarms {
-				states[aws.ToString(a.AlarmName)] = alarmState{a.StateValue, aws.ToString(a.StateReason)}
-			}
-			for _, a := range out.CompositeAlarms {
-				states[aws.ToString(a.AlarmName)] = alarmState{a.StateValue, aws.ToString(a.StateReason)}
-			}
-			if aws.ToString(out.NextToken) == "" {
-				break
-			}
-			in.NextToken = out.NextToken
+	states, err := s.Alarms.AlarmStates(ctx, names)
+	if err != nil {
+		var ae smithy.APIError
+		if errors.As(err, &ae) && strings.HasPrefix(ae.ErrorCode(), "AccessDenied") {
+			return o.input("the verify function may not read the bake's CloudWatch alarms; grant its role cloudwatch:DescribeAlarms", err)
 		}
+		return fmt.Errorf("describe the bake's CloudWatch alarms: %w", err)
 	}
 	for _, a := range alarms {
-		if st, ok := states[a.name]; ok && st.state == cwtypes.StateValueAlarm {
-			return o.testFailed(fmt.Sprintf("CloudWatch alarm %q is in ALARM during the bake (after %d good checks): %s", a.name, checks, st.reason), nil)
+		if st, ok := states[a.name]; ok && st.State == AlarmStateAlarm {
+			return o.testFailed(fmt.Sprintf("CloudWatch alarm %q is in ALARM during the bake (after %d good checks): %s", a.name, checks, st.Reason), nil)
 		}
 	}
 	for _, a := range alarms {
