@@ -5,14 +5,17 @@ package integration
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/secretsaga/secretsaga/integration/faultinject"
 	"github.com/secretsaga/secretsaga/integration/outage"
 	"github.com/secretsaga/secretsaga/integration/sfnlocal"
 	"github.com/secretsaga/secretsaga/shared/ephemeral"
@@ -162,4 +165,69 @@ func testUUID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// TestEphemeralMachineFaultMatrix is the fault matrix applied to the
+// short-lived login machine: a fault before each call the issue and revoke
+// functions make in a clean execution, and after each of their writes,
+// one cell at a time, through sfnlocal and the Lambda stand-in, so that the
+// machine's own Retry and Catch handle it. Every execution must end
+// revoked (SUCCEEDED, or, when the new login failed its test, FAILED with
+// TestFailedError after CompensateIssue) and leave nothing behind.
+func TestEphemeralMachineFaultMatrix(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	env.Faults.Reset()
+	defer env.Faults.Reset()
+	tpl, _ := ephTemplate(t, ctx, "postgres", "", "1h")
+	// The calls of a clean execution, per function.
+	calls := map[string][]string{}
+	var mu sync.Mutex
+	stop := env.Faults.Observe(func(c faultinject.Call) {
+		if c.Function == "ephemeralissue" || c.Function == "ephemeralrevoke" {
+			mu.Lock()
+			calls[c.Function] = append(calls[c.Function], c.Name)
+			mu.Unlock()
+		}
+	})
+	l, _, done := runEphemeral(t, ctx, map[string]any{"TemplateId": tpl, "TTL": "5s"})
+	if x := <-done; x.Status != "SUCCEEDED" {
+		t.Fatalf("clean execution: %s %s %s", x.Status, x.Error, x.Cause)
+	}
+	stop()
+	assertGone(t, ctx, "postgres", l.ID, nil)
+	writes := map[string]bool{"DynamoDB.TransactWriteItems": true, "Secrets Manager.CreateSecret": true, "Secrets Manager.DeleteSecret": true,
+		"target.NewUser": true, "target.DeleteUser": true, "EventBridge.PutEvents": true}
+	cells := 0
+	for _, fn := range []string{"ephemeralissue", "ephemeralrevoke"} {
+		if len(calls[fn]) < 5 {
+			t.Fatalf("%s made %d calls in a clean execution: %v", fn, len(calls[fn]), calls[fn])
+		}
+		for _, phase := range []faultinject.Phase{faultinject.Before, faultinject.After} {
+			for i, c := range nth(calls[fn]) {
+				if phase == faultinject.After && !writes[c.name] {
+					continue
+				}
+				cells++
+				t.Run(fmt.Sprintf("%s/%s/%d-%s", fn, phase, i+1, c.name), func(t *testing.T) {
+					env.Faults.Reset()
+					env.Faults.Add(faultinject.Rule{Function: fn, Call: c.name, Nth: c.nth, Phase: phase, Err: errors.New("injected")})
+					l, login, done := runEphemeral(t, ctx, map[string]any{"TemplateId": tpl, "TTL": "5s"})
+					x := <-done
+					if env.Faults.Fired() == 0 {
+						t.Fatal("the fault did not fire")
+					}
+					switch {
+					case x.Status == "SUCCEEDED":
+					case x.Status == "FAILED" && x.Error == "TestFailedError" && c.name == "target.Verify":
+						// The new login failed its test: compensated.
+					default:
+						t.Fatalf("execution %s %s %s", x.Status, x.Error, x.Cause)
+					}
+					assertGone(t, ctx, "postgres", l.ID, login)
+				})
+			}
+		}
+	}
+	t.Logf("%d cells", cells)
 }
