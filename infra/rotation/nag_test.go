@@ -25,6 +25,7 @@ var nagVariants = map[string]func(t *testing.T) *synthesized{
 	"explicit environment":              func(t *testing.T) *synthesized { return synth(t, "env-configured", configuredProps) },
 	"in a VPC":                          inVpc,
 	"in a VPC, no security groups":      inVpcNoGroups,
+	"short-lived logins":                withEphemeral,
 }
 
 // TestCdkNag: the AwsSolutions pack leaves no error and no warning on any
