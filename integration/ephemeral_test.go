@@ -193,8 +193,8 @@ func TestEphemeralLifecycle(t *testing.T) {
 			if tags[ephemeral.TagLease] != lease.LeaseId || tags[ephemeral.TagExpires] != lease.NotAfter || tags[ephemeral.TagOwner] != "ci-job-42" {
 				t.Errorf("secret tags = %v", tags)
 			}
-			if strings.Contains(env.Logs.String(), login.Password.Reveal()) {
-				t.Fatal("the issued password is in the logs")
+			if leaks := env.LeaksOf(ctx, []string{login.Password.Reveal()}); len(leaks) > 0 {
+				t.Fatalf("the issued password appears in %v", leaks)
 			}
 			held := holdSession(t, ctx, login)
 			if err := held(); err != nil {
@@ -247,6 +247,9 @@ func TestEphemeralLifecycle(t *testing.T) {
 				t.Errorf("sweep cross-checked no database: %+v", out)
 			}
 			assertGone(t, ctx, engine, short.LeaseId, shortLogin)
+			if leaks := env.LeaksOf(ctx, []string{login.Password.Reveal(), shortLogin.Password.Reveal()}); len(leaks) > 0 {
+				t.Fatalf("an issued password appears in %v", leaks)
+			}
 		})
 	}
 }

@@ -118,3 +118,11 @@ func (e *Env) CanLoginEphemeral(ctx context.Context, secretARN, role string) err
 func (e *Env) EphemeralLease(ctx context.Context, id string) (ledger.EphemeralLease, bool, error) {
 	return e.Ledger.GetEphemeral(ctx, id)
 }
+
+// LeaksOf names where any of passwords appears in what the product wrote
+// (log lines, stdout and stderr, events, CloudTrail records, ledger items,
+// executions), as LeakScan does for the secrets it is given: for the
+// short-lived logins, whose secrets are deleted at revocation.
+func (e *Env) LeaksOf(ctx context.Context, passwords []string) []string {
+	return find(passwords, e.outputs(ctx))
+}
