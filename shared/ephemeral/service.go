@@ -194,7 +194,7 @@ func (s *Service) Issue(ctx context.Context, in IssueInput) (Lease, error) {
 		}
 		return Lease{}, &faults.TestFailedError{Detail: faults.Detail{SecretID: id, Step: StepIssue, Reason: "the new login " + name + " does not log in", Err: err}}
 	}
-	arn, err := s.store(ctx, id, lease, v, pw)
+	arn, err := s.store(ctx, id, lease, v, pw, tpl.Tags[TagTemplate])
 	if err != nil {
 		return Lease{}, err
 	}
@@ -243,7 +243,7 @@ func clientToken(leaseID string) string {
 // store creates the login's secret, tagged with its lease, expiry, owner
 // and template. A secret of the lease that exists already (a retry) gets
 // the new value as its current version: the retry set a new password.
-func (s *Service) store(ctx context.Context, id string, lease ledger.EphemeralLease, v *secret.Value, pw secret.Password) (string, error) {
+func (s *Service) store(ctx context.Context, id string, lease ledger.EphemeralLease, v *secret.Value, pw secret.Password, group string) (string, error) {
 	doc, err := json.Marshal(credential{Engine: v.Engine, Host: v.Host, Port: v.Port, Username: lease.ID, Password: pw.Reveal(),
 		DBName: v.DBName, TLS: string(v.TLS), Expires: rfc3339(lease.NotAfter), Lease: lease.ID})
 	if err != nil {
@@ -257,10 +257,10 @@ func (s *Service) store(ctx context.Context, id string, lease ledger.EphemeralLe
 		{Key: aws.String(TagOwner), Value: aws.String(tagValue(lease.Owner))},
 		{Key: aws.String(TagTemplArn), Value: aws.String(lease.Template)},
 	}
-	if g, ok := tagOf(ctx, s, lease.Template); ok {
-		// The group the functions' policies match, so the same ABAC
-		// rule covers the template and its logins' secrets.
-		tags = append(tags, smtypes.Tag{Key: aws.String(TagGroup), Value: aws.String(g)})
+	if group != "" {
+		// The template's group, which the functions' policies match, so
+		// the same ABAC rule covers the template and its logins' secrets.
+		tags = append(tags, smtypes.Tag{Key: aws.String(TagGroup), Value: aws.String(group)})
 	}
 	out, err := s.Secrets.CreateSecret(ctx, &sm.CreateSecretInput{
 		Name: &name, SecretString: &value, ClientRequestToken: aws.String(clientToken(lease.ID)), Tags: tags,
@@ -290,20 +290,6 @@ func (s *Service) store(ctx context.Context, id string, lease ledger.EphemeralLe
 		return "", faults.Classify(err, id, StepIssue)
 	}
 	return aws.ToString(d.ARN), nil
-}
-
-// tagOf reads the template's group tag (TagTemplate).
-func tagOf(ctx context.Context, s *Service, templateARN string) (string, bool) {
-	d, err := s.Secrets.DescribeSecret(ctx, &sm.DescribeSecretInput{SecretId: &templateARN})
-	if err != nil {
-		return "", false
-	}
-	for _, t := range d.Tags {
-		if aws.ToString(t.Key) == TagTemplate {
-			return aws.ToString(t.Value), true
-		}
-	}
-	return "", false
 }
 
 // tagValue keeps a tag value within Secrets Manager's rules (256
