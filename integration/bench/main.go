@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
@@ -112,7 +113,19 @@ func main() {
 	out := flag.String("out", "results/bench.json", "where the JSON report goes")
 	flag.DurationVar(&timeout, "timeout", 30*time.Minute, "the whole run's bound: a fleet of 10,000 needs at least 10 minutes at a 50 writes/s quota, more on a busy machine")
 	only := flag.String("only", "", `"fleet": only the fleet's figures (after 3 rotations, which measure the writes a rotation needs); no sizes, start-up or Go benchmarks`)
+	cpuProfile := flag.String("cpuprofile", "", "write this process's CPU profile (the in-process stand-ins and handlers; go tool pprof) to the file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: -cpuprofile:", err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if *only != "" && *only != "fleet" {
 		fmt.Fprintf(os.Stderr, "bench: -only %q: the one part that runs alone is \"fleet\"\n", *only)
 		os.Exit(2)
@@ -123,6 +136,7 @@ func main() {
 	}
 	if err := run(*rotations, *fleetSize, *concurrency, *quota, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
