@@ -131,6 +131,8 @@ func main() {
 		os.Exit(2)
 	}
 	fleetOnly = *only == "fleet"
+	// A run of minutes: DynamoDB Local with the JVM's optimizing compiler.
+	os.Setenv(standin.EnvDynamoDBLongRun, "1")
 	if fleetOnly {
 		*rotations = min(*rotations, 3)
 	}

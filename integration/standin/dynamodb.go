@@ -100,6 +100,12 @@ func StartDynamoDB(ctx context.Context, dir string) (*DynamoDB, error) {
 	return nil, lastErr
 }
 
+// EnvDynamoDBLongRun, set to anything, starts DynamoDB Local with the
+// JVM's defaults (the optimizing compiler, a parallel GC) for a run of
+// many minutes (make bench's fleet), where C1 alone makes every request
+// slower once the start-up is paid.
+const EnvDynamoDBLongRun = "SECRETSAGA_DYNAMODB_LONG_RUN"
+
 func startDynamoDB(ctx context.Context, cfg aws.Config, java, libDir, dir string) (*DynamoDB, bool, error) {
 	port, err := FreePort()
 	if err != nil {
@@ -109,13 +115,13 @@ func startDynamoDB(ctx context.Context, cfg aws.Config, java, libDir, dir string
 	if err != nil {
 		return nil, false, err
 	}
-	cmd := exec.Command(java,
-		"-Djava.library.path=./DynamoDBLocal_lib",
+	args := []string{"-Djava.library.path=./DynamoDBLocal_lib"}
+	if os.Getenv(EnvDynamoDBLongRun) == "" {
 		// Short-lived and small: C1 only and a serial GC start faster
 		// and use less memory than the JVM's server defaults.
-		"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
-		"-jar", "DynamoDBLocal.jar",
-		"-inMemory", "-port", strconv.Itoa(port))
+		args = append(args, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
+	}
+	cmd := exec.Command(java, append(args, "-jar", "DynamoDBLocal.jar", "-inMemory", "-port", strconv.Itoa(port))...)
 	cmd.Dir = libDir
 	begin := time.Now()
 	p, err := startProc("DynamoDB Local", cmd, newTail(16<<10, logFile))
