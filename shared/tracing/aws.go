@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -44,12 +45,36 @@ func AWS(cfg *aws.Config) {
 	cfg.HTTPClient = headerClient{next: next}
 }
 
-// headerClient injects the current span's trace header into each request.
+// headerClient injects the trace header of the request's call into each
+// request. The request's context holds the span of the SDK's HTTP stage,
+// which onlyCalls drops; the header names the call's span instead, which
+// X-Ray has.
 type headerClient struct{ next aws.HTTPClient }
 
 func (c headerClient) Do(r *http.Request) (*http.Response, error) {
-	otel.GetTextMapPropagator().Inject(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx := r.Context()
+	if st := active.Load(); st != nil {
+		if call, ok := st.call(trace.SpanContextFromContext(ctx).SpanID()); ok {
+			ctx = trace.ContextWithSpanContext(ctx, call)
+		}
+	}
+	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(r.Header))
 	return c.next.Do(r)
+}
+
+// active is the stages processor of the provider New made last (the
+// global one, which Setup installs).
+var active atomic.Pointer[stages]
+
+// call is the span context of the call whose stage (or itself) is id.
+func (p *stages) call(id trace.SpanID) (trace.SpanContext, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.calls[id]
+	if !ok {
+		return trace.SpanContext{}, false
+	}
+	return c.SpanContext(), true
 }
 
 // sdkScope is the instrumentation scope prefix of the AWS SDK's tracers

@@ -51,9 +51,11 @@ func (stamp) ForceFlush(context.Context) error { return nil }
 // are X-Ray's (the trace id starts with the epoch second); a span whose
 // parent came from a trace header follows its sampling decision.
 func New(service string, exp sdktrace.SpanExporter) *sdktrace.TracerProvider {
+	st := newStages()
+	active.Store(st)
 	return sdktrace.NewTracerProvider(
 		sdktrace.WithSpanProcessor(stamp{}),
-		sdktrace.WithSpanProcessor(newStages()),
+		sdktrace.WithSpanProcessor(st),
 		sdktrace.WithSyncer(onlyCalls{exp}),
 		sdktrace.WithIDGenerator(xray.NewIDGenerator()),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())),

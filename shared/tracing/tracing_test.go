@@ -297,8 +297,10 @@ func TestAWSCallsThroughTheSDK(t *testing.T) {
 		d.Annotations["secretsaga_secret_arn"] != testSecret || call.Parent.SpanID() != step.SpanContext.SpanID() {
 		t.Errorf("call segment %+v", d)
 	}
-	if len(headers) != 1 || !strings.HasPrefix(headers[0], "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=") {
-		t.Errorf("trace headers sent: %q", headers)
+	// The header names the call's span, the one X-Ray gets, not the
+	// SDK's HTTP stage that the request's context holds.
+	if want := "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=" + call.SpanContext.SpanID().String() + ";Sampled=1"; len(headers) != 1 || headers[0] != want {
+		t.Errorf("trace headers sent: %q, want %q", headers, want)
 	}
 }
 
