@@ -91,8 +91,8 @@ type Server struct {
 	// fleet bench); add and remove keep them with secrets.
 	byARN, byPartial map[string]*secret
 	pending          map[*secret]bool
-	seq     int
-	calls   map[string]int
+	seq              int
+	calls            map[string]int
 
 	// The limiter runs on the real clock even when Options.Now is injected:
 	// throttling is about how fast the client actually calls, and a frozen
