@@ -444,10 +444,7 @@ func (s *Server) rotate(ctx context.Context, cancel context.CancelFunc, id int, 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, sec := range s.secrets {
-		if sec.arn != r.SecretARN {
-			continue
-		}
+	if sec, ok := s.byARN[r.SecretARN]; ok {
 		if sec.rot.run == id {
 			sec.rot.run, sec.rot.cancel = 0, nil
 		}
