@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 
+	"github.com/secretsaga/secretsaga/shared/eventbus"
 	"github.com/secretsaga/secretsaga/shared/lambdaenv"
 	"github.com/secretsaga/secretsaga/shared/tracing"
 )
@@ -22,7 +23,7 @@ import (
 func clients(cfg aws.Config) lambdaenv.EphemeralClients {
 	return lambdaenv.EphemeralClients{
 		Ledger: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.TracerProvider = tracing.SDK() }),
-		Events: eventbridge.NewFromConfig(cfg, func(o *eventbridge.Options) { o.TracerProvider = tracing.SDK() }),
+		Events: eventbus.Buses(eventbridge.NewFromConfig(cfg, func(o *eventbridge.Options) { o.TracerProvider = tracing.SDK() })),
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 
+	"github.com/secretsaga/secretsaga/shared/eventbus"
 	"github.com/secretsaga/secretsaga/shared/events"
 	"github.com/secretsaga/secretsaga/shared/fleet"
 	"github.com/secretsaga/secretsaga/shared/lambdaenv"
@@ -18,8 +19,8 @@ import (
 )
 
 // EventBridge (PutEvents) is the one client it calls.
-func bus(cfg aws.Config) events.API {
-	return eventbridge.NewFromConfig(cfg, func(o *eventbridge.Options) { o.TracerProvider = tracing.SDK() })
+func bus(cfg aws.Config) events.Buses {
+	return eventbus.Buses(eventbridge.NewFromConfig(cfg, func(o *eventbridge.Options) { o.TracerProvider = tracing.SDK() }))
 }
 
 func main() {

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/secretsaga/secretsaga/shared/eventbus"
 	"github.com/secretsaga/secretsaga/shared/lambdaenv"
 	"github.com/secretsaga/secretsaga/shared/rotation"
 	"github.com/secretsaga/secretsaga/shared/target/engines"
@@ -28,7 +29,7 @@ func clients(cfg aws.Config) lambdaenv.SagaClients {
 		Secrets: secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { o.TracerProvider = tracing.SDK() }),
 		Ledger:  dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.TracerProvider = tracing.SDK() }),
 		Engines: engines.Registry(nil),
-		Events:  eventbridge.NewFromConfig(cfg, func(o *eventbridge.Options) { o.TracerProvider = tracing.SDK() }),
+		Events:  eventbus.Buses(eventbridge.NewFromConfig(cfg, func(o *eventbridge.Options) { o.TracerProvider = tracing.SDK() })),
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 
+	"github.com/secretsaga/secretsaga/shared/eventbus"
 	"github.com/secretsaga/secretsaga/shared/events"
 )
 
@@ -20,7 +21,7 @@ func TestPublishThroughSDK(t *testing.T) {
 	defer s.Close()
 	client := eventbridge.New(eventbridge.Options{Region: "us-east-1", BaseEndpoint: aws.String(url),
 		Credentials: credentials.NewStaticCredentialsProvider("AK", "SK", "")})
-	bus := events.NewBus(client, "")
+	bus := eventbus.New(client, "")
 	err = bus.Publish(context.Background(), events.Event{DetailType: events.RotationSucceeded,
 		Detail: events.Detail{SecretARN: "arn:x", VersionID: "v2", Severity: "info"}})
 	if err != nil {

@@ -89,7 +89,7 @@ func (e *Env) StartBinaries(ctx context.Context, dir string) (*Binaries, error) 
 func (e *Env) FunctionEnv(name string) ([]string, error) {
 	values := map[string]string{
 		functions.EnvLedgerTable: Table,
-		functions.EnvEventBus:    "default", // the bus the in-process handlers use (events.NewBus)
+		functions.EnvEventBus:    "default", // the bus the in-process handlers use (eventbus.New)
 		// As the CDK app deploys by default.
 		functions.EnvLedgerRetentionDays: strconv.Itoa(functions.DefaultLedgerRetentionDays),
 	}

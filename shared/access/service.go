@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
+	"github.com/secretsaga/secretsaga/shared/eventbus"
 	"github.com/secretsaga/secretsaga/shared/events"
 	"github.com/secretsaga/secretsaga/shared/faults"
 	"github.com/secretsaga/secretsaga/shared/ledger"
@@ -73,7 +74,7 @@ type Service struct {
 	SM      SecretsAPI
 	Journal Journal
 	Store   Store
-	Events  events.API
+	Events  eventbus.API
 	Bus     string // event bus name; "" is the default bus
 	// Group is the rotation group audited: secrets whose GroupTag differs
 	// are ignored ("" audits every secret that has the tag).

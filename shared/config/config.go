@@ -19,7 +19,7 @@ import (
 
 	"github.com/secretsaga/secretsaga/shared/alarms"
 	"github.com/secretsaga/secretsaga/shared/ephemeral"
-	"github.com/secretsaga/secretsaga/shared/events"
+	"github.com/secretsaga/secretsaga/shared/eventbus"
 	"github.com/secretsaga/secretsaga/shared/fleet"
 	"github.com/secretsaga/secretsaga/shared/functions"
 	"github.com/secretsaga/secretsaga/shared/lambdaenv"
@@ -118,7 +118,7 @@ func New(o Options) (*rotation.Service, error) {
 		Secrets:        secretstore.New(sm),
 		Ledger:         ledger.New(db, o.LedgerTable, o.Ledger),
 		Engines:        Engines(o.WrapEngine),
-		Events:         events.NewBus(eb, o.EventBus),
+		Events:         eventbus.New(eb, o.EventBus),
 		Alarms:         alarms.New(cw),
 		BakeAlarmNames: o.BakeAlarmNames,
 		RepairPolicy:   o.Repair,
@@ -150,7 +150,7 @@ func NewEphemeral(o Options) (*ephemeral.Service, error) {
 		Secrets: secretsManager(cfg, o),
 		Ledger:  ledger.New(db, o.LedgerTable, o.Ledger),
 		Engines: Engines(o.WrapEngine),
-		Events:  events.NewBus(eb, o.EventBus),
+		Events:  eventbus.New(eb, o.EventBus),
 		Actor:   o.Actor,
 		Log:     logger(o),
 	}, nil
@@ -184,7 +184,7 @@ func NewFleet(o Options) *fleet.Service {
 			eo.BaseEndpoint = &o.EventBridgeEndpoint
 		}
 	})
-	return &fleet.Service{Secrets: secretsManager(cfg, o), Events: events.NewBus(eb, o.EventBus), Log: logger(o)}
+	return &fleet.Service{Secrets: secretsManager(cfg, o), Events: eventbus.New(eb, o.EventBus), Log: logger(o)}
 }
 
 // FromEnv builds the Service a saga function runs, with every client
@@ -192,7 +192,7 @@ func NewFleet(o Options) *fleet.Service {
 func FromEnv(ctx context.Context, actor string) (*rotation.Service, error) {
 	return lambdaenv.Saga(ctx, actor, func(cfg aws.Config) lambdaenv.SagaClients {
 		return lambdaenv.SagaClients{Secrets: secretsmanager.NewFromConfig(cfg), Ledger: dynamodb.NewFromConfig(cfg),
-			Engines: Engines(nil), Events: eventbridge.NewFromConfig(cfg), Alarms: alarms.New(cloudwatch.NewFromConfig(cfg))}
+			Engines: Engines(nil), Events: eventbus.Buses(eventbridge.NewFromConfig(cfg)), Alarms: alarms.New(cloudwatch.NewFromConfig(cfg))}
 	})
 }
 

@@ -1,17 +1,9 @@
-// Package events publishes the product's outcome events to Amazon
-// EventBridge. One schema for all of them (see README "Events"); detail never
-// carries a secret value.
+// Package events defines the product's outcome events, which
+// shared/eventbus publishes to Amazon EventBridge. One schema for all of
+// them (see README "Events"); detail never carries a secret value.
 package events
 
-import (
-	"context"
-	"encoding/json"
-	"fmt"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
-	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
-)
+import "context"
 
 // Source is the EventBridge source of every event.
 const Source = "secretsaga"
@@ -78,41 +70,13 @@ type Event struct {
 	Detail     Detail
 }
 
-// API is the part of *eventbridge.Client used here.
-type API interface {
-	PutEvents(context.Context, *eventbridge.PutEventsInput, ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error)
+// Publisher publishes events to one bus (*eventbus.Bus over EventBridge).
+type Publisher interface {
+	Publish(ctx context.Context, e Event) error
 }
 
-// Bus publishes to one event bus.
-type Bus struct {
-	api  API
-	name string
-}
-
-// NewBus returns a publisher to the named bus ("" is the default bus).
-func NewBus(api API, name string) *Bus {
-	if name == "" {
-		name = "default"
-	}
-	return &Bus{api: api, name: name}
-}
-
-// Publish sends e. PutEvents can accept the call and still reject the entry,
-// so the per-entry result is checked too.
-func (b *Bus) Publish(ctx context.Context, e Event) error {
-	body, err := json.Marshal(e.Detail)
-	if err != nil {
-		return err
-	}
-	out, err := b.api.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{
-		EventBusName: &b.name, Source: aws.String(Source), DetailType: &e.DetailType,
-		Detail: aws.String(string(body)), Resources: []string{e.Detail.SecretARN},
-	}}})
-	if err != nil {
-		return fmt.Errorf("publish %q: %w", e.DetailType, err)
-	}
-	if out.FailedEntryCount > 0 && len(out.Entries) > 0 {
-		return fmt.Errorf("publish %q: entry rejected: %s", e.DetailType, aws.ToString(out.Entries[0].ErrorCode))
-	}
-	return nil
-}
+// Buses makes the Publisher of a named bus. A function's main.go passes
+// eventbus.Buses over its EventBridge client, so that EventBridge's client
+// is linked only into the functions that publish (README "Binary sizes"):
+// this package names no AWS type.
+type Buses func(name string) Publisher

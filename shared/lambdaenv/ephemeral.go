@@ -22,8 +22,8 @@ type EphemeralClients struct {
 	Ledger  ledger.API
 	Engines *target.Registry
 	// Events is nil for a function that publishes nothing (a Publish fails
-	// with ErrNoEventBus).
-	Events events.API
+	// with ErrNoEventBus); see SagaClients.Events.
+	Events events.Buses
 }
 
 // Ephemeral builds the ephemeral.Service the function actor runs, from the
@@ -59,7 +59,7 @@ func EphemeralFrom(getenv func(string) string, actor string, c EphemeralClients)
 		svc.Engines = &target.Registry{}
 	}
 	if c.Events != nil {
-		svc.Events = events.NewBus(c.Events, getenv(functions.EnvEventBus))
+		svc.Events = c.Events(getenv(functions.EnvEventBus))
 	}
 	return svc, nil
 }

@@ -40,8 +40,10 @@ type SagaClients struct {
 	Ledger  ledger.API      // required
 	Engines *target.Registry
 	// Events is nil for a function that publishes nothing (no
-	// events:PutEvents grant): a Publish fails with ErrNoEventBus.
-	Events events.API
+	// events:PutEvents grant): a Publish fails with ErrNoEventBus. A
+	// publisher's main.go passes eventbus.Buses over its EventBridge
+	// client, which only it links.
+	Events events.Buses
 	// Alarms is nil for a function that reads no alarms (no
 	// cloudwatch:DescribeAlarms grant): a bake that watches alarms fails
 	// as the rotation.Service documents.
@@ -94,7 +96,7 @@ func SagaFrom(getenv func(string) string, actor string, c SagaClients) (*rotatio
 		Log:            Logger(),
 	}
 	if c.Events != nil {
-		svc.Events = events.NewBus(c.Events, getenv(functions.EnvEventBus))
+		svc.Events = c.Events(getenv(functions.EnvEventBus))
 	}
 	if c.Alarms != nil {
 		svc.Alarms = c.Alarms
@@ -190,11 +192,11 @@ func AlarmNames(list string) []string {
 
 // FleetReport builds the fleet steps the fleetreport function runs:
 // Fleet's, publishing to the bus EVENT_BUS_NAME names through the
-// EventBridge client eventsClient makes.
-func FleetReport(ctx context.Context, eventsClient func(aws.Config) events.API) (*fleet.Service, error) {
+// EventBridge client buses makes (eventbus.Buses).
+func FleetReport(ctx context.Context, buses func(aws.Config) events.Buses) (*fleet.Service, error) {
 	cfg, err := awsenv.Load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &fleet.Service{Events: events.NewBus(eventsClient(cfg), os.Getenv(functions.EnvEventBus)), Log: Logger()}, nil
+	return &fleet.Service{Events: buses(cfg)(os.Getenv(functions.EnvEventBus)), Log: Logger()}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 
+	"github.com/secretsaga/secretsaga/shared/eventbus"
 	"github.com/secretsaga/secretsaga/shared/events"
 	"github.com/secretsaga/secretsaga/shared/functions"
 	"github.com/secretsaga/secretsaga/shared/native"
@@ -42,7 +43,7 @@ func TestSagaFrom(t *testing.T) {
 		t.Errorf("Publish without a bus: %v, want ErrNoEventBus", err)
 	}
 	bus := &fakeBus{}
-	svc, err = SagaFrom(env(vars), "releaselease", SagaClients{Events: bus})
+	svc, err = SagaFrom(env(vars), "releaselease", SagaClients{Events: eventbus.Buses(bus)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,7 @@ func TestFleetAndNative(t *testing.T) {
 	}
 	bus := &fakeBus{}
 	t.Setenv(functions.EnvEventBus, "bus")
-	fr, err := FleetReport(ctx, func(aws.Config) events.API { return bus })
+	fr, err := FleetReport(ctx, func(aws.Config) events.Buses { return eventbus.Buses(bus) })
 	if err != nil {
 		t.Fatal(err)
 	}
