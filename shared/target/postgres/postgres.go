@@ -32,11 +32,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/xdg-go/stringprep"
 
 	"github.com/secretsaga/secretsaga/shared/dbtls"
 	"github.com/secretsaga/secretsaga/shared/secret"
 	"github.com/secretsaga/secretsaga/shared/target"
+	"github.com/secretsaga/secretsaga/shared/target/postgres/internal/saslprep"
 )
 
 // Options tune the engine.
@@ -190,7 +190,7 @@ func (e *Engine) connect(ctx context.Context, c target.Credential) (*pgconn.PgCo
 // saslprepped returns the SASLprep form of password and whether it
 // differs from password.
 func saslprepped(password string) (string, bool) {
-	prepped, err := stringprep.SASLprep.Prepare(password)
+	prepped, err := saslprep.Prepare(password)
 	return prepped, err == nil && prepped != password
 }
 
@@ -275,9 +275,11 @@ func quoteIdent(s string) string {
 // SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>.
 // Like PostgreSQL (and libpq), the password is normalised with SASLprep
 // first, falling back to the raw bytes when that fails, so that clients
-// which normalise and the server agree on non-ASCII passwords.
+// which normalise and the server agree on non-ASCII passwords. The
+// SASLprep is PostgreSQL's own reading of RFC 4013 (package saslprep), as
+// libpq computes the password it logs in with that code.
 func scramVerifier(password string, iterations int) (string, error) {
-	if prepped, err := stringprep.SASLprep.Prepare(password); err == nil {
+	if prepped, err := saslprep.Prepare(password); err == nil {
 		password = prepped
 	}
 	salt := make([]byte, 16)

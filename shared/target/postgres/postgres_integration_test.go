@@ -4,10 +4,15 @@ package postgres_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -17,6 +22,7 @@ import (
 	"github.com/secretsaga/secretsaga/shared/secret"
 	"github.com/secretsaga/secretsaga/shared/target"
 	"github.com/secretsaga/secretsaga/shared/target/postgres"
+	"github.com/secretsaga/secretsaga/shared/target/postgres/internal/saslprep"
 )
 
 // TestAgainstPostgres runs the engine against a real server with statement
@@ -144,6 +150,64 @@ func TestSASLprepPasswordAgainstPostgres(t *testing.T) {
 	}
 	if err := e.Verify(ctx, target.VerifyRequest{Credential: cred(next)}); err != nil {
 		t.Fatalf("the password the engine set: %v", err)
+	}
+}
+
+// The server's own SASLprep (pg_saslprep, applied when a password is set
+// in clear text) decides which verifier libpq clients log in with; the
+// engine's verifier uses saslprep.Prepare. For passwords on every side of
+// each difference between PostgreSQL and xdg-go/stringprep, the server's
+// stored StoredKey must be the one Prepare's output (or the raw password
+// when Prepare fails) gives with the server's salt.
+func TestSASLprepAgreesWithPostgres(t *testing.T) {
+	ctx := context.Background()
+	_, admin := startPostgres(ctx, t)
+	const role = "saslprep_app"
+	if _, err := admin.Exec(ctx, "CREATE ROLE "+role+" LOGIN"); err != nil {
+		t.Fatal(err)
+	}
+	for _, pw := range []string{
+		"Plain-Passw0rd!", "Ｐａｓｓ-１２３", "\ufb01x", "\u2163", "e\u0301", "pässwörd",
+		"a\u00a0b", "a\u3000b", "pass\u00adword", "a\ufe0fb", "\ufeffab",
+		"a\u0085b", "a\ue000b", "a\ufdd0b", "a\ufffdb", "a\u2ff0b", "a\u200eb", "a\U000E0001b", "a\u0221b", "a\U00100000b",
+		"\u05d0\u05d1", "\u05d01\u05d1", "\u0627\u0644\u0633", "\u05d0a\u05d1", "1\u05d0", "\u05d01", "\u05d0 ", "\u05d0\u200f", "1\u00b2",
+		// Where PostgreSQL and xdg-go/stringprep differ.
+		"a\u0007b", "\u00ad", "\u200c\ufe0f", "a\u200bb", "\u200b", "a\u1806b", "\u1806",
+		"a\u0340", "a\u0341b", "\U0001F100", "a\u3250b", "a\ufe70b", "\ufe70", "\ufdfa", "\u05d0\ufb4f", "a\u2135b", "\ufb1d", "\ufe71",
+	} {
+		lit := "'" + strings.ReplaceAll(pw, "'", "''") + "'"
+		if _, err := admin.Exec(ctx, "ALTER ROLE "+role+" PASSWORD "+lit); err != nil {
+			t.Fatalf("%+q: %v", pw, err)
+		}
+		var stored string
+		if err := admin.QueryRow(ctx, "SELECT rolpassword FROM pg_authid WHERE rolname = $1", role).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		// SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>
+		var iter, salt, storedKey string
+		if head, keys, ok := strings.Cut(strings.TrimPrefix(stored, "SCRAM-SHA-256$"), "$"); ok {
+			iter, salt, _ = strings.Cut(head, ":")
+			storedKey, _, _ = strings.Cut(keys, ":")
+		}
+		n, _ := strconv.Atoi(iter)
+		rawSalt, err := base64.StdEncoding.DecodeString(salt)
+		if err != nil || n == 0 {
+			t.Fatalf("not a SCRAM verifier: %q", stored)
+		}
+		prepped, perr := saslprep.Prepare(pw)
+		if perr != nil {
+			prepped = pw
+		}
+		salted, err := pbkdf2.Key(sha256.New, prepped, rawSalt, n, sha256.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := hmac.New(sha256.New, salted)
+		m.Write([]byte("Client Key"))
+		sk := sha256.Sum256(m.Sum(nil))
+		if got := base64.StdEncoding.EncodeToString(sk[:]); got != storedKey {
+			t.Errorf("%+q: the server's verifier is not the one from Prepare = %+q, %v", pw, prepped, perr)
+		}
 	}
 }
 

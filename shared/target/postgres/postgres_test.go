@@ -121,7 +121,11 @@ func TestSASLprepped(t *testing.T) {
 		{"already normal", "pässwörd", "pässwörd", false},
 		// Prohibited in SASLprep (a control character): PostgreSQL uses
 		// the raw password, so no second try.
-		{"prohibited", "a\u0007b", "", false},
+		{"prohibited", "a\u0085b", "", false},
+		// pg_saslprep returns an ASCII password as it is, controls too.
+		{"ascii control", "a\u0007b", "", false},
+		// Nothing left after mapping: PostgreSQL uses the raw password.
+		{"only a soft hyphen", "\u00ad", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
