@@ -114,7 +114,16 @@ func main() {
 	flag.DurationVar(&timeout, "timeout", 30*time.Minute, "the whole run's bound: a fleet of 10,000 needs at least 10 minutes at a 50 writes/s quota, more on a busy machine")
 	only := flag.String("only", "", `"fleet": only the fleet's figures (after 3 rotations, which measure the writes a rotation needs); no sizes, start-up or Go benchmarks`)
 	cpuProfile := flag.String("cpuprofile", "", "write this process's CPU profile (the in-process stand-ins and handlers; go tool pprof) to the file")
+	mutexProfile := flag.String("mutexprofile", "", "write this process's mutex contention profile (which locks of the in-process stand-ins and handlers made goroutines wait; go tool pprof) to the file")
 	flag.Parse()
+	if *mutexProfile != "" {
+		runtime.SetMutexProfileFraction(1)
+		defer func() {
+			if err := writeProfile("mutex", *mutexProfile); err != nil {
+				fmt.Fprintln(os.Stderr, "bench: -mutexprofile:", err)
+			}
+		}()
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil {
@@ -513,6 +522,19 @@ func goBenchmarks(ctx context.Context) ([]goBench, error) {
 		res = append(res, b)
 	}
 	return res, nil
+}
+
+// writeProfile writes the named runtime profile to path.
+func writeProfile(name, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func cpuModel() string {
