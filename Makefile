@@ -20,23 +20,31 @@ deps:
 
 ## build: one arm64 `bootstrap` per Lambda function under build/lambda/<name>/ (GCFLAGS: extra -gcflags,
 ## appended after LAMBDA_GCFLAGS; README "Binary sizes")
-# No inlining outside the standard library's crypto packages: the functions wait on the
-# network, not the CPU, and without it the six that link every engine fit 10 MB; crypto
-# (SCRAM's PBKDF2, TLS) keeps it, so a SCRAM verifier costs 0.78 ms instead of 0.70 (2.5
-# with no inlining at all). OpenTelemetry's packages keep it too: with inlining, the thousands of
-# attribute variables of its semantic conventions are laid out by the compiler instead of by
-# init code (−0.26 MB with TRACING=otel; nothing without). README "Binary sizes".
-LAMBDA_GCFLAGS ?= -gcflags=all=-l -gcflags=crypto/...= -gcflags=go.opentelemetry.io/...=
-# TRACING=otel builds the functions with OpenTelemetry tracing to X-Ray (README "Tracing"):
-# 0.9 to 1.3 MB more per bootstrap, over the 10 MB budget for six of them, so not the default.
-TRACING ?=
-ifneq ($(filter-out otel,$(TRACING)),)
-$(error TRACING=$(TRACING): want TRACING=otel (tracing built in) or nothing)
+# No inlining outside the hot paths: the functions wait on the network, not the CPU, and
+# without it every function fits 10 MB with tracing. The packages in INLINED keep it: the
+# crypto that SCRAM's PBKDF2 (SHA-256, HMAC) and TLS handshakes (big numbers, P-256,
+# X25519) spend their time in, so a SCRAM verifier and a handshake cost what they do with
+# Go's defaults (2.5 ms instead of 0.7 for a verifier with no inlining at all); and
+# OpenTelemetry, whose semantic conventions' thousands of attribute variables are then laid
+# out by the compiler instead of by init code (−0.26 MB). README "Binary sizes".
+INLINED := crypto/internal/fips140 crypto/internal/fips140/subtle crypto/internal/fips140deps/... \
+  crypto/internal/fips140/sha256 crypto/internal/fips140/hmac crypto/internal/fips140/pbkdf2 \
+  crypto/internal/fips140only crypto/sha256 crypto/hmac crypto/pbkdf2 crypto/subtle \
+  crypto/internal/fips140/bigmod crypto/internal/fips140/edwards25519/... crypto/internal/fips140/nistec/... \
+  go.opentelemetry.io/...
+LAMBDA_GCFLAGS ?= -gcflags=all=-l $(foreach p,$(INLINED),-gcflags=$(p)=)
+# The functions are built with OpenTelemetry tracing to X-Ray (TRACING=otel, the `otel` build
+# tag; README "Tracing"), which exports only where AWS_XRAY_DAEMON_ADDRESS is set (Lambda's
+# active tracing) or SECRETSAGA_TRACES asks. TRACING=off builds them without: 0.62-0.75 MB
+# smaller each.
+TRACING ?= otel
+ifeq ($(filter otel off,$(TRACING)),)
+$(error TRACING=$(TRACING): want TRACING=otel (tracing built in, the default) or TRACING=off)
 endif
 comma := ,
 build:
 	@for f in $(FUNCTIONS); do \
-	  GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc$(if $(TRACING),$(comma)$(TRACING)) -trimpath $(LAMBDA_GCFLAGS) $(if $(GCFLAGS),-gcflags='$(GCFLAGS)') -ldflags='-s -w' \
+	  GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc$(if $(filter otel,$(TRACING)),$(comma)otel) -trimpath $(LAMBDA_GCFLAGS) $(if $(GCFLAGS),-gcflags='$(GCFLAGS)') -ldflags='-s -w' \
 	    -o $(LAMBDA)/$$f/bootstrap ./functions/$$f; \
 	done
 	@ls -l $(LAMBDA)/*/bootstrap | awk '{printf "%-40s %6.1f MB\n", $$9, $$5/1048576}'

@@ -17,8 +17,8 @@ const RIEPackage = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws
 // BuildBootstraps builds the main packages pkgs (import paths, such as
 // "github.com/secretsaga/secretsaga/functions/verify") into dir, each as
 // dir/<last path element>, the way the Makefile builds the deployed
-// bootstraps (-tags lambda.norpc, static, trimmed; and otel: with
-// tracing, as make build TRACING=otel builds them) but for this machine's
+// bootstraps (-tags lambda.norpc,otel: with tracing, as make build
+// builds them by default; static, trimmed) but for this machine's
 // GOOS and GOARCH, so that they run here. It runs the go command of this
 // toolchain in the current module; its build cache makes a rebuild quick.
 func BuildBootstraps(ctx context.Context, dir string, pkgs ...string) error {

@@ -24,7 +24,7 @@ func Setup(getenv func(string) string, _ string) error {
 	case "", "off":
 		return nil
 	default:
-		return errors.New("tracing: " + EnvExporter + "=" + choice + ": this build has no tracing (make build TRACING=otel)")
+		return errors.New("tracing: " + EnvExporter + "=" + choice + ": this build has no tracing (built with make build TRACING=off; the default, TRACING=otel, has it)")
 	}
 }
 
