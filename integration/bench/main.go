@@ -40,6 +40,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
+	"github.com/secretsaga/secretsaga/integration/latency"
 	"github.com/secretsaga/secretsaga/integration/local"
 	"github.com/secretsaga/secretsaga/integration/outage"
 	"github.com/secretsaga/secretsaga/integration/sfnlocal"
@@ -94,6 +95,11 @@ type report struct {
 		// state (Step Functions' limit is 256 KiB).
 		Pages             int `json:"pages"`
 		LargestStateBytes int `json:"largestStateBytes"`
+		// Timeline is where the execution's time went (its events);
+		// Calls, how long each call the handlers made took, and each
+		// handler's run ("Lambda.<function>"), while the fleet ran.
+		Timeline timeline     `json:"timeline"`
+		Calls    []latency.Op `json:"calls"`
 	} `json:"fleet"`
 	GoBench []goBench `json:"goBenchmarks"`
 }
@@ -167,7 +173,7 @@ func run(rotations, fleetSize, concurrency int, quota float64, outPath string) e
 	r.StartedAt = time.Now().UTC().Format(time.RFC3339)
 
 	fmt.Println("starting the local stand-ins ...")
-	env, err := local.Start(ctx, local.Options{RetryIntervalScale: 1, SecretsManagerWriteRPS: quota})
+	env, err := local.Start(ctx, local.Options{RetryIntervalScale: 1, SecretsManagerWriteRPS: quota, Latency: &latency.Recorder{}})
 	if err != nil {
 		return err
 	}
@@ -447,6 +453,7 @@ func fleetFigures(ctx context.Context, env *local.Env, size, concurrency int, qu
 	fmt.Printf("fleet rotation: %d secrets, MaxConcurrency %d, quota %.0f writes/s ...\n", size, concurrency, quota)
 	env.Faults.Reset()
 	env.SM.ResetCalls()
+	env.Latency().Reset()
 	x, err := env.ExecuteFleet(ctx, "bench-fleet", map[string]any{
 		"TagKey": "secretsaga:rotation-group", "TagValue": group, "MaxConcurrency": concurrency,
 	})
@@ -484,6 +491,8 @@ func fleetFigures(ctx context.Context, env *local.Env, size, concurrency int, qu
 		f.LargestStateBytes = max(f.LargestStateBytes, e.InputBytes, e.OutputBytes)
 	}
 	f.Dollars = float64(f.Transitions) * dollarsPerTransition
+	f.Timeline = fleetTimeline(x.Events, "RotateEach", 10)
+	f.Calls = env.Latency().Ops()
 	return nil
 }
 
@@ -638,5 +647,12 @@ func printFleet(tw io.Writer, r *report) {
 		}
 		fmt.Fprintf(tw, "state transitions\t%d → $%.2f\n", f.Transitions, f.Dollars)
 		fmt.Fprintf(tw, "pages, largest state\t%d, %d bytes (the limit: %d)\n", f.Pages, f.LargestStateBytes, sfnlocal.MaxPayloadBytes)
+		printTimeline(tw, f.Timeline)
+		if len(f.Calls) > 0 {
+			fmt.Fprintf(tw, "calls during the fleet\tcalls\tattempts\tp50 ms\tp90 ms\tp99 ms\tmax ms\ttotal s\terrors\n")
+			for _, c := range f.Calls {
+				fmt.Fprintf(tw, "  %s\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.0f\t%.0f\t%v\n", c.Name, c.Calls, c.Attempts, c.P50Ms, c.P90Ms, c.P99Ms, c.MaxMs, c.Seconds, c.Errors)
+			}
+		}
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/secretsaga/secretsaga/integration/eventslocal"
 	"github.com/secretsaga/secretsaga/integration/faultinject"
 	"github.com/secretsaga/secretsaga/integration/lambdalocal"
+	"github.com/secretsaga/secretsaga/integration/latency"
 	"github.com/secretsaga/secretsaga/integration/sfnlocal"
 	"github.com/secretsaga/secretsaga/integration/smlocal"
 	"github.com/secretsaga/secretsaga/integration/standin"
@@ -77,6 +78,10 @@ type Options struct {
 	// still passing them on: what the handlers print there goes to
 	// CloudWatch Logs in Lambda.
 	CaptureStdio bool
+	// Latency, if set, records every SDK call and attempt of the
+	// handlers' (and the direct Service's) clients, and every handler run
+	// through the Lambda endpoint.
+	Latency *latency.Recorder
 }
 
 // Env is a running local stack.
@@ -356,6 +361,9 @@ func (e *Env) configOptions(actor string, faults bool) config.Options {
 		Ledger:             ledger.Options{LeaseDuration: e.opts.LeaseDuration},
 		Log:                slog.New(slog.NewJSONHandler(e.Logs, nil)).With("function", actor),
 	}
+	if e.opts.Latency != nil {
+		o.APIOptions = append(o.APIOptions, e.opts.Latency.APIOption)
+	}
 	if faults {
 		// Calls through this Service count as actor's when the context
 		// names no function (a test calling the Service directly).
@@ -365,24 +373,30 @@ func (e *Env) configOptions(actor string, faults bool) config.Options {
 	return o
 }
 
-// withFunction marks the handler's context so fault rules can name it.
-func withFunction[In, Out any](name string, h func(context.Context, In) (Out, error)) func(context.Context, In) (Out, error) {
+// withFunction marks the handler's context so fault rules can name it,
+// and times each run as "Lambda.<name>" if rec is set.
+func withFunction[In, Out any](rec *latency.Recorder, name string, h func(context.Context, In) (Out, error)) func(context.Context, In) (Out, error) {
 	return func(ctx context.Context, in In) (Out, error) {
-		return h(faultinject.WithFunction(ctx, name), in)
+		start := time.Now()
+		out, err := h(faultinject.WithFunction(ctx, name), in)
+		if rec != nil {
+			rec.Observe("Lambda."+name, time.Since(start), err)
+		}
+		return out, err
 	}
 }
 
 func (e *Env) registerFunctions() error {
 	handlers := map[string]func(*rotation.Service) any{
-		"acquirelease": func(s *rotation.Service) any { return withFunction("acquirelease", s.Acquire) },
-		"createsecret": func(s *rotation.Service) any { return withFunction("createsecret", s.Create) },
-		"setsecret":    func(s *rotation.Service) any { return withFunction("setsecret", s.Set) },
-		"testsecret":   func(s *rotation.Service) any { return withFunction("testsecret", s.Test) },
-		"finishsecret": func(s *rotation.Service) any { return withFunction("finishsecret", s.Finish) },
-		"verify":       func(s *rotation.Service) any { return withFunction("verify", s.Verify) },
-		"releaselease": func(s *rotation.Service) any { return withFunction("releaselease", s.Release) },
-		"compensate":   func(s *rotation.Service) any { return withFunction("compensate", s.Compensate) },
-		"repair":       func(s *rotation.Service) any { return withFunction("repair", s.Repair) },
+		"acquirelease": func(s *rotation.Service) any { return withFunction(e.opts.Latency, "acquirelease", s.Acquire) },
+		"createsecret": func(s *rotation.Service) any { return withFunction(e.opts.Latency, "createsecret", s.Create) },
+		"setsecret":    func(s *rotation.Service) any { return withFunction(e.opts.Latency, "setsecret", s.Set) },
+		"testsecret":   func(s *rotation.Service) any { return withFunction(e.opts.Latency, "testsecret", s.Test) },
+		"finishsecret": func(s *rotation.Service) any { return withFunction(e.opts.Latency, "finishsecret", s.Finish) },
+		"verify":       func(s *rotation.Service) any { return withFunction(e.opts.Latency, "verify", s.Verify) },
+		"releaselease": func(s *rotation.Service) any { return withFunction(e.opts.Latency, "releaselease", s.Release) },
+		"compensate":   func(s *rotation.Service) any { return withFunction(e.opts.Latency, "compensate", s.Compensate) },
+		"repair":       func(s *rotation.Service) any { return withFunction(e.opts.Latency, "repair", s.Repair) },
 	}
 	for name, h := range handlers {
 		svc, err := e.service(name, true)
@@ -394,11 +408,11 @@ func (e *Env) registerFunctions() error {
 		e.Lambda.Register("secretsaga-"+name, h(svc), functions.MustGet(name).Timeout)
 	}
 	ephemeralHandlers := map[string]func(*ephemeral.Service) any{
-		"ephemeralissue":  func(s *ephemeral.Service) any { return withFunction("ephemeralissue", s.Issue) },
-		"ephemeralstatus": func(s *ephemeral.Service) any { return withFunction("ephemeralstatus", s.Status) },
-		"ephemeralrevoke": func(s *ephemeral.Service) any { return withFunction("ephemeralrevoke", s.Revoke) },
-		"ephemeralalert":  func(s *ephemeral.Service) any { return withFunction("ephemeralalert", s.Alert) },
-		"ephemeralsweep":  func(s *ephemeral.Service) any { return withFunction("ephemeralsweep", s.Sweep) },
+		"ephemeralissue":  func(s *ephemeral.Service) any { return withFunction(e.opts.Latency, "ephemeralissue", s.Issue) },
+		"ephemeralstatus": func(s *ephemeral.Service) any { return withFunction(e.opts.Latency, "ephemeralstatus", s.Status) },
+		"ephemeralrevoke": func(s *ephemeral.Service) any { return withFunction(e.opts.Latency, "ephemeralrevoke", s.Revoke) },
+		"ephemeralalert":  func(s *ephemeral.Service) any { return withFunction(e.opts.Latency, "ephemeralalert", s.Alert) },
+		"ephemeralsweep":  func(s *ephemeral.Service) any { return withFunction(e.opts.Latency, "ephemeralsweep", s.Sweep) },
 	}
 	for name, h := range ephemeralHandlers {
 		svc, err := e.EphemeralService(name, true)
@@ -408,11 +422,14 @@ func (e *Env) registerFunctions() error {
 		e.Lambda.Register("secretsaga-"+name, h(svc), functions.MustGet(name).Timeout)
 	}
 	fleet := config.NewFleet(e.configOptions("fleet", true))
-	e.Lambda.Register("secretsaga-listsecrets", withFunction("listsecrets", fleet.List), functions.MustGet("listsecrets").Timeout)
-	e.Lambda.Register("secretsaga-fleetsummary", withFunction("fleetsummary", fleet.Summarize), functions.MustGet("fleetsummary").Timeout)
-	e.Lambda.Register("secretsaga-fleetreport", withFunction("fleetreport", fleet.Report), functions.MustGet("fleetreport").Timeout)
+	e.Lambda.Register("secretsaga-listsecrets", withFunction(e.opts.Latency, "listsecrets", fleet.List), functions.MustGet("listsecrets").Timeout)
+	e.Lambda.Register("secretsaga-fleetsummary", withFunction(e.opts.Latency, "fleetsummary", fleet.Summarize), functions.MustGet("fleetsummary").Timeout)
+	e.Lambda.Register("secretsaga-fleetreport", withFunction(e.opts.Latency, "fleetreport", fleet.Report), functions.MustGet("fleetreport").Timeout)
 	return nil
 }
+
+// Latency is Options.Latency: nil unless Start was given one.
+func (e *Env) Latency() *latency.Recorder { return e.opts.Latency }
 
 // Execute runs one execution of the rotation state machine to its end.
 func (e *Env) Execute(ctx context.Context, name string, input any) (*sfnlocal.Execution, error) {

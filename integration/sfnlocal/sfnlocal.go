@@ -270,6 +270,11 @@ type Event struct {
 	// sizes of the state's input and output JSON, which Step Functions
 	// caps at 256 KiB (MaxPayloadBytes).
 	InputBytes, OutputBytes int
+	// Iteration is 1 + the index of the Map iteration the event belongs
+	// to (its items' position in the Map's input), 0 outside any: it tells
+	// the concurrent iterations' events apart. Nested Maps report the
+	// innermost index.
+	Iteration int
 }
 
 // MaxPayloadBytes is Step Functions' limit on a state's input or output
@@ -321,6 +326,7 @@ type wireEvent struct {
 	Next        string `json:"next"`
 	InputBytes  int    `json:"inputBytes"`
 	OutputBytes int    `json:"outputBytes"`
+	Index       *int   `json:"index"`
 }
 
 type wireResponse struct {
@@ -401,11 +407,15 @@ func (r *Runner) Execute(ctx context.Context, req Request) (*Execution, error) {
 	}
 	x.Events = make([]Event, 0, len(w.Events))
 	for _, e := range w.Events {
-		x.Events = append(x.Events, Event{
+		ev := Event{
 			Time: time.UnixMilli(e.Time), Type: e.Type, State: e.State,
 			Error: e.Error, Cause: e.Cause, Attempt: e.Attempt, Next: e.Next,
 			InputBytes: e.InputBytes, OutputBytes: e.OutputBytes,
-		})
+		}
+		if e.Index != nil {
+			ev.Iteration = *e.Index + 1
+		}
+		x.Events = append(x.Events, ev)
 	}
 	if w.End >= w.Start && w.Start > 0 {
 		x.Duration = time.Duration(w.End-w.Start) * time.Millisecond

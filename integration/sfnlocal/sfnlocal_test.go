@@ -343,6 +343,20 @@ func TestLambdaInvokeIntegrationAndNested(t *testing.T) {
 	if x.Transitions() != 6 {
 		t.Fatalf("transitions %d\n%s", x.Transitions(), x.Timeline())
 	}
+	// The Map's two iterations' Item events name their iteration; the
+	// Parallel's branches and the root's states are in none.
+	items := map[int]int{}
+	for _, ev := range x.Events {
+		switch {
+		case ev.State == "Item":
+			items[ev.Iteration]++
+		case ev.Iteration != 0 && ev.State != "Each":
+			t.Errorf("%s %s: iteration %d, outside any Map iteration", ev.Type, ev.State, ev.Iteration)
+		}
+	}
+	if len(items) != 2 || items[1] == 0 || items[2] == 0 {
+		t.Errorf("Item events by iteration %v, want iterations 1 and 2\n%s", items, x.Timeline())
+	}
 }
 
 func TestUnknownFunctionAndUnsupported(t *testing.T) {
