@@ -492,6 +492,7 @@ func fleetFigures(ctx context.Context, env *local.Env, size, concurrency int, qu
 	}
 	f.Dollars = float64(f.Transitions) * dollarsPerTransition
 	f.Timeline = fleetTimeline(x.Events, "RotateEach", 10)
+	f.Timeline.addCalls(env.Latency())
 	f.Calls = env.Latency().Ops()
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/secretsaga/secretsaga/integration/latency"
 	"github.com/secretsaga/secretsaga/integration/sfnlocal"
 )
 
@@ -48,6 +49,17 @@ type window struct {
 	// MeanMs is the mean duration of the rotations that ended in it.
 	MeanMs   float64 `json:"meanRotationMs"`
 	InFlight float64 `json:"meanRotationsInFlight"`
+	// TaskMs is the mean duration of the Task states that ended in it,
+	// as the state machine saw them; HandlerMs, of the handler runs
+	// behind them (the rest is the invoke's round trip through the
+	// interpreter and the Lambda endpoint); TransactMs and GetItemMs, of
+	// the ledger's DynamoDB calls.
+	TaskMs     float64 `json:"meanTaskMs"`
+	HandlerMs  float64 `json:"meanHandlerMs,omitempty"`
+	TransactMs float64 `json:"meanTransactWriteItemsMs,omitempty"`
+	GetItemMs  float64 `json:"meanGetItemMs,omitempty"`
+
+	from, to time.Time
 }
 
 type span struct{ start, end time.Time }
@@ -67,6 +79,7 @@ func fleetTimeline(events []sfnlocal.Event, mapState string, windows int) timeli
 	entered := map[key]time.Time{}
 	steps := map[string][]time.Duration{}
 	inTasks := map[key]time.Duration{} // by page and iteration
+	var tasks []span
 	for _, ev := range events {
 		if ev.State == mapState && ev.Iteration == 0 {
 			switch ev.Type {
@@ -101,6 +114,7 @@ func fleetTimeline(events []sfnlocal.Event, mapState string, windows int) timeli
 			if start, ok := entered[k]; ok {
 				d := ev.Time.Sub(start)
 				steps[ev.State] = append(steps[ev.State], d)
+				tasks = append(tasks, span{start, ev.Time})
 				inTasks[it] += d
 				delete(entered, k)
 			}
@@ -151,7 +165,10 @@ func fleetTimeline(events []sfnlocal.Event, mapState string, windows int) timeli
 	for w := range windows {
 		from := first.Add(time.Duration(w) * width)
 		to := from.Add(width)
-		win := window{StartSeconds: from.Sub(first).Seconds()}
+		win := window{StartSeconds: from.Sub(first).Seconds(), from: from, to: to}
+		if w == windows-1 {
+			win.to = to.Add(time.Millisecond) // the run's last instant
+		}
 		var sum time.Duration
 		for _, s := range spans {
 			// The last window holds the run's end.
@@ -165,6 +182,17 @@ func fleetTimeline(events []sfnlocal.Event, mapState string, windows int) timeli
 			win.MeanMs = float64(sum.Microseconds()) / 1000 / float64(win.Ended)
 		}
 		win.InFlight = busy(spans, from, to) / width.Seconds()
+		var taskSum time.Duration
+		n := 0
+		for _, s := range tasks {
+			if !s.end.Before(win.from) && s.end.Before(win.to) {
+				taskSum += s.end.Sub(s.start)
+				n++
+			}
+		}
+		if n > 0 {
+			win.TaskMs = float64(taskSum.Microseconds()) / 1000 / float64(n)
+		}
 		t.Windows = append(t.Windows, win)
 	}
 	return t
@@ -247,7 +275,33 @@ func printTimeline(w io.Writer, t timeline) {
 	for i, p := range t.Pages {
 		fmt.Fprintf(w, "page %d\t%d rotations in %.1f s (%.1f/s), %.1f s below full concurrency at its end\n", i+1, p.Rotations, p.Seconds, p.PerSecond, p.TailSeconds)
 	}
+	fmt.Fprintf(w, "over time\trotations/s\trotation ms\tin flight\tTask ms\thandler ms\tTransactWriteItems ms\tGetItem ms\n")
 	for _, win := range t.Windows {
-		fmt.Fprintf(w, "from %.0f s\t%.1f rotations/s\tmean %.0f ms\t%.1f in flight\n", win.StartSeconds, win.PerSecond, win.MeanMs, win.InFlight)
+		fmt.Fprintf(w, "  from %.0f s\t%.1f\t%.0f\t%.1f\t%.0f\t%.0f\t%.1f\t%.1f\n", win.StartSeconds, win.PerSecond, win.MeanMs, win.InFlight, win.TaskMs, win.HandlerMs, win.TransactMs, win.GetItemMs)
+	}
+}
+
+// rotationFunctions are the functions the fleet's rotations invoke.
+var rotationFunctions = []string{"acquirelease", "createsecret", "setsecret", "testsecret", "finishsecret", "releaselease"}
+
+// addCalls fills in the windows' figures from rec.
+func (t *timeline) addCalls(rec *latency.Recorder) {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	for i := range t.Windows {
+		w := &t.Windows[i]
+		m, _ := rec.Mean("DynamoDB.TransactWriteItems", w.from, w.to)
+		w.TransactMs = ms(m)
+		m, _ = rec.Mean("DynamoDB.GetItem", w.from, w.to)
+		w.GetItemMs = ms(m)
+		var sum time.Duration
+		total := 0
+		for _, f := range rotationFunctions {
+			m, n := rec.Mean("Lambda."+f, w.from, w.to)
+			sum += m * time.Duration(n)
+			total += n
+		}
+		if total > 0 {
+			w.HandlerMs = ms(sum / time.Duration(total))
+		}
 	}
 }

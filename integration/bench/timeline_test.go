@@ -66,4 +66,8 @@ func TestFleetTimeline(t *testing.T) {
 	if len(tl.Windows) != 2 || tl.Windows[0].Ended != 2 || tl.Windows[1].Ended != 3 {
 		t.Errorf("windows %+v", tl.Windows)
 	}
+	// Tasks end at 110 and 210 ms (100 and 200 ms long), then 390, 690, 690.
+	if tl.Windows[0].TaskMs != 150 || tl.Windows[1].TaskMs != (260+180+180)/3.0 {
+		t.Errorf("task means %v, %v; want 150, %v", tl.Windows[0].TaskMs, tl.Windows[1].TaskMs, (260+180+180)/3.0)
+	}
 }

@@ -28,6 +28,7 @@ type Recorder struct {
 
 type series struct {
 	calls    []time.Duration
+	ends     []time.Time // when each call ended
 	attempts int
 	// errs counts the attempts (or observed calls) that failed, by code.
 	errs map[string]int
@@ -72,7 +73,7 @@ func (r *Recorder) Observe(name string, d time.Duration, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.get(name)
-	s.calls = append(s.calls, d)
+	s.calls, s.ends = append(s.calls, d), append(s.ends, time.Now())
 	if err != nil {
 		s.errs[Code(err)]++
 	}
@@ -92,7 +93,30 @@ func (r *Recorder) call(name string, d time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.get(name)
-	s.calls = append(s.calls, d)
+	s.calls, s.ends = append(s.calls, d), append(s.ends, time.Now())
+}
+
+// Mean is the mean duration of the calls of name that ended in [from,
+// to), and how many there were.
+func (r *Recorder) Mean(name string, from, to time.Time) (time.Duration, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.ops[name]
+	if s == nil {
+		return 0, 0
+	}
+	var sum time.Duration
+	n := 0
+	for i, end := range s.ends {
+		if !end.Before(from) && end.Before(to) {
+			sum += s.calls[i]
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	return sum / time.Duration(n), n
 }
 
 // Code names an error as the report counts it: the API error code if it

@@ -114,6 +114,12 @@ func TestObserve(t *testing.T) {
 	if f.Errors["canceled"] != 10 || ops[1].Errors["other"] != 1 {
 		t.Errorf("errors %v %v", f.Errors, ops[1].Errors)
 	}
+	if m, n := r.Mean("Lambda.f", time.Now().Add(-time.Minute), time.Now().Add(time.Second)); n != 100 || m != 50500*time.Microsecond {
+		t.Errorf("mean %v of %d, want 50.5ms of 100", m, n)
+	}
+	if _, n := r.Mean("Lambda.f", time.Now().Add(time.Second), time.Now().Add(time.Minute)); n != 0 {
+		t.Errorf("%d calls ended in the future", n)
+	}
 	r.Reset()
 	if len(r.Ops()) != 0 {
 		t.Error("Reset kept ops")
