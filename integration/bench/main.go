@@ -79,6 +79,7 @@ type report struct {
 	StartToReady stat             `json:"handlerStartToReady"`
 	Fleet        struct {
 		Secrets        int           `json:"secrets"`
+		Warmup         int           `json:"warmupSecrets"`
 		MaxConcurrency int           `json:"maxConcurrency"`
 		QuotaRPS       float64       `json:"quotaWritesPerSecond"`
 		WallSeconds    float64       `json:"wallSeconds"`
@@ -114,6 +115,7 @@ type goBench struct {
 func main() {
 	rotations := flag.Int("rotations", 30, "rotations through the state machine for the latency figures")
 	fleetSize := flag.Int("fleet", 1000, "secrets in the fleet run (0 skips it)")
+	flag.IntVar(&warmup, "warmup", 300, "secrets rotated by an unmeasured fleet before the measured one, so that the stand-ins' JITs (DynamoDB Local's above all) are warm, as a running service's are (0: none)")
 	concurrency := flag.Int("concurrency", 10, "the fleet's MaxConcurrency (the CDK app reserves 10 concurrent executions for the database-facing functions)")
 	quota := flag.Float64("quota", 50, "Secrets Manager write quota, requests per second")
 	out := flag.String("out", "results/bench.json", "where the JSON report goes")
@@ -159,10 +161,12 @@ func main() {
 }
 
 // fleetOnly (-only fleet) skips the figures the fleet does not need;
-// timeout (-timeout) bounds the run.
+// timeout (-timeout) bounds the run; warmup (-warmup) is the size of the
+// unmeasured fleet that runs first.
 var (
 	fleetOnly bool
 	timeout   time.Duration
+	warmup    int
 )
 
 func run(rotations, fleetSize, concurrency int, quota float64, outPath string) error {
@@ -419,8 +423,9 @@ func startToReady(ctx context.Context, n int) (stat, error) {
 }
 
 func fleetFigures(ctx context.Context, env *local.Env, size, concurrency int, quota float64, r *report) error {
-	group := "bench-fleet"
-	fmt.Printf("creating %d secrets and PostgreSQL roles for the fleet ...\n", size)
+	const group, warmGroup = "bench-fleet", "bench-warmup"
+	warm := max(warmup, 0)
+	fmt.Printf("creating %d secrets and PostgreSQL roles for the fleet (and %d for its warm-up) ...\n", size, warm)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
@@ -430,13 +435,17 @@ func fleetFigures(ctx context.Context, env *local.Env, size, concurrency int, qu
 			defer wg.Done()
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= size {
+				if i >= size+warm {
 					return
+				}
+				g := group
+				if i >= size {
+					g = warmGroup
 				}
 				arn, err := fleetSecret(ctx, env, i)
 				if err == nil {
 					_, err = env.SMClient.TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: &arn,
-						Tags: []smtypes.Tag{{Key: aws.String("secretsaga:rotation-group"), Value: aws.String(group)}}})
+						Tags: []smtypes.Tag{{Key: aws.String("secretsaga:rotation-group"), Value: aws.String(g)}}})
 				}
 				if err != nil {
 					errs <- err
@@ -449,6 +458,20 @@ func fleetFigures(ctx context.Context, env *local.Env, size, concurrency int, qu
 	close(errs)
 	if err := <-errs; err != nil {
 		return err
+	}
+	if warm > 0 {
+		// A fleet of its own: the measured one lists only its group, and
+		// every counter is reset below.
+		fmt.Printf("warm-up: a fleet of %d secrets, not measured ...\n", warm)
+		x, err := env.ExecuteFleet(ctx, "bench-warmup", map[string]any{
+			"TagKey": "secretsaga:rotation-group", "TagValue": warmGroup, "MaxConcurrency": concurrency,
+		})
+		if err != nil {
+			return fmt.Errorf("warm-up fleet: %w", err)
+		}
+		if x.Status != "SUCCEEDED" {
+			return fmt.Errorf("warm-up fleet ended %s %s: %s", x.Status, x.Error, x.Cause)
+		}
 	}
 	fmt.Printf("fleet rotation: %d secrets, MaxConcurrency %d, quota %.0f writes/s ...\n", size, concurrency, quota)
 	env.Faults.Reset()
@@ -467,7 +490,7 @@ func fleetFigures(ctx context.Context, env *local.Env, size, concurrency int, qu
 	if err := json.Unmarshal(x.Output, &f.Summary); err != nil {
 		return err
 	}
-	f.Secrets, f.MaxConcurrency, f.QuotaRPS = size, concurrency, quota
+	f.Secrets, f.Warmup, f.MaxConcurrency, f.QuotaRPS = size, warm, concurrency, quota
 	f.WallSeconds = x.Duration.Seconds()
 	calls := env.SM.Calls()
 	f.WriteAttempts = calls["PutSecretValue"] + calls["UpdateSecretVersionStage"] + calls["UpdateSecret"]
@@ -654,7 +677,7 @@ func printReport(w io.Writer, r *report) {
 
 func printFleet(tw io.Writer, r *report) {
 	if f := r.Fleet; f.Secrets > 0 {
-		fmt.Fprintf(tw, "\n-- fleet: %d secrets, MaxConcurrency %d, write quota %.0f/s --\n", f.Secrets, f.MaxConcurrency, f.QuotaRPS)
+		fmt.Fprintf(tw, "\n-- fleet: %d secrets, MaxConcurrency %d, write quota %.0f/s (after an unmeasured warm-up fleet of %d) --\n", f.Secrets, f.MaxConcurrency, f.QuotaRPS, f.Warmup)
 		fmt.Fprintf(tw, "outcome\t%s\n", f.Summary)
 		fmt.Fprintf(tw, "wall time\t%.1f s\n", f.WallSeconds)
 		fmt.Fprintf(tw, "Secrets Manager writes\t%d needed (%.0f per rotation), %d requests: %d throttled and retried\n", f.Writes, r.Rotation.SMWrites, f.WriteAttempts, f.Throttled)
