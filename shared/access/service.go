@@ -10,13 +10,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
-	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/secretsaga/secretsaga/shared/eventbus"
-	"github.com/secretsaga/secretsaga/shared/events"
 	"github.com/secretsaga/secretsaga/shared/faults"
 	"github.com/secretsaga/secretsaga/shared/ledger"
 )
@@ -401,27 +398,8 @@ func (s *Service) staleConsumers(ctx context.Context, c Call, info *secretInfo) 
 }
 
 func (s *Service) publish(ctx context.Context, detailType string, a Alert) error {
-	body, err := json.Marshal(a)
-	if err != nil {
+	if err := eventbus.Put(ctx, s.Events, s.Bus, detailType, a.SecretARN, a); err != nil {
 		return faults.Classify(err, a.SecretARN, step)
-	}
-	bus := s.Bus
-	if bus == "" {
-		bus = "default"
-	}
-	out, err := s.Events.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{{
-		EventBusName: &bus, Source: aws.String(events.Source), DetailType: &detailType,
-		Detail: aws.String(string(body)), Resources: []string{a.SecretARN},
-	}}})
-	if err == nil && out.FailedEntryCount > 0 {
-		code := "unknown"
-		if len(out.Entries) > 0 {
-			code = aws.ToString(out.Entries[0].ErrorCode)
-		}
-		err = fmt.Errorf("entry rejected: %s", code)
-	}
-	if err != nil {
-		return faults.Classify(fmt.Errorf("publish %q: %w", detailType, err), a.SecretARN, step)
 	}
 	return nil
 }

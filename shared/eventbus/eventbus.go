@@ -27,29 +27,40 @@ type Bus struct {
 }
 
 // New returns a publisher to the named bus ("" is the default bus).
-func New(api API, name string) *Bus {
-	if name == "" {
-		name = "default"
-	}
-	return &Bus{api: api, name: name}
+func New(api API, name string) *Bus { return &Bus{api: api, name: name} }
+
+// Publish sends e (Put with e's detail type, secret and detail).
+func (b *Bus) Publish(ctx context.Context, e events.Event) error {
+	return Put(ctx, b.api, b.name, e.DetailType, e.Detail.SecretARN, e.Detail)
 }
 
-// Publish sends e. PutEvents can accept the call and still reject the entry,
-// so the per-entry result is checked too.
-func (b *Bus) Publish(ctx context.Context, e events.Event) error {
-	body, err := json.Marshal(e.Detail)
+// Put sends one event of detailType about resource (a secret's ARN) to bus
+// ("" is the default bus), detail as its JSON body, with the product's
+// Source. It is the one place the product calls PutEvents: Bus for the
+// outcome events, shared/access for its alerts, whose body differs.
+// PutEvents can accept the call and still reject the entry, so the
+// per-entry result is checked too.
+func Put(ctx context.Context, api API, bus, detailType, resource string, detail any) error {
+	body, err := json.Marshal(detail)
 	if err != nil {
-		return err
+		return fmt.Errorf("publish %q: %w", detailType, err)
 	}
-	out, err := b.api.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{
-		EventBusName: &b.name, Source: aws.String(events.Source), DetailType: &e.DetailType,
-		Detail: aws.String(string(body)), Resources: []string{e.Detail.SecretARN},
+	if bus == "" {
+		bus = "default"
+	}
+	out, err := api.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{
+		EventBusName: &bus, Source: aws.String(events.Source), DetailType: &detailType,
+		Detail: aws.String(string(body)), Resources: []string{resource},
 	}}})
 	if err != nil {
-		return fmt.Errorf("publish %q: %w", e.DetailType, err)
+		return fmt.Errorf("publish %q: %w", detailType, err)
 	}
-	if out.FailedEntryCount > 0 && len(out.Entries) > 0 {
-		return fmt.Errorf("publish %q: entry rejected: %s", e.DetailType, aws.ToString(out.Entries[0].ErrorCode))
+	if out.FailedEntryCount > 0 {
+		code := "unknown"
+		if len(out.Entries) > 0 {
+			code = aws.ToString(out.Entries[0].ErrorCode)
+		}
+		return fmt.Errorf("publish %q: entry rejected: %s", detailType, code)
 	}
 	return nil
 }

@@ -45,6 +45,8 @@ func TestPublish(t *testing.T) {
 		{name: "entry rejected", api: &fakeAPI{out: &eventbridge.PutEventsOutput{FailedEntryCount: 1,
 			Entries: []types.PutEventsResultEntry{{ErrorCode: aws.String("InternalFailure")}}}},
 			wantBus: "default", wantErr: `publish "Rotation Succeeded": entry rejected: InternalFailure`},
+		{name: "entry rejected, no result entries", api: &fakeAPI{out: &eventbridge.PutEventsOutput{FailedEntryCount: 1}},
+			wantBus: "default", wantErr: `publish "Rotation Succeeded": entry rejected: unknown`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
