@@ -143,6 +143,10 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if warmup < 0 {
+		fmt.Fprintf(os.Stderr, "bench: -warmup %d: want a number of secrets ≥ 0 (0: no warm-up)\n", warmup)
+		os.Exit(2)
+	}
 	if *only != "" && *only != "fleet" {
 		fmt.Fprintf(os.Stderr, "bench: -only %q: the one part that runs alone is \"fleet\"\n", *only)
 		os.Exit(2)
@@ -424,7 +428,7 @@ func startToReady(ctx context.Context, n int) (stat, error) {
 
 func fleetFigures(ctx context.Context, env *local.Env, size, concurrency int, quota float64, r *report) error {
 	const group, warmGroup = "bench-fleet", "bench-warmup"
-	warm := max(warmup, 0)
+	warm := warmup
 	fmt.Printf("creating %d secrets and PostgreSQL roles for the fleet (and %d for its warm-up) ...\n", size, warm)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -463,28 +467,17 @@ func fleetFigures(ctx context.Context, env *local.Env, size, concurrency int, qu
 		// A fleet of its own: the measured one lists only its group, and
 		// every counter is reset below.
 		fmt.Printf("warm-up: a fleet of %d secrets, not measured ...\n", warm)
-		x, err := env.ExecuteFleet(ctx, "bench-warmup", map[string]any{
-			"TagKey": "secretsaga:rotation-group", "TagValue": warmGroup, "MaxConcurrency": concurrency,
-		})
-		if err != nil {
-			return fmt.Errorf("warm-up fleet: %w", err)
-		}
-		if x.Status != "SUCCEEDED" {
-			return fmt.Errorf("warm-up fleet ended %s %s: %s", x.Status, x.Error, x.Cause)
+		if _, err := runFleet(ctx, env, warmGroup, concurrency); err != nil {
+			return err
 		}
 	}
 	fmt.Printf("fleet rotation: %d secrets, MaxConcurrency %d, quota %.0f writes/s ...\n", size, concurrency, quota)
 	env.Faults.Reset()
 	env.SM.ResetCalls()
 	env.Latency().Reset()
-	x, err := env.ExecuteFleet(ctx, "bench-fleet", map[string]any{
-		"TagKey": "secretsaga:rotation-group", "TagValue": group, "MaxConcurrency": concurrency,
-	})
+	x, err := runFleet(ctx, env, group, concurrency)
 	if err != nil {
 		return err
-	}
-	if x.Status != "SUCCEEDED" {
-		return fmt.Errorf("fleet ended %s %s: %s", x.Status, x.Error, x.Cause)
 	}
 	f := &r.Fleet
 	if err := json.Unmarshal(x.Output, &f.Summary); err != nil {
@@ -527,6 +520,21 @@ func fleetFigures(ctx context.Context, env *local.Env, size, concurrency int, qu
 // fork two PostgreSQL backends (~12 ms of the server's CPU instead of ~8)
 // where an RDS host (verify-full) takes one: on a 2-core machine the
 // fleet would pay for work AWS does not do.
+// runFleet runs one fleet execution, named after group, over the secrets
+// tagged with it, and fails unless it succeeded.
+func runFleet(ctx context.Context, env *local.Env, group string, concurrency int) (*sfnlocal.Execution, error) {
+	x, err := env.ExecuteFleet(ctx, group, map[string]any{
+		"TagKey": "secretsaga:rotation-group", "TagValue": group, "MaxConcurrency": concurrency,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fleet %s: %w", group, err)
+	}
+	if x.Status != "SUCCEEDED" {
+		return nil, fmt.Errorf("fleet %s ended %s %s: %s", group, x.Status, x.Error, x.Cause)
+	}
+	return x, nil
+}
+
 func fleetSecret(ctx context.Context, env *local.Env, i int) (string, error) {
 	role := fmt.Sprintf("bench_fleet_%05d", i)
 	value, err := env.PostgresRole(ctx, role)
