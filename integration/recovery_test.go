@@ -48,7 +48,10 @@ func TestRecoveryOfADeadRotation(t *testing.T) {
 				t.Fatal(err)
 			}
 			rc, err := dead.Acquire(s.ctx, rotation.AcquireInput{SecretId: s.arn, ClientRequestToken: uuid.NewString(),
-				ExecutionArn: "arn:aws:states:us-east-1:000000000000:execution:rotation:dead-" + uuid.NewString()[:8], LedgerTable: local.Table})
+				ExecutionArn: "arn:aws:states:us-east-1:000000000000:execution:rotation:dead-" + uuid.NewString()[:8], LedgerTable: local.Table,
+				// With a bake: a finish without one ends the rotation
+				// itself (ReleaseAtFinish) and leaves nothing to recover.
+				Verify: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,7 +96,8 @@ func TestRecoveryRefusesToGuess(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc, err := dead.Acquire(s.ctx, rotation.AcquireInput{SecretId: s.arn, ClientRequestToken: uuid.NewString(),
-		ExecutionArn: "arn:aws:states:us-east-1:000000000000:execution:rotation:dead-" + uuid.NewString()[:8], LedgerTable: local.Table})
+		ExecutionArn: "arn:aws:states:us-east-1:000000000000:execution:rotation:dead-" + uuid.NewString()[:8], LedgerTable: local.Table,
+		Verify: true}) // its bake failed it after finish
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -376,6 +376,12 @@ type Change struct {
 	// step): false means the record is no longer needed (the journal went
 	// past it), and Append writes nothing, leaving *lease the current one.
 	Still func(cur Lease) bool
+	// Then, if set, is a second record journaled right after rec in the
+	// same transaction; the lease ends in its state. Finish uses it to
+	// journal FINISH_DONE and FINISHED (with Release) in one write when the
+	// rotation has no bake: the journal reads as before, with one
+	// transaction fewer.
+	Then *Record
 }
 
 // Append journals rec for the rotation that holds lease and applies ch, in one
@@ -386,6 +392,10 @@ func (l *Ledger) Append(ctx context.Context, lease *Lease, rec Record, ch Change
 		next := *lease
 		next.Seq++
 		next.State = rec.State
+		if ch.Then != nil {
+			next.Seq++
+			next.State = ch.Then.State
+		}
 		now := l.now()
 		next.UpdatedAt = now.UnixMilli()
 		next.Until = now.Add(l.leaseFor).UnixMilli()
@@ -399,14 +409,31 @@ func (l *Ledger) Append(ctx context.Context, lease *Lease, rec Record, ch Change
 			next.Until = 0
 		}
 		next.Repair = next.Repair.Entered(lease.State, rec.State, now)
+		if ch.Then != nil {
+			next.Repair = next.Repair.Entered(rec.State, ch.Then.State, now)
+		}
 		item, err := attributevalue.MarshalMap(next)
 		if err != nil {
 			return err
 		}
-		rec.Execution = lease.Holder // next.Holder is cleared by a release
-		put, err := l.record(next, rec)
-		if err != nil {
-			return err
+		// Each record has its own sequence number: rec takes the first
+		// after the lease's, Then the next.
+		first := next
+		first.Seq = lease.Seq + 1
+		recs := []Record{rec}
+		if ch.Then != nil {
+			recs = append(recs, *ch.Then)
+		}
+		var puts []types.TransactWriteItem
+		for i, r := range recs {
+			r.Execution = lease.Holder // next.Holder is cleared by a release
+			at := first
+			at.Seq += int64(i)
+			put, err := l.record(at, r)
+			if err != nil {
+				return err
+			}
+			puts = append(puts, types.TransactWriteItem{Put: put})
 		}
 		locks, err := l.loginOps(ctx, *lease, ch.Release, now)
 		if err != nil {
@@ -427,14 +454,13 @@ func (l *Ledger) Append(ctx context.Context, lease *Lease, rec Record, ch Change
 					},
 					ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 				}},
-				{Put: put},
-			}, append(locks, clone...)...),
+			}, append(puts, append(locks, clone...)...)...),
 		})
 		if err == nil {
 			*lease = next
 			return nil
 		}
-		for i := 2; i < 2+len(locks); i++ {
+		for i := 1 + len(puts); i < 1+len(puts)+len(locks); i++ {
 			if conditionFailed(err, i) {
 				// Another secret's rotation took the login over after
 				// this lease expired: this rotation must stop.

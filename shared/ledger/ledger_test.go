@@ -495,3 +495,49 @@ func TestAcquireDoesNotRetryOtherErrors(t *testing.T) {
 		t.Fatalf("%d writes, want 1", db.attempts)
 	}
 }
+
+// Change.Then journals a second record in the same transaction: finish's
+// FINISH_DONE and FINISHED when the rotation has no bake. Each record has
+// its own sequence number, the lease ends in the second's state, and a
+// release frees the login locks in that write too.
+func TestAppendTwoRecordsInOneWrite(t *testing.T) {
+	ctx := context.Background()
+	db, c := newFakeDB(), &clock{t0}
+	l := newTestLedger(db, c, Options{})
+	login := Login{Engine: "postgres", Host: "db", Port: 5432, User: "app"}
+	a, err := l.Acquire(ctx, AcquireRequest{Secret: "s", Execution: "A", Token: "ta", PreviousVersion: "v1", Logins: []Login{login}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(ctx, &a, Record{State: FinishStarted}, Change{FinishMayHaveRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	before := db.attempts
+	fin := Record{State: Finished, Actor: "finish", Detail: "d"}
+	if err := l.Append(ctx, &a, Record{State: FinishDone, Actor: "finish"}, Change{Then: &fin, Release: true}); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.attempts - before; n != 1 {
+		t.Fatalf("%d TransactWriteItems for two records, want 1", n)
+	}
+	if a.Seq != 4 || a.State != Finished || a.Holder != "" || a.Until != 0 || !a.FinishMayHaveRun {
+		t.Fatalf("lease after the two records = %+v", a)
+	}
+	if got, ok, err := l.Get(ctx, "s"); !ok || err != nil || got != a {
+		t.Fatalf("stored lease = %+v %v %v, want %+v", got, ok, err, a)
+	}
+	if got := history(t, l, "s"); got != "1/1/A/STARTED 1/2/A/FINISH_STARTED 1/3/A/FINISH_DONE 1/4/A/FINISHED" {
+		t.Fatalf("history = %s", got)
+	}
+	recs, err := l.History(ctx, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := recs[len(recs)-1]; last.Detail != "d" || last.Actor != "finish" || last.Token != "ta" {
+		t.Fatalf("FINISHED record = %+v", last)
+	}
+	// The login is free: another secret naming it takes it at once.
+	if _, err := l.Acquire(ctx, AcquireRequest{Secret: "other", Execution: "B", Token: "tb", Logins: []Login{login}}); err != nil {
+		t.Fatalf("the login lock was not released with the lease: %v", err)
+	}
+}

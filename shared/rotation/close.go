@@ -35,6 +35,14 @@ func (o op) closing(ctx context.Context) (l ledger.Lease, finished bool, err err
 // one. Release's write is conditioned on it; if it was stale, Release
 // decides again with closing.
 func (o op) closingFinished(ctx context.Context) (ledger.Lease, bool, error) {
+	if last := o.rc.Last; last != nil && last.Released && last.Lease != nil {
+		// Finish ended the rotation itself (ReleaseAtFinish): the lease
+		// it left is FINISHED and free; release only announces it.
+		l := *last.Lease
+		if l.Secret == o.rc.SecretArn && l.Fencing == o.rc.Fencing && l.Token == o.rc.ClientRequestToken && l.State == ledger.Finished {
+			return l, true, nil
+		}
+	}
 	if l, ok := o.known(follows[StepRelease]...); ok {
 		return l, false, nil
 	}
@@ -122,11 +130,7 @@ func (s *Service) release(ctx context.Context, o op, in CloseInput) (CloseOutput
 		if !l.FinishMayHaveRun {
 			return out, o.input("release with outcome FINISHED before finish ran", nil)
 		}
-		rec := ledger.Record{State: ledger.Finished, Actor: s.Actor}
-		if o.rc.Rollback {
-			rec.Detail = "operator rollback: AWSPREVIOUS " + o.rc.ClientRequestToken + " is AWSCURRENT again"
-		}
-		if err := s.Ledger.Append(ctx, &l, rec, ledger.Change{Release: true}); err != nil {
+		if err := s.Ledger.Append(ctx, &l, o.finishedRecord(), ledger.Change{Release: true}); err != nil {
 			return out, err
 		}
 		return out, s.outcome(ctx, o, l, o.succeeded(), "info", "", "")

@@ -297,6 +297,9 @@ type fakeLedger struct {
 	clones map[string]ledger.Clone
 	// failOn fails the next Append of a record in that state, once.
 	failOn map[ledger.State]error
+	// lostOn makes the next Append of a record in that state take effect
+	// and then fail, once: a write whose answer was lost.
+	lostOn map[ledger.State]error
 	// failClear fails the next ClearRepair, once.
 	failClear error
 	// gets and appends count the calls, for the call budget of a rotation.
@@ -369,16 +372,24 @@ func (f *fakeLedger) Append(_ context.Context, l *ledger.Lease, rec ledger.Recor
 		f.mu.Unlock()
 		return f.fail
 	}
-	if err := f.failOn[rec.State]; err != nil {
-		delete(f.failOn, rec.State)
-		f.mu.Unlock()
-		return err
+	for _, st := range []ledger.State{rec.State, thenState(ch)} {
+		if err := f.failOn[st]; err != nil {
+			delete(f.failOn, st)
+			f.mu.Unlock()
+			return err
+		}
 	}
 	hook := f.afterRelease
 	if ch.Release {
 		f.afterRelease = nil
 	}
 	err := f.append(l, rec, ch)
+	for _, st := range []ledger.State{rec.State, thenState(ch)} {
+		if lost := f.lostOn[st]; lost != nil && err == nil {
+			delete(f.lostOn, st)
+			err = lost
+		}
+	}
 	f.mu.Unlock()
 	if err == nil && ch.Release && hook != nil {
 		hook()
@@ -405,6 +416,11 @@ func (f *fakeLedger) append(l *ledger.Lease, rec ledger.Record, ch ledger.Change
 	n := *l
 	n.Seq++
 	n.State = rec.State
+	first := n
+	if ch.Then != nil {
+		n.Seq++
+		n.State = ch.Then.State
+	}
 	n.SetMayHaveRun = n.SetMayHaveRun || ch.SetMayHaveRun
 	n.FinishMayHaveRun = n.FinishMayHaveRun || ch.FinishMayHaveRun
 	if ch.Release {
@@ -419,9 +435,22 @@ func (f *fakeLedger) append(l *ledger.Lease, rec ledger.Record, ch ledger.Change
 		}
 		f.clones[ch.Clone.PK] = *ch.Clone
 	}
-	rec.Fencing, rec.Seq, rec.Token, rec.Secret = n.Fencing, n.Seq, n.Token, n.Secret
+	rec.Fencing, rec.Seq, rec.Token, rec.Secret = first.Fencing, first.Seq, first.Token, first.Secret
 	f.journal = append(f.journal, rec)
+	if ch.Then != nil {
+		then := *ch.Then
+		then.Fencing, then.Seq, then.Token, then.Secret = n.Fencing, n.Seq, n.Token, n.Secret
+		f.journal = append(f.journal, then)
+	}
 	return nil
+}
+
+// thenState is the state of a Change's second record ("" without one).
+func thenState(ch ledger.Change) ledger.State {
+	if ch.Then == nil {
+		return ""
+	}
+	return ch.Then.State
 }
 
 // fakeEngine is a database with one user.

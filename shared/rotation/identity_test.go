@@ -188,6 +188,7 @@ func TestRollbackRestoresThePreviousPrevious(t *testing.T) {
 	f := newFixture(t)
 	f.sm.values[v0] = f.sm.values[v1]
 	f.sm.stages[v0] = []string{"AWSPREVIOUS"}
+	f.bake = true // rolled back after finish: the bake failed
 	rc := f.acquire(t)
 	if rc.PreviousPreviousVersionId != v0 {
 		t.Fatalf("PreviousPreviousVersionId = %q", rc.PreviousPreviousVersionId)
@@ -212,6 +213,7 @@ func TestRollbackKeepsTheWorkingPasswordLabelled(t *testing.T) {
 	f := newFixture(t)
 	f.sm.values[v0] = f.sm.values[v1]
 	f.sm.stages[v0] = []string{"AWSPREVIOUS"}
+	f.bake = true // rolled back after finish: the bake failed
 	rc := f.acquire(t)
 	s := f.svc
 	f.steps(t, rc, s.Create, s.Set, s.Test, s.Finish)

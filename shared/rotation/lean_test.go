@@ -61,7 +61,7 @@ func TestCallBudgetOfAFirstAttempt(t *testing.T) {
 				{"release", func() error {
 					_, err := s.Release(ctx, CloseInput{Rotation: rc, Outcome: OutcomeFinished})
 					return err
-				}, map[string]int{}, 0, 0, 1},
+				}, map[string]int{}, 0, 0, 0}, // no bake: finish journaled FINISHED and freed the lease
 			}
 			total := 0
 			for _, st := range steps {
@@ -187,5 +187,68 @@ func TestSetRetriedAfterItsChange(t *testing.T) {
 	}
 	if f.sm.calls["Value"] != 3 || f.db.logins != 3 {
 		t.Fatalf("retry: %d reads, %d logins; want 3 (AWSPREVIOUS read only now) and 3 (current, previous, new)", f.sm.calls["Value"], f.db.logins)
+	}
+}
+
+// A finish that ended the rotation (no bake: FINISH_DONE and FINISHED in
+// one write) but whose answer was lost is retried by the state machine with
+// the same input: the retry finds the lease freed by its own FINISHED,
+// changes nothing and says so, and release announces the rotation once.
+func TestFinishRetriedAfterItEndedTheRotation(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	rc := f.acquire(t)
+	for _, st := range []func(context.Context, Context) (StepOutput, error){f.svc.Create, f.svc.Set, f.svc.Test} {
+		out, err := st(ctx, rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.Last = &out
+	}
+	boom := errors.New("connection reset")
+	f.led.lostOn = map[ledger.State]error{ledger.Finished: boom}
+	if _, err := f.svc.Finish(ctx, rc); !errors.Is(err, boom) {
+		t.Fatalf("finish = %v, want the lost answer", err)
+	}
+	if l := f.led.lease[arn]; l.State != ledger.Finished || l.Holder != "" {
+		t.Fatalf("lease after the lost answer = %+v, want FINISHED and free", l)
+	}
+	journal := len(f.led.journal)
+	out, err := f.svc.Finish(ctx, rc)
+	if err != nil || out.Changed || !out.Released || out.Lease == nil || out.Lease.State != ledger.Finished {
+		t.Fatalf("retried finish = %+v, %v; want no change, released", out, err)
+	}
+	if len(f.led.journal) != journal {
+		t.Fatal("the retried finish journaled again")
+	}
+	rc.Last = &out
+	f.led.gets = 0
+	if _, err := f.svc.Release(ctx, CloseInput{Rotation: rc, Outcome: OutcomeFinished}); err != nil {
+		t.Fatal(err)
+	}
+	if f.led.gets != 0 || len(f.led.journal) != journal || f.bus.types() != "Rotation Succeeded" {
+		t.Fatalf("release: %d reads, journal %d→%d, events %q; want none, unchanged, Rotation Succeeded", f.led.gets, journal, len(f.led.journal), f.bus.types())
+	}
+	if f.sm.holder(secretstore.Current) != token || f.sm.holder(secretstore.Pending) != "" || f.db.password != f.pendingPassword(t) {
+		t.Fatal("the rotation did not end on the new password")
+	}
+}
+
+// A finish fenced by another execution (its lease expired and was taken
+// over) is a conflict even with ReleaseAtFinish: only this rotation's own
+// FINISHED counts as done.
+func TestFinishFencedIsNotTakenForDone(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	rc := f.acquire(t)
+	f.steps(t, rc, f.svc.Create, f.svc.Set, f.svc.Test)
+	l := f.led.lease[arn]
+	l.Fencing, l.Holder, l.State, l.Token = l.Fencing+1, "arn:aws:states:us-east-1:000000000000:execution:rotation:other", ledger.Finished, "22222222-2222-3333-4444-555555555555"
+	f.led.lease[arn] = l
+	if _, err := f.svc.Finish(ctx, rc); faults.Name(err) != faults.NameConflict {
+		t.Fatalf("finish over another execution's lease = %v, want ConflictError", err)
+	}
+	if f.sm.holder(secretstore.Current) != v1 {
+		t.Fatal("a fenced finish moved AWSCURRENT")
 	}
 }

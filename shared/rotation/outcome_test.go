@@ -31,6 +31,7 @@ func TestOutcomeEventIsRetriedWhenPublishFails(t *testing.T) {
 		// retryErr is what the retry returns once the event is out: an
 		// abandoned rollback stays a conflict.
 		retryErr string
+		bake     bool // acquire asks for the bake (compensation after finish follows a failed bake)
 	}{
 		{
 			name: "Rotation Succeeded",
@@ -41,6 +42,16 @@ func TestOutcomeEventIsRetriedWhenPublishFails(t *testing.T) {
 				return f.svc.Release(context.Background(), CloseInput{Rotation: rc, Outcome: OutcomeFinished})
 			},
 			state: ledger.Finished, event: "Rotation Succeeded",
+		},
+		{
+			name: "Rotation Succeeded after a bake (release journals FINISHED)",
+			setup: func(t *testing.T, f *fixture, rc Context) {
+				f.steps(t, rc, f.svc.Create, f.svc.Set, f.svc.Test, f.svc.Finish, f.svc.Verify)
+			},
+			end: func(f *fixture, rc Context) (CloseOutput, error) {
+				return f.svc.Release(context.Background(), CloseInput{Rotation: rc, Outcome: OutcomeFinished})
+			},
+			state: ledger.Finished, event: "Rotation Succeeded", bake: true,
 		},
 		{
 			name: "Rotation Rolled Back",
@@ -72,12 +83,13 @@ func TestOutcomeEventIsRetriedWhenPublishFails(t *testing.T) {
 			end: func(f *fixture, rc Context) (CloseOutput, error) {
 				return f.svc.Compensate(context.Background(), CloseInput{Rotation: rc, Mode: ModeRollback, Error: &TaskError{Error: faults.NameTestFailed}})
 			},
-			state: ledger.Abandoned, event: "Rotation Abandoned", retryErr: faults.NameConflict,
+			state: ledger.Abandoned, event: "Rotation Abandoned", retryErr: faults.NameConflict, bake: true,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
+			f.bake = tt.bake
 			rc := f.acquire(t)
 			tt.setup(t, f, rc)
 			f.bus.fail = 1

@@ -253,6 +253,7 @@ func TestRepairDecides(t *testing.T) {
 		{
 			name: "finish had moved AWSCURRENT and the bake failed it: move back and revert",
 			setup: func(t *testing.T, f *fixture) Context {
+				f.bake = true // compensation after finish: a failed bake, or a failed release after it
 				rc := f.acquire(t)
 				ctx := context.Background()
 				for _, st := range (steps{f.svc.Create, f.svc.Set, f.svc.Test, f.svc.Finish}) {
@@ -283,6 +284,7 @@ func TestRepairDecides(t *testing.T) {
 		{
 			name: "finish had moved AWSCURRENT and release failed: keep it",
 			setup: func(t *testing.T, f *fixture) Context {
+				f.bake = true // compensation after finish: a failed bake, or a failed release after it
 				rc := f.acquire(t)
 				ctx := context.Background()
 				for _, st := range (steps{f.svc.Create, f.svc.Set, f.svc.Test, f.svc.Finish}) {
@@ -322,6 +324,7 @@ func TestRepairDecides(t *testing.T) {
 			// AWSCURRENT could not: only the label moves back.
 			name: "finish had moved AWSCURRENT, the database is back on the previous password: move AWSCURRENT back",
 			setup: func(t *testing.T, f *fixture) Context {
+				f.bake = true
 				rc := f.acquire(t)
 				f.steps(t, rc, f.svc.Create, f.svc.Set, f.svc.Test, f.svc.Finish)
 				f.db.down = true

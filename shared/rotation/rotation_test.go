@@ -36,6 +36,10 @@ type fixture struct {
 	db     *fakeEngine
 	bus    *fakeBus
 	logs   *bytes.Buffer
+	// bake makes acquire ask for the verify step (AcquireInput.Verify), as
+	// the state machine does when a bake follows finish; without it finish
+	// ends the rotation itself (Context.ReleaseAtFinish).
+	bake bool
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -78,9 +82,12 @@ func (f *fixture) assertNoLeak(t *testing.T) {
 
 func (f *fixture) acquire(t *testing.T) Context {
 	t.Helper()
-	rc, err := f.svc.Acquire(context.Background(), AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution})
+	rc, err := f.svc.Acquire(context.Background(), AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution, Verify: f.bake})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if rc.ReleaseAtFinish == f.bake {
+		t.Fatalf("ReleaseAtFinish = %v with Verify %v", rc.ReleaseAtFinish, f.bake)
 	}
 	return rc
 }
@@ -117,13 +124,24 @@ func (f *fixture) pendingPassword(t *testing.T) string {
 func (f *fixture) last() ledger.State { return f.led.journal[len(f.led.journal)-1].State }
 
 func TestSuccessfulRotation(t *testing.T) {
+	for _, bake := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bake=%v", bake), func(t *testing.T) { successfulRotation(t, bake) })
+	}
+}
+
+func successfulRotation(t *testing.T, bake bool) {
 	f := newFixture(t)
+	f.bake = bake
 	rc := f.acquire(t)
 	if rc.PreviousVersionId != v1 || rc.Fencing != 1 {
 		t.Fatalf("context = %+v", rc)
 	}
 	s := f.svc
-	f.steps(t, rc, s.Create, s.Set, s.Test, s.Finish, s.Verify)
+	steps := []func(context.Context, Context) (StepOutput, error){s.Create, s.Set, s.Test, s.Finish}
+	if bake {
+		steps = append(steps, s.Verify)
+	}
+	f.steps(t, rc, steps...)
 	if _, err := s.Release(context.Background(), CloseInput{Rotation: rc, Outcome: OutcomeFinished}); err != nil {
 		t.Fatal(err)
 	}
@@ -147,15 +165,27 @@ func TestSuccessfulRotation(t *testing.T) {
 	}
 }
 
-// Every step run again after it succeeded changes nothing.
+// Every step run again after it succeeded changes nothing; with no bake,
+// finish again finds the rotation it ended.
 func TestStepsAreIdempotent(t *testing.T) {
+	for _, bake := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bake=%v", bake), func(t *testing.T) { stepsAreIdempotent(t, bake) })
+	}
+}
+
+func stepsAreIdempotent(t *testing.T, bake bool) {
 	f := newFixture(t)
+	f.bake = bake
 	rc := f.acquire(t)
 	s := f.svc
 	if again := f.acquire(t); !reflect.DeepEqual(again, rc) {
 		t.Fatalf("re-acquire = %+v, want %+v", again, rc)
 	}
-	for _, step := range []func(context.Context, Context) (StepOutput, error){s.Create, s.Set, s.Test, s.Finish, s.Verify} {
+	steps := []func(context.Context, Context) (StepOutput, error){s.Create, s.Set, s.Test, s.Finish}
+	if bake {
+		steps = append(steps, s.Verify)
+	}
+	for _, step := range steps {
 		first, err := step(context.Background(), rc)
 		if err != nil {
 			t.Fatal(err)
@@ -203,6 +233,7 @@ func TestCompensation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
+			f.bake = true // compensation after finish follows a failed bake
 			rc := f.acquire(t)
 			s := f.svc
 			order := []struct {
@@ -307,6 +338,7 @@ func TestForeignCurrentMoveIsAbandoned(t *testing.T) {
 	}
 	// A rollback over the foreign move also refuses to undo it.
 	f2 := newFixture(t)
+	f2.bake = true // a bake that failed after finish
 	rc2 := f2.acquire(t)
 	f2.steps(t, rc2, f2.svc.Create, f2.svc.Set, f2.svc.Test, f2.svc.Finish)
 	f2.sm.values["foreign-0000000000000000000000000000"] = "{}"

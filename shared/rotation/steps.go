@@ -68,6 +68,7 @@ func (o op) output(changed bool) StepOutput {
 	if o.seen != nil && o.seen.Secret != "" {
 		l := *o.seen
 		out.Lease = &l
+		out.Released = o.step == StepFinish && l.State == ledger.Finished
 	}
 	return out
 }
@@ -350,7 +351,8 @@ func (s *Service) acquire(ctx context.Context, o op, in AcquireInput) (Context, 
 		Fencing: l.Fencing, PreviousVersionId: l.PreviousVersion, PreviousPreviousVersionId: l.PreviousPrevious,
 		LedgerTable: in.LedgerTable, Rollback: in.Rollback, HealthCheckUrl: in.HealthCheckUrl, BakeSeconds: in.BakeSeconds,
 		BakeAlarms: in.BakeAlarms, Recover: recovery, Policy: &policy,
-		Last: &StepOutput{Step: StepAcquire, Lease: &l},
+		ReleaseAtFinish: !in.Verify && in.HealthCheckUrl == "" && len(in.BakeAlarms) == 0,
+		Last:            &StepOutput{Step: StepAcquire, Lease: &l},
 	}, nil
 }
 
@@ -1081,7 +1083,39 @@ func (s *Service) probe(ctx context.Context, o op, versionID string, state ledge
 func (s *Service) Finish(ctx context.Context, rc Context) (StepOutput, error) {
 	o := s.op(StepFinish, rc)
 	changed, err := s.finish(ctx, o)
+	if errors.Is(err, ledger.ErrFenced) && rc.ReleaseAtFinish {
+		// A retry of a finish that ended the rotation (its answer was
+		// lost, or it crashed after the write) finds the lease freed by
+		// its own FINISHED (the fencing token names this execution's lease):
+		// done, not fenced.
+		if l, ok, gerr := s.Ledger.Get(ctx, rc.SecretArn); gerr == nil && ok && l.Fencing == rc.Fencing &&
+			l.State == ledger.Finished {
+			*o.seen = l
+			changed, err = false, nil
+		}
+	}
 	return o.output(changed), o.done(err, changed)
+}
+
+// finishDone journals FINISH_DONE. A rotation without a bake
+// (ReleaseAtFinish) journals FINISHED after it in the same write and frees
+// the lease, as release would have: release then only announces it.
+func (o op) finishDone(ctx context.Context, l *ledger.Lease) error {
+	ch := ledger.Change{}
+	if o.rc.ReleaseAtFinish {
+		rec := o.finishedRecord()
+		ch.Then, ch.Release = &rec, true
+	}
+	return o.journal(ctx, l, ledger.FinishDone, ch)
+}
+
+// finishedRecord is the journal's FINISHED record of this rotation.
+func (o op) finishedRecord() ledger.Record {
+	rec := ledger.Record{State: ledger.Finished, Actor: o.s.Actor}
+	if o.rc.Rollback {
+		rec.Detail = "operator rollback: AWSPREVIOUS " + o.rc.ClientRequestToken + " is AWSCURRENT again"
+	}
+	return rec
 }
 
 func (s *Service) finish(ctx context.Context, o op) (bool, error) {
@@ -1108,7 +1142,7 @@ func (s *Service) finish(ctx context.Context, o op) (bool, error) {
 			if err := s.Secrets.RemoveStage(ctx, arn, secretstore.Pending, token); err != nil && !secretstore.IsStageMismatch(err) {
 				return true, err
 			}
-			return true, o.journal(ctx, &l, ledger.FinishDone, ledger.Change{})
+			return true, o.finishDone(ctx, &l)
 		}
 		if !secretstore.IsStageMismatch(err) && !secretstore.IsNotFound(err) {
 			return false, err
@@ -1149,5 +1183,5 @@ func (s *Service) finish(ctx context.Context, o op) (bool, error) {
 			return changed, err
 		}
 	}
-	return changed, o.journal(ctx, &l, ledger.FinishDone, ledger.Change{})
+	return changed, o.finishDone(ctx, &l)
 }

@@ -124,6 +124,11 @@ type AcquireInput struct {
 	// throughout BakeSeconds (with Service.BakeAlarmNames), or the rotation
 	// is rolled back.
 	BakeAlarms []string `json:",omitempty"`
+	// Verify asks for the verify step after finish even without a health
+	// check or alarms (it logs in with AWSCURRENT once more). With none of
+	// the three, the state machine goes from finish straight to release,
+	// and finish ends the rotation itself (Context.ReleaseAtFinish).
+	Verify bool `json:",omitempty"`
 	// TokenIsNew says the state machine made ClientRequestToken with
 	// States.UUID() for this execution, so it names no version, labelled or
 	// not, and acquire need not ask (ListSecretVersionIds). A caller that
@@ -148,6 +153,13 @@ type Context struct {
 	HealthCheckUrl            string   `json:",omitempty"`
 	BakeSeconds               int      `json:",omitempty"`
 	BakeAlarms                []string `json:",omitempty"`
+	// ReleaseAtFinish says this rotation has no bake (acquire found no
+	// Verify, HealthCheckUrl or BakeAlarms: the state machine's ShouldVerify
+	// goes to release): finish journals FINISHED and frees the lease in the
+	// same write as FINISH_DONE, one ledger transaction fewer, and release
+	// only announces the outcome. An execution started before this field
+	// existed lacks it and ends as before, in release.
+	ReleaseAtFinish bool `json:",omitempty"`
 	// Recover names a dead rotation this one must clean up after first.
 	Recover *Recovery `json:",omitempty"`
 	// Last is the previous step's output: the lease as that step left it
@@ -194,6 +206,10 @@ type StepOutput struct {
 	// Lease is the lease as the step left it: the state machine passes it
 	// to the next step (Context.Last).
 	Lease *ledger.Lease `json:",omitempty"`
+	// Released is set by a finish that ended the rotation itself
+	// (Context.ReleaseAtFinish): the state machine goes to release, which
+	// announces it, and never to the bake.
+	Released bool `json:",omitempty"`
 }
 
 // TaskError is the error object a Catch puts into the state: Error is the
