@@ -91,8 +91,17 @@ type Server struct {
 	// fleet bench); add and remove keep them with secrets.
 	byARN, byPartial map[string]*secret
 	pending          map[*secret]bool
-	seq              int
-	calls            map[string]int
+	// listed caches ListSecrets' selection (the matching secrets in
+	// creation order) per filter set; listGen counts the changes that can
+	// alter one (a secret created, removed, tagged, untagged, described,
+	// deleted or restored), so a fleet's listing, which asks for the same
+	// selection page after page while rotations change only versions,
+	// filters the account once instead of at every call. Answers are as
+	// without it.
+	listed  map[string]listing
+	listGen uint64
+	seq     int
+	calls   map[string]int
 
 	// The limiter runs on the real clock even when Options.Now is injected:
 	// throttling is about how fast the client actually calls, and a frozen
@@ -419,8 +428,20 @@ func (s *Server) purgeExpired() {
 	}
 }
 
+// listing is one cached ListSecrets selection.
+type listing struct {
+	gen     uint64
+	secrets []*secret
+}
+
+// selectionChanged drops the cached ListSecrets selections: a secret came,
+// went, or changed what the filters match (name, description, tags,
+// deletion).
+func (s *Server) selectionChanged() { s.listGen++ }
+
 // add makes sec known by its name and ARNs.
 func (s *Server) add(sec *secret) {
+	s.selectionChanged()
 	s.secrets[sec.name] = sec
 	s.byARN[sec.arn] = sec
 	s.byPartial[sec.arn[:len(sec.arn)-7]] = sec
@@ -428,6 +449,7 @@ func (s *Server) add(sec *secret) {
 
 // remove forgets sec.
 func (s *Server) remove(sec *secret) {
+	s.selectionChanged()
 	delete(s.secrets, sec.name)
 	delete(s.byARN, sec.arn)
 	delete(s.byPartial, sec.arn[:len(sec.arn)-7])
@@ -899,6 +921,7 @@ func (s *Server) updateSecret(body []byte) (any, *apiError) {
 	}
 	if in.Description != nil {
 		sec.description = *in.Description
+		s.selectionChanged()
 	}
 	if in.KmsKeyId != nil {
 		sec.kmsKeyID = *in.KmsKeyId
@@ -1178,22 +1201,7 @@ func (s *Server) listSecrets(body []byte) (any, *apiError) {
 		}
 	}
 	s.purgeExpired()
-	var list []*secret
-	for _, sec := range s.secrets {
-		if !sec.deleted.IsZero() && !in.IncludePlannedDeletion {
-			continue
-		}
-		if sec.matches(in.Filters) {
-			list = append(list, sec)
-		}
-	}
-	// Creation order keeps paging stable across calls.
-	sort.Slice(list, func(i, j int) bool {
-		if in.SortOrder == "desc" {
-			return list[i].seq > list[j].seq
-		}
-		return list[i].seq < list[j].seq
-	})
+	list := s.selection(in.Filters, in.IncludePlannedDeletion, in.SortOrder == "desc")
 	lo, hi, next, err := page(len(list), in.MaxResults, in.NextToken)
 	if err != nil {
 		return nil, err
@@ -1208,6 +1216,40 @@ func (s *Server) listSecrets(body []byte) (any, *apiError) {
 		SecretList []secretOut
 		NextToken  *string `json:",omitempty"`
 	}{entries, next}, nil
+}
+
+// selection is the secrets ListSecrets lists for these filters, in
+// creation order (which keeps paging stable across calls), from the cache
+// while nothing it depends on changed.
+func (s *Server) selection(filters []filter, planned, desc bool) []*secret {
+	k, _ := json.Marshal(struct {
+		F       []filter
+		P, Desc bool
+	}{filters, planned, desc})
+	key := string(k)
+	if c, ok := s.listed[key]; ok && c.gen == s.listGen {
+		return c.secrets
+	}
+	var list []*secret
+	for _, sec := range s.secrets {
+		if !sec.deleted.IsZero() && !planned {
+			continue
+		}
+		if sec.matches(filters) {
+			list = append(list, sec)
+		}
+	}
+	sort.Slice(list, func(i, j int) bool {
+		if desc {
+			return list[i].seq > list[j].seq
+		}
+		return list[i].seq < list[j].seq
+	})
+	if s.listed == nil || len(s.listed) >= 64 {
+		s.listed = map[string]listing{}
+	}
+	s.listed[key] = listing{gen: s.listGen, secrets: list}
+	return list
 }
 
 func mergeTags(have, add []tag) []tag {
@@ -1238,6 +1280,7 @@ func (s *Server) tagResource(body []byte) (any, *apiError) {
 	}
 	sec.tags = mergeTags(sec.tags, in.Tags)
 	sec.changed = s.now()
+	s.selectionChanged()
 	return struct{}{}, nil
 }
 
@@ -1258,6 +1301,7 @@ func (s *Server) untagResource(body []byte) (any, *apiError) {
 	}
 	sec.tags = slices.DeleteFunc(sec.tags, func(t tag) bool { return slices.Contains(in.TagKeys, t.Key) })
 	sec.changed = s.now()
+	s.selectionChanged()
 	return struct{}{}, nil
 }
 
@@ -1301,6 +1345,7 @@ func (s *Server) deleteSecret(body []byte) (any, *apiError) {
 	}
 	sec.deleted = now
 	sec.deletionDate = now.Add(time.Duration(days) * 24 * time.Hour)
+	s.selectionChanged()
 	s.pending[sec] = true
 	return deleteOut{sec.arn, sec.name, ts(sec.deletionDate)}, nil
 }
@@ -1335,6 +1380,7 @@ func (s *Server) restoreSecret(body []byte) (any, *apiError) {
 		return nil, err
 	}
 	sec.deleted, sec.deletionDate = time.Time{}, time.Time{}
+	s.selectionChanged()
 	delete(s.pending, sec)
 	return struct{ ARN, Name string }{sec.arn, sec.name}, nil
 }

@@ -26,7 +26,7 @@ const (
 	tokC = "cccccccc-cccc-4ccc-8ccc-cccccccccccc"
 )
 
-func start(t *testing.T, o Options, optFns ...func(*secretsmanager.Options)) (*Server, *secretsmanager.Client) {
+func start(t testing.TB, o Options, optFns ...func(*secretsmanager.Options)) (*Server, *secretsmanager.Client) {
 	t.Helper()
 	s, url, err := Start(o)
 	if err != nil {
@@ -794,5 +794,143 @@ func TestRawProtocol(t *testing.T) {
 	_, _, m = call(t, "secretsmanager.PutSecretValue", `{"SecretId":"raw","SecretString":"hunter2","ClientRequestToken":"short"}`)
 	if msg, _ := m["message"].(string); strings.Contains(msg, "hunter2") {
 		t.Fatalf("error leaks value: %q", msg)
+	}
+}
+
+// BenchmarkListSecretsFleet is one ListSecrets call of a fleet's selection
+// (a tag-key and a tag-value filter, 100 results) in an account of 10,300
+// secrets: every page of a fleet lists its whole selection again, so at
+// 10,000 secrets the fleet makes 103 of these calls per page.
+func BenchmarkListSecretsFleet(b *testing.B) {
+	_, c := start(b, Options{})
+	ctx := context.Background()
+	for i := range 10300 {
+		tags := []types.Tag{{Key: aws.String("secretsaga:rotation-group"), Value: aws.String("fleet")}}
+		if i%34 == 0 {
+			tags[0].Value = aws.String("other")
+		}
+		if _, err := c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(fmt.Sprintf("fleet/app-%05d", i)), SecretString: aws.String("v"), Tags: tags}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	in := &secretsmanager.ListSecretsInput{MaxResults: aws.Int32(100), Filters: []types.Filter{
+		{Key: types.FilterNameStringTypeTagKey, Values: []string{"secretsaga:rotation-group"}},
+		{Key: types.FilterNameStringTypeTagValue, Values: []string{"fleet"}},
+	}}
+	// The middle of the selection: the average page of a listing.
+	for range 50 {
+		out, err := c.ListSecrets(ctx, in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		in.NextToken = out.NextToken
+	}
+	b.ResetTimer()
+	for range b.N {
+		out, err := c.ListSecrets(ctx, in)
+		if err != nil || len(out.SecretList) != 100 {
+			b.Fatalf("%d secrets, %v", len(out.SecretList), err)
+		}
+	}
+}
+
+// ListSecrets answers from a cached selection while nothing that selects a
+// secret changes: every change that does (a secret created, tagged,
+// untagged, described, deleted, restored, purged) shows in the very next
+// call, and a change that does not (a new version) keeps it.
+func TestListSecretsSeesEveryChangeOfTheSelection(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	_, c := start(t, Options{Now: clock})
+	ctx := context.Background()
+	list := func(fs ...types.Filter) string {
+		t.Helper()
+		out, err := c.ListSecrets(ctx, &secretsmanager.ListSecretsInput{Filters: fs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range out.SecretList {
+			names = append(names, aws.ToString(e.Name))
+		}
+		return strings.Join(names, " ")
+	}
+	group := types.Filter{Key: types.FilterNameStringTypeTagValue, Values: []string{"fleet"}}
+	desc := types.Filter{Key: types.FilterNameStringTypeDescription, Values: []string{"rotated"}}
+	tag := func(name string) []types.Tag {
+		return []types.Tag{{Key: aws.String("group"), Value: aws.String(name)}}
+	}
+	for _, n := range []string{"a", "b"} {
+		if _, err := c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(n), SecretString: aws.String("v"), Tags: tag("fleet")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []struct {
+		name   string
+		change func() error
+		want   string
+		filter types.Filter
+	}{
+		{"listed", func() error { return nil }, "a b", group},
+		{"created", func() error {
+			_, err := c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("c"), SecretString: aws.String("v"), Tags: tag("fleet")})
+			return err
+		}, "a b c", group},
+		{"a new version changes nothing", func() error {
+			_, err := c.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String("b"), SecretString: aws.String("w")})
+			return err
+		}, "a b c", group},
+		{"untagged", func() error {
+			_, err := c.UntagResource(ctx, &secretsmanager.UntagResourceInput{SecretId: aws.String("a"), TagKeys: []string{"group"}})
+			return err
+		}, "b c", group},
+		{"tagged", func() error {
+			_, err := c.TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: aws.String("a"), Tags: tag("fleet")})
+			return err
+		}, "a b c", group},
+		{"deleted", func() error {
+			_, err := c.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String("b"), RecoveryWindowInDays: aws.Int64(7)})
+			return err
+		}, "a c", group},
+		{"restored", func() error {
+			_, err := c.RestoreSecret(ctx, &secretsmanager.RestoreSecretInput{SecretId: aws.String("b")})
+			return err
+		}, "a b c", group},
+		{"described (by its own filter)", func() error { return nil }, "", desc},
+		{"described", func() error {
+			_, err := c.UpdateSecret(ctx, &secretsmanager.UpdateSecretInput{SecretId: aws.String("c"), Description: aws.String("rotated by the fleet")})
+			return err
+		}, "c", desc},
+		{"purged after its recovery window", func() error {
+			if _, err := c.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String("a"), RecoveryWindowInDays: aws.Int64(7)}); err != nil {
+				return err
+			}
+			if got := list(group); got != "b c" {
+				return fmt.Errorf("after the delete: %q", got)
+			}
+			// Listed with the secrets scheduled for deletion, a included.
+			out, err := c.ListSecrets(ctx, &secretsmanager.ListSecretsInput{IncludePlannedDeletion: aws.Bool(true), Filters: []types.Filter{group}})
+			if err != nil || len(out.SecretList) != 3 {
+				return fmt.Errorf("with IncludePlannedDeletion before the purge: %d secrets, %v; want 3", len(out.SecretList), err)
+			}
+			mu.Lock()
+			now = now.Add(8 * 24 * time.Hour)
+			mu.Unlock()
+			return nil
+		}, "b c", group},
+	}
+	for _, st := range steps {
+		if err := st.change(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if got := list(st.filter); got != st.want {
+			t.Fatalf("%s: ListSecrets = %q, want %q", st.name, got, st.want)
+		}
+	}
+	out, err := c.ListSecrets(ctx, &secretsmanager.ListSecretsInput{IncludePlannedDeletion: aws.Bool(true), Filters: []types.Filter{group}})
+	if err != nil || len(out.SecretList) != 2 {
+		t.Fatalf("with IncludePlannedDeletion after the purge: %d secrets, %v; want 2 (a is gone)", len(out.SecretList), err)
 	}
 }
