@@ -222,7 +222,13 @@ func (s *Service) compensate(ctx context.Context, o op, in CloseInput) (CloseOut
 	}
 	if l.State != ledger.CompensateStarted {
 		rec := ledger.Record{State: ledger.CompensateStarted, Actor: s.Actor, ErrorClass: errClass(in.Error)}
-		if err := s.Ledger.Append(ctx, &l, rec, ledger.Change{}); err != nil {
+		if done := o.setsRecord(l); done != nil {
+			// The test failed, so set's SET_DONE was never journaled:
+			// journal it first, in the same write.
+			if err := s.Ledger.Append(ctx, &l, *done, ledger.Change{Then: &rec}); err != nil {
+				return out, err
+			}
+		} else if err := s.Ledger.Append(ctx, &l, rec, ledger.Change{}); err != nil {
 			return out, err
 		}
 	}

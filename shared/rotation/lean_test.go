@@ -3,12 +3,15 @@ package rotation
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
+	"strings"
 	"testing"
 
 	"github.com/secretsaga/secretsaga/shared/faults"
 	"github.com/secretsaga/secretsaga/shared/ledger"
 	"github.com/secretsaga/secretsaga/shared/secretstore"
+	"github.com/secretsaga/secretsaga/shared/target"
 )
 
 // The call budget of a first attempt of each step (issue 15's lean path):
@@ -55,7 +58,8 @@ func TestCallBudgetOfAFirstAttempt(t *testing.T) {
 					return err
 				}, tt.acquire, 0, 1, 0},
 				{"create", func() error { return next(s.Create(ctx, rc)) }, map[string]int{"Current": 1, "PutPending": 1}, 1, 0, 1},
-				{"set", func() error { return next(s.Set(ctx, rc)) }, map[string]int{"Value": 2}, 1, 0, 2},
+				// set journals SET_STARTED; test journals set's SET_DONE with TESTED.
+				{"set", func() error { return next(s.Set(ctx, rc)) }, map[string]int{"Value": 2}, 1, 0, 1},
 				{"test", func() error { return next(s.Test(ctx, rc)) }, map[string]int{"Value": 1}, 1, 0, 1},
 				{"finish", func() error { return next(s.Finish(ctx, rc)) }, map[string]int{"MoveStage": 1, "RemoveStage": 1}, 0, 0, 2},
 				{"release", func() error {
@@ -165,21 +169,16 @@ func TestCreateWithoutThePolicyInTheContext(t *testing.T) {
 	}
 }
 
-// set retried after its change landed (the SET_DONE write failed): the
-// current password is refused, AWSPREVIOUS is read and refused, the new
-// password logs in: nothing changes again.
+// set retried after its change landed (its answer was lost): the current
+// password is refused, AWSPREVIOUS is read and refused, the new password
+// logs in: nothing changes again.
 func TestSetRetriedAfterItsChange(t *testing.T) {
 	const v0 = "v0-00000000000000000000000000000000"
 	f := newFixture(t)
 	f.sm.values[v0] = `{"engine":"fake","host":"db","port":1,"username":"app","password":"Older-pw-0"}`
 	f.sm.stages[v0] = []string{secretstore.Previous}
 	rc := f.acquire(t)
-	f.steps(t, rc, f.svc.Create)
-	boom := errors.New("journal write lost")
-	f.led.failOn = map[ledger.State]error{ledger.SetDone: boom}
-	if _, err := f.svc.Set(context.Background(), rc); !errors.Is(err, boom) {
-		t.Fatalf("set = %v, want the journal's failure", err)
-	}
+	f.steps(t, rc, f.svc.Create, f.svc.Set)
 	f.sm.calls, f.db.logins = nil, 0
 	out, err := f.svc.Set(context.Background(), rc)
 	if err != nil || out.Changed || f.db.sets != 1 {
@@ -251,4 +250,86 @@ func TestFinishFencedIsNotTakenForDone(t *testing.T) {
 	if f.sm.holder(secretstore.Current) != v1 {
 		t.Fatal("a fenced finish moved AWSCURRENT")
 	}
+}
+
+// Set writes once, SET_STARTED before the change; its SET_DONE goes to
+// test in its output and is journaled with TESTED, keeping set's time and
+// actor. A test retried after that write landed writes nothing again; a
+// caller that does not pass set's output still gets a SET_DONE (test's own,
+// saying so); a failed test journals nothing.
+func TestSetDoneIsJournaledWithTested(t *testing.T) {
+	run := func(t *testing.T, f *fixture, chain bool) (Context, StepOutput) {
+		t.Helper()
+		rc := f.acquire(t)
+		out, err := f.svc.Create(context.Background(), rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.Last = &out
+		f.led.appends = 0
+		set, err := f.svc.Set(context.Background(), rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.led.appends != 1 || f.last() != ledger.SetStarted || set.Journal == nil || set.Journal.State != ledger.SetDone {
+			t.Fatalf("set: %d writes, journal ends %s, output record %+v; want 1, SET_STARTED, SET_DONE", f.led.appends, f.last(), set.Journal)
+		}
+		if chain {
+			rc.Last = &set
+		} else {
+			rc.Last = nil
+		}
+		return rc, set
+	}
+	t.Run("with set's output", func(t *testing.T) {
+		f := newFixture(t)
+		rc, set := run(t, f, true)
+		set.Journal.At -= 1500 // set ended a while before test: its time, not test's, is journaled
+		f.led.appends = 0
+		boom := errors.New("connection reset")
+		f.led.lostOn = map[ledger.State]error{ledger.Tested: boom}
+		if _, err := f.svc.Test(context.Background(), rc); !errors.Is(err, boom) {
+			t.Fatalf("test = %v, want the lost answer", err)
+		}
+		n := len(f.led.journal)
+		done, tested := f.led.journal[n-2], f.led.journal[n-1]
+		if f.led.appends != 1 || done.State != ledger.SetDone || done.At != set.Journal.At || done.Actor != set.Journal.Actor || tested.State != ledger.Tested {
+			t.Fatalf("test: %d writes, journal ends %+v %+v; want 1 write, set's SET_DONE, TESTED", f.led.appends, done, tested)
+		}
+		// The state machine retries test with the same input.
+		if _, err := f.svc.Test(context.Background(), rc); err != nil {
+			t.Fatal(err)
+		}
+		if len(f.led.journal) != n {
+			t.Fatalf("the retried test journaled again: %d → %d records", n, len(f.led.journal))
+		}
+	})
+	t.Run("without it", func(t *testing.T) {
+		f := newFixture(t)
+		rc, _ := run(t, f, false)
+		if _, err := f.svc.Test(context.Background(), rc); err != nil {
+			t.Fatal(err)
+		}
+		n := len(f.led.journal)
+		if done := f.led.journal[n-2]; done.State != ledger.SetDone || !strings.Contains(done.Detail, "journaled by test") || f.last() != ledger.Tested {
+			t.Fatalf("journal ends %+v, %s; want test's own SET_DONE, then TESTED", done, f.last())
+		}
+	})
+	t.Run("test fails", func(t *testing.T) {
+		f := newFixture(t)
+		rc, _ := run(t, f, true)
+		f.db.failTest = fmt.Errorf("probe: %w", target.ErrAuthFailed)
+		f.led.appends = 0
+		if _, err := f.svc.Test(context.Background(), rc); faults.Name(err) != faults.NameTestFailed {
+			t.Fatalf("test = %v, want TestFailedError", err)
+		}
+		if f.led.appends != 0 || f.last() != ledger.SetStarted {
+			t.Fatalf("a failed test wrote %d records, journal ends %s", f.led.appends, f.last())
+		}
+		f.db.failTest = nil
+		out, err := f.svc.Compensate(context.Background(), CloseInput{Rotation: rc, Mode: ModeRollback, Error: &TaskError{Error: faults.NameTestFailed}})
+		if err != nil || out.State != string(ledger.RolledBack) || f.db.password != original {
+			t.Fatalf("compensation = %+v, %v, database on the original: %v", out, err, f.db.password == original)
+		}
+	})
 }

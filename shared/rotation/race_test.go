@@ -93,3 +93,48 @@ func TestZombieFinishIsFencedAtItsWrite(t *testing.T) {
 		t.Fatalf("the zombie wrote: AWSCURRENT on %s, journal %d → %d", f.sm.holder("AWSCURRENT"), journal, len(f.led.journal))
 	}
 }
+
+// Create and set are fenced the same way: each step's first write is its
+// write-ahead record (CREATED before the version is stored, SET_STARTED
+// before the password changes), conditioned on the fencing token, so a
+// zombie whose lease was taken over between its read and its write stores
+// nothing and changes nothing. (This is why those records cannot be folded
+// into a later step's write, as FINISH_DONE and SET_DONE are.)
+func TestZombieIsFencedAtItsWriteAhead(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		before []func(*Service) func(context.Context, Context) (StepOutput, error)
+		step   func(*Service) func(context.Context, Context) (StepOutput, error)
+	}{
+		{"create", nil, func(s *Service) func(context.Context, Context) (StepOutput, error) { return s.Create }},
+		{"set", []func(*Service) func(context.Context, Context) (StepOutput, error){
+			func(s *Service) func(context.Context, Context) (StepOutput, error) { return s.Create },
+		}, func(s *Service) func(context.Context, Context) (StepOutput, error) { return s.Set }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			rc := f.acquire(t)
+			for _, b := range tt.before {
+				f.steps(t, rc, b(f.svc))
+			}
+			journal, versions, sets := len(f.led.journal), len(f.sm.generated), f.db.sets
+			f.led.beforeAppend = func() {
+				f.led.mu.Lock()
+				defer f.led.mu.Unlock()
+				l := f.led.lease[arn]
+				l.Holder, l.Fencing, l.Token, l.Seq = "arn:other", l.Fencing+1, "99999999-2222-3333-4444-555555555555", 1
+				f.led.lease[arn] = l
+			}
+			if _, err := tt.step(f.svc)(context.Background(), rc); faults.Name(err) != faults.NameConflict {
+				t.Fatalf("zombie %s = %v, want ConflictError", tt.name, err)
+			}
+			if f.led.beforeAppend != nil {
+				t.Fatal("the takeover never ran")
+			}
+			if len(f.led.journal) != journal || len(f.sm.generated) != versions || f.db.sets != sets {
+				t.Fatalf("the zombie changed something: journal %d → %d, versions stored %d → %d, password changes %d → %d",
+					journal, len(f.led.journal), versions, len(f.sm.generated), sets, f.db.sets)
+			}
+		})
+	}
+}

@@ -93,7 +93,7 @@ func (o op) known(after ...ledger.State) (ledger.Lease, bool) {
 var follows = map[string][]ledger.State{
 	StepCreate: {ledger.Started, ledger.Recovered},
 	StepSet:    {ledger.Created},
-	StepTest:   {ledger.SetDone},
+	StepTest:   {ledger.SetStarted, ledger.SetDone},
 	StepFinish: {ledger.Tested},
 	StepVerify: {ledger.FinishDone},
 	// release with outcome FINISHED (closingFinished)
@@ -153,6 +153,13 @@ func (o op) lease(ctx context.Context) (ledger.Lease, error) {
 // journal appends state unless the journal already went past it, by l or,
 // when l was stale (the write lost its condition), by the lease as it is.
 func (o op) journal(ctx context.Context, l *ledger.Lease, state ledger.State, ch ledger.Change) error {
+	return o.journalRecord(ctx, l, ledger.Record{State: state, Actor: o.s.Actor}, ch)
+}
+
+// journalRecord is journal with the record given whole (its time and actor
+// may be another step's: set's SET_DONE).
+func (o op) journalRecord(ctx context.Context, l *ledger.Lease, rec ledger.Record, ch ledger.Change) error {
+	state := rec.State
 	past := func(cur ledger.Lease) bool {
 		p, ok := progress[cur.State]
 		return ok && p >= progress[state]
@@ -161,7 +168,7 @@ func (o op) journal(ctx context.Context, l *ledger.Lease, state ledger.State, ch
 		return nil
 	}
 	ch.Still = func(cur ledger.Lease) bool { return !past(cur) }
-	err := o.s.Ledger.Append(ctx, l, ledger.Record{State: state, Actor: o.s.Actor}, ch)
+	err := o.s.Ledger.Append(ctx, l, rec, ch)
 	if errors.Is(err, ledger.ErrFenced) {
 		return o.conflict("lost the lease while journaling "+string(state), err)
 	}
@@ -874,7 +881,15 @@ func (o op) targetErr(err error, authReason string, auth func(string, error) err
 func (s *Service) Set(ctx context.Context, rc Context) (StepOutput, error) {
 	o := s.op(StepSet, rc)
 	changed, err := s.set(ctx, o)
-	return o.output(changed), o.done(err, changed)
+	out := o.output(changed)
+	if err == nil {
+		// SET_DONE is journaled by test, with TESTED: one write fewer.
+		// Nothing depends on it (compensation and recovery go by
+		// SetMayHaveRun, set with SET_STARTED before the change), and a
+		// zombie set is fenced at SET_STARTED, before anything changes.
+		out.Journal = &ledger.Record{State: ledger.SetDone, Actor: s.Actor, At: s.now().UnixMilli()}
+	}
+	return out, o.done(err, changed)
 }
 
 func (s *Service) set(ctx context.Context, o op) (bool, error) {
@@ -917,7 +932,7 @@ func (s *Service) set(ctx context.Context, o op) (bool, error) {
 	if err = o.targetErr(err, "none of AWSPENDING, AWSCURRENT or AWSPREVIOUS can log in as "+v.current.Username+"; put a working password into AWSCURRENT", o.input); err != nil {
 		return false, err
 	}
-	return !res.AlreadySet, o.journal(ctx, &l, ledger.SetDone, ledger.Change{})
+	return !res.AlreadySet, nil
 }
 
 // Test logs in with AWSPENDING and runs the engine's probe.
@@ -925,6 +940,34 @@ func (s *Service) Test(ctx context.Context, rc Context) (StepOutput, error) {
 	o := s.op(StepTest, rc)
 	err := s.probe(ctx, o, rc.ClientRequestToken, ledger.Tested)
 	return o.output(false), o.done(err, false)
+}
+
+// setsRecord is the SET_DONE record set left in its output (Context.Last)
+// while nothing was journaled after set: the lease is as set left it.
+func (o op) setsRecord(l ledger.Lease) *ledger.Record {
+	last := o.rc.Last
+	if last == nil || last.Step != StepSet || last.Journal == nil || last.Journal.State != ledger.SetDone {
+		return nil
+	}
+	if k, known := o.known(ledger.SetStarted); !known || l.State != ledger.SetStarted || l.Fencing != k.Fencing || l.Seq != k.Seq {
+		return nil
+	}
+	rec := *last.Journal
+	return &rec
+}
+
+// setDone is the SET_DONE record test journals before TESTED, in the same
+// write, when the journal has not reached it: set's own (Context.Last,
+// with set's time and actor), or, without it (a caller that does not pass
+// the previous step's output), one of test's, which says so.
+func (o op) setDone(l ledger.Lease) *ledger.Record {
+	if p, ok := progress[l.State]; ok && p >= progress[ledger.SetDone] {
+		return nil
+	}
+	if rec := o.setsRecord(l); rec != nil {
+		return rec
+	}
+	return &ledger.Record{State: ledger.SetDone, Actor: o.s.Actor, Detail: "journaled by test: the new password logs in"}
 }
 
 // Verify (the bake step) confirms that AWSCURRENT is still the token's
@@ -1072,6 +1115,17 @@ func (s *Service) probe(ctx context.Context, o op, versionID string, state ledge
 			return o.testFailed("the probe failed", err)
 		}
 		return err
+	}
+	if state == ledger.Tested {
+		if done := o.setDone(l); done != nil {
+			// SET_DONE, then TESTED, in one write; if the journal went
+			// past SET_DONE meanwhile (a retry whose write landed), TESTED
+			// alone below, if still needed.
+			then := ledger.Record{State: state, Actor: o.s.Actor}
+			if err := o.journalRecord(ctx, &l, *done, ledger.Change{Then: &then}); err != nil {
+				return err
+			}
+		}
 	}
 	return o.journal(ctx, &l, state, ledger.Change{})
 }

@@ -206,6 +206,11 @@ type StepOutput struct {
 	// Lease is the lease as the step left it: the state machine passes it
 	// to the next step (Context.Last).
 	Lease *ledger.Lease `json:",omitempty"`
+	// Journal is this step's own record, left for the next step's write
+	// (the lease as the step left it is in Lease): set's SET_DONE, which
+	// test journals with TESTED, with set's time and actor, so that set
+	// writes once (before the change) instead of twice.
+	Journal *ledger.Record `json:",omitempty"`
 	// Released is set by a finish that ended the rotation itself
 	// (Context.ReleaseAtFinish): the state machine goes to release, which
 	// announces it, and never to the bake.
