@@ -377,10 +377,12 @@ type Change struct {
 	// past it), and Append writes nothing, leaving *lease the current one.
 	Still func(cur Lease) bool
 	// Then, if set, is a second record journaled right after rec in the
-	// same transaction; the lease ends in its state. Finish uses it to
-	// journal FINISH_DONE and FINISHED (with Release) in one write when the
-	// rotation has no bake: the journal reads as before, with one
-	// transaction fewer.
+	// same transaction; the lease ends in its state. A record that need
+	// not be written alone goes into the next write this way: finish's
+	// FINISH_DONE and FINISHED (with Release) when the rotation has no
+	// bake; set's SET_DONE before test's TESTED, or before
+	// COMPENSATE_STARTED when the test failed. The journal reads as
+	// before, with fewer transactions.
 	Then *Record
 }
 
