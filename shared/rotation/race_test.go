@@ -62,6 +62,19 @@ func TestFinishIsACompareAndSwapOnTheRecordedVersion(t *testing.T) {
 	}
 }
 
+// takeOverAtNextWrite has another execution take the lease over right
+// before the next journal write: the step has read the lease (or trusted
+// the one the previous step left), then its lease expired and was taken.
+func (f *fixture) takeOverAtNextWrite() {
+	f.led.beforeAppend = func() {
+		f.led.mu.Lock()
+		defer f.led.mu.Unlock()
+		l := f.led.lease[arn]
+		l.Holder, l.Fencing, l.Token, l.Seq = "arn:other", l.Fencing+1, "99999999-2222-3333-4444-555555555555", 1
+		f.led.lease[arn] = l
+	}
+}
+
 // A zombie's finish reads a lease that is still its own; then the lease is
 // taken over; then the zombie writes. Its write-ahead journal entry is
 // conditioned on the fencing token and is refused, so it never moves
@@ -73,15 +86,7 @@ func TestZombieFinishIsFencedAtItsWrite(t *testing.T) {
 	s := f.svc
 	f.steps(t, rc, s.Create, s.Set, s.Test)
 	journal := len(f.led.journal)
-	f.led.beforeAppend = func() {
-		// finish has read the lease; now its lease expires and another
-		// execution takes it over.
-		f.led.mu.Lock()
-		defer f.led.mu.Unlock()
-		l := f.led.lease[arn]
-		l.Holder, l.Fencing, l.Token, l.Seq = "arn:other", l.Fencing+1, "99999999-2222-3333-4444-555555555555", 1
-		f.led.lease[arn] = l
-	}
+	f.takeOverAtNextWrite()
 	_, err := s.Finish(context.Background(), rc)
 	if faults.Name(err) != faults.NameConflict {
 		t.Fatalf("zombie finish = %v, want ConflictError", err)
@@ -118,13 +123,7 @@ func TestZombieIsFencedAtItsWriteAhead(t *testing.T) {
 				f.steps(t, rc, b(f.svc))
 			}
 			journal, versions, sets := len(f.led.journal), len(f.sm.generated), f.db.sets
-			f.led.beforeAppend = func() {
-				f.led.mu.Lock()
-				defer f.led.mu.Unlock()
-				l := f.led.lease[arn]
-				l.Holder, l.Fencing, l.Token, l.Seq = "arn:other", l.Fencing+1, "99999999-2222-3333-4444-555555555555", 1
-				f.led.lease[arn] = l
-			}
+			f.takeOverAtNextWrite()
 			if _, err := tt.step(f.svc)(context.Background(), rc); faults.Name(err) != faults.NameConflict {
 				t.Fatalf("zombie %s = %v, want ConflictError", tt.name, err)
 			}
