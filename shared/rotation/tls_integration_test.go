@@ -167,7 +167,8 @@ func TestRotationOverVerifyFull(t *testing.T) {
 
 			t.Run("the CA: a full rotation", func(t *testing.T) {
 				t.Setenv(dbtls.EnvCAFile, caFile)
-				rc, err := svc.Acquire(ctx, AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution})
+				rc, err := svc.Acquire(ctx, AcquireInput{SecretId: "app/db", ClientRequestToken: token, ExecutionArn: execution,
+					Verify: true}) // the bake (verify) runs over verify-full too
 				if err != nil {
 					t.Fatal(err)
 				}
