@@ -21,13 +21,25 @@ func (o op) closing(ctx context.Context) (l ledger.Lease, finished bool, err err
 	if err != nil {
 		return l, false, err
 	}
-	if ok && l.Fencing == o.rc.Fencing && l.Token == o.rc.ClientRequestToken && l.State.Terminal() {
+	if ok && o.endedHere(l) {
 		return l, true, nil
 	}
 	if !ok || l.Fencing != o.rc.Fencing || l.Holder != o.rc.ExecutionArn {
 		return l, false, o.conflict("this execution no longer holds the lease; another execution owns the secret and nothing of its work is touched", ledger.ErrFenced)
 	}
 	return l, false, nil
+}
+
+// endedHere reports whether l is this execution's lease (its fencing token
+// and version) in a terminal state: the rotation already ended, and a
+// retried terminal step must change nothing.
+func (o op) endedHere(l ledger.Lease) bool {
+	return l.Fencing == o.rc.Fencing && l.Token == o.rc.ClientRequestToken && l.State.Terminal()
+}
+
+// finishedHere reports whether l is this execution's lease, ended FINISHED.
+func (o op) finishedHere(l ledger.Lease) bool {
+	return o.endedHere(l) && l.State == ledger.Finished
 }
 
 // closingFinished is closing for release with outcome FINISHED: the lease
@@ -38,8 +50,7 @@ func (o op) closingFinished(ctx context.Context) (ledger.Lease, bool, error) {
 	if last := o.rc.Last; last != nil && last.Released && last.Lease != nil {
 		// Finish ended the rotation itself (ReleaseAtFinish): the lease
 		// it left is FINISHED and free; release only announces it.
-		l := *last.Lease
-		if l.Secret == o.rc.SecretArn && l.Fencing == o.rc.Fencing && l.Token == o.rc.ClientRequestToken && l.State == ledger.Finished {
+		if l := *last.Lease; l.Secret == o.rc.SecretArn && o.finishedHere(l) {
 			return l, true, nil
 		}
 	}

@@ -234,21 +234,36 @@ func TestFinishRetriedAfterItEndedTheRotation(t *testing.T) {
 }
 
 // A finish fenced by another execution (its lease expired and was taken
-// over) is a conflict even with ReleaseAtFinish: only this rotation's own
-// FINISHED counts as done.
+// over), or finding its own lease ended otherwise than FINISHED, is a
+// conflict even with ReleaseAtFinish: only this rotation's own FINISHED
+// counts as done, or a rolled-back rotation would be reported a success.
 func TestFinishFencedIsNotTakenForDone(t *testing.T) {
-	f := newFixture(t)
-	ctx := context.Background()
-	rc := f.acquire(t)
-	f.steps(t, rc, f.svc.Create, f.svc.Set, f.svc.Test)
-	l := f.led.lease[arn]
-	l.Fencing, l.Holder, l.State, l.Token = l.Fencing+1, "arn:aws:states:us-east-1:000000000000:execution:rotation:other", ledger.Finished, "22222222-2222-3333-4444-555555555555"
-	f.led.lease[arn] = l
-	if _, err := f.svc.Finish(ctx, rc); faults.Name(err) != faults.NameConflict {
-		t.Fatalf("finish over another execution's lease = %v, want ConflictError", err)
-	}
-	if f.sm.holder(secretstore.Current) != v1 {
-		t.Fatal("a fenced finish moved AWSCURRENT")
+	for _, tt := range []struct {
+		name  string
+		lease func(l *ledger.Lease)
+	}{
+		{"another execution's FINISHED", func(l *ledger.Lease) {
+			l.Fencing, l.Holder, l.State, l.Token = l.Fencing+1, "arn:aws:states:us-east-1:000000000000:execution:rotation:other", ledger.Finished, "22222222-2222-3333-4444-555555555555"
+		}},
+		{"this execution's lease, ended ROLLED_BACK", func(l *ledger.Lease) {
+			l.Holder, l.State = "", ledger.RolledBack
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			ctx := context.Background()
+			rc := f.acquire(t)
+			f.steps(t, rc, f.svc.Create, f.svc.Set, f.svc.Test)
+			l := f.led.lease[arn]
+			tt.lease(&l)
+			f.led.lease[arn] = l
+			if out, err := f.svc.Finish(ctx, rc); faults.Name(err) != faults.NameConflict {
+				t.Fatalf("finish = %+v, %v; want ConflictError", out, err)
+			}
+			if f.sm.holder(secretstore.Current) != v1 {
+				t.Fatal("a fenced finish moved AWSCURRENT")
+			}
+		})
 	}
 }
 

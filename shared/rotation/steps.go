@@ -1142,8 +1142,7 @@ func (s *Service) Finish(ctx context.Context, rc Context) (StepOutput, error) {
 		// lost, or it crashed after the write) finds the lease freed by
 		// its own FINISHED (the fencing token names this execution's lease):
 		// done, not fenced.
-		if l, ok, gerr := s.Ledger.Get(ctx, rc.SecretArn); gerr == nil && ok && l.Fencing == rc.Fencing &&
-			l.State == ledger.Finished {
+		if l, ok, gerr := s.Ledger.Get(ctx, rc.SecretArn); gerr == nil && ok && o.finishedHere(l) {
 			*o.seen = l
 			changed, err = false, nil
 		}
