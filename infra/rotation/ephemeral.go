@@ -7,7 +7,6 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsscheduler"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/secretsaga/secretsaga/statemachines"
@@ -187,34 +186,9 @@ func (r *Rotation) addEphemeralSweepSchedule(p EphemeralProps) {
 	if expr == "" {
 		expr = DefaultEphemeralSweepSchedule
 	}
-	fn := r.Functions["ephemeralsweep"]
-	role := awsiam.NewRole(r.Construct, jsii.String("EphemeralSweepSchedulerRole"), &awsiam.RoleProps{
-		AssumedBy: awsiam.NewServicePrincipal(jsii.String("scheduler.amazonaws.com"), &awsiam.ServicePrincipalOpts{
-			Conditions: &map[string]interface{}{
-				"StringEquals": map[string]interface{}{"aws:SourceAccount": *awscdk.Stack_Of(r.Construct).Account()},
-			},
-		}),
-		Description: jsii.String("secretsaga sweeper schedule: runs the short-lived logins' sweeper (" + r.RotationGroup + ")"),
-	})
-	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Actions:   jsii.Strings("lambda:InvokeFunction"),
-		Resources: &[]*string{fn.FunctionArn()},
-	}))
-	r.allowDeadLetters(role)
-	r.EphemeralSweepSchedule = awsscheduler.NewCfnSchedule(r.Construct, jsii.String("EphemeralSweepSchedule"), &awsscheduler.CfnScheduleProps{
-		Description:        jsii.String("secretsaga: revoke every short-lived login whose expiry passed"),
-		ScheduleExpression: jsii.String(expr),
-		FlexibleTimeWindow: &awsscheduler.CfnSchedule_FlexibleTimeWindowProperty{Mode: jsii.String("OFF")},
-		Target: &awsscheduler.CfnSchedule_TargetProperty{
-			Arn:              fn.FunctionArn(),
-			RoleArn:          role.RoleArn(),
-			Input:            jsii.String("{}"),
-			DeadLetterConfig: &awsscheduler.CfnSchedule_DeadLetterConfigProperty{Arn: r.ScheduleDeadLetters.QueueArn()},
-			// The next run comes soon anyway: no retries piling up.
-			RetryPolicy: &awsscheduler.CfnSchedule_RetryPolicyProperty{
-				MaximumRetryAttempts:     jsii.Number(0),
-				MaximumEventAgeInSeconds: jsii.Number(300),
-			},
-		},
+	r.EphemeralSweepSchedule = r.invokeOnSchedule(scheduledInvoke{
+		id: "EphemeralSweepSchedule", fn: "ephemeralsweep", expr: expr, maxEventAge: 300,
+		role:        "secretsaga sweeper schedule: runs the short-lived logins' sweeper (" + r.RotationGroup + ")",
+		description: "secretsaga: revoke every short-lived login whose expiry passed",
 	})
 }

@@ -1011,14 +1011,33 @@ func (r *Rotation) addRepairSchedule(p RepairProps) {
 	if expr == "" {
 		expr = DefaultRepairSchedule
 	}
-	fn := r.Functions["repair"]
-	role := awsiam.NewRole(r.Construct, jsii.String("RepairSchedulerRole"), &awsiam.RoleProps{
+	r.RepairSchedule = r.invokeOnSchedule(scheduledInvoke{
+		id: "RepairSchedule", fn: "repair", expr: expr, maxEventAge: 600,
+		role:        "secretsaga repair schedule: runs the repair function (" + r.RotationGroup + ")",
+		description: "secretsaga: repair secrets left in COMPENSATION_FAILED whose next attempt is due",
+	})
+}
+
+// scheduledInvoke is a function the Scheduler invokes with "{}" on a
+// schedule (the repair function, the ephemeral logins' sweeper).
+type scheduledInvoke struct {
+	id, fn, expr      string // the schedule's construct id, the function, its expression
+	role, description string // the role's and the schedule's descriptions
+	maxEventAge       float64
+}
+
+// invokeOnSchedule makes the schedule s describes, with a role of its own
+// (RepairSchedule's is RepairSchedulerRole) that may invoke the function
+// and send to the dead-letter queue, and nothing else.
+func (r *Rotation) invokeOnSchedule(s scheduledInvoke) awsscheduler.CfnSchedule {
+	fn := r.Functions[s.fn]
+	role := awsiam.NewRole(r.Construct, jsii.String(strings.TrimSuffix(s.id, "Schedule")+"SchedulerRole"), &awsiam.RoleProps{
 		AssumedBy: awsiam.NewServicePrincipal(jsii.String("scheduler.amazonaws.com"), &awsiam.ServicePrincipalOpts{
 			Conditions: &map[string]interface{}{
 				"StringEquals": map[string]interface{}{"aws:SourceAccount": *awscdk.Stack_Of(r.Construct).Account()},
 			},
 		}),
-		Description: jsii.String("secretsaga repair schedule: runs the repair function (" + r.RotationGroup + ")"),
+		Description: jsii.String(s.role),
 	})
 	// Exactly the unqualified ARN the schedule targets (GrantInvoke would
 	// add every version and alias, "<arn>:*").
@@ -1027,9 +1046,9 @@ func (r *Rotation) addRepairSchedule(p RepairProps) {
 		Resources: &[]*string{fn.FunctionArn()},
 	}))
 	r.allowDeadLetters(role)
-	r.RepairSchedule = awsscheduler.NewCfnSchedule(r.Construct, jsii.String("RepairSchedule"), &awsscheduler.CfnScheduleProps{
-		Description:        jsii.String("secretsaga: repair secrets left in COMPENSATION_FAILED whose next attempt is due"),
-		ScheduleExpression: jsii.String(expr),
+	return awsscheduler.NewCfnSchedule(r.Construct, jsii.String(s.id), &awsscheduler.CfnScheduleProps{
+		Description:        jsii.String(s.description),
+		ScheduleExpression: jsii.String(s.expr),
 		FlexibleTimeWindow: &awsscheduler.CfnSchedule_FlexibleTimeWindowProperty{Mode: jsii.String("OFF")},
 		Target: &awsscheduler.CfnSchedule_TargetProperty{
 			Arn:     fn.FunctionArn(),
@@ -1041,7 +1060,7 @@ func (r *Rotation) addRepairSchedule(p RepairProps) {
 			// The next run comes soon anyway: no retries piling up.
 			RetryPolicy: &awsscheduler.CfnSchedule_RetryPolicyProperty{
 				MaximumRetryAttempts:     jsii.Number(0),
-				MaximumEventAgeInSeconds: jsii.Number(600),
+				MaximumEventAgeInSeconds: jsii.Number(s.maxEventAge),
 			},
 		},
 	})
