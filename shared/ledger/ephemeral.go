@@ -309,17 +309,7 @@ func (l *Ledger) ephemeralRecord(lease EphemeralLease, r EphemeralRecord) (*type
 	if r.Execution == "" {
 		r.Execution = lease.Execution
 	}
-	if r.At == 0 {
-		r.At = l.now().UnixMilli()
-	}
-	if l.retention > 0 {
-		r.ExpiresAt = l.now().Add(l.retention).Unix()
-	}
-	item, err := attributevalue.MarshalMap(r)
-	if err != nil {
-		return nil, err
-	}
-	return &types.Put{TableName: &l.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(sk)")}, nil
+	return l.journalPut(&r.At, &r.ExpiresAt, &r)
 }
 
 // DueEphemeral lists the open leases due for revocation at now (from the

@@ -500,13 +500,22 @@ func (l *Ledger) record(lease Lease, r Record) (*types.Put, error) {
 		r.Execution = lease.Holder
 	}
 	r.Token = lease.Token
-	if r.At == 0 {
-		r.At = l.now().UnixMilli()
+	return l.journalPut(&r.At, &r.ExpiresAt, &r)
+}
+
+// journalPut stamps a journal record (rec, a *Record or *EphemeralRecord,
+// whose At and ExpiresAt are at and expiresAt) with the time, unless it
+// has one, and with its expiry (the table's TTL attribute) when the
+// ledger has a retention, and makes the Put that writes it once: a record
+// is never overwritten.
+func (l *Ledger) journalPut(at, expiresAt *int64, rec any) (*types.Put, error) {
+	if *at == 0 {
+		*at = l.now().UnixMilli()
 	}
 	if l.retention > 0 {
-		r.ExpiresAt = l.now().Add(l.retention).Unix()
+		*expiresAt = l.now().Add(l.retention).Unix()
 	}
-	item, err := attributevalue.MarshalMap(r)
+	item, err := attributevalue.MarshalMap(rec)
 	if err != nil {
 		return nil, err
 	}
