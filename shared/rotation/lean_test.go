@@ -2,6 +2,7 @@ package rotation
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -347,4 +348,44 @@ func TestSetDoneIsJournaledWithTested(t *testing.T) {
 			t.Fatalf("compensation = %+v, %v, database on the original: %v", out, err, f.db.password == original)
 		}
 	})
+}
+
+// The SET_DONE set leaves for test travels in the execution's state as a
+// JournalEntry; an execution that crosses a deploy reads an output of the
+// other shape (a whole ledger.Record, as before) the same way, both ways.
+func TestJournalEntryReadsAsTheRecordItReplaced(t *testing.T) {
+	rec := ledger.Record{PK: "secret#x", Secret: arn, Fencing: 3, Seq: 5, State: ledger.SetDone, At: 1700000000123,
+		Actor: "setsecret", Execution: "arn:aws:states:us-east-1:000000000000:execution:rotation:x", Token: token, Detail: "d"}
+	type before struct {
+		Step    string
+		Journal *ledger.Record `json:",omitempty"`
+	}
+	old, err := json.Marshal(before{Step: StepSet, Journal: &rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var now StepOutput
+	if err := json.Unmarshal(old, &now); err != nil {
+		t.Fatal(err)
+	}
+	want := ledger.Record{State: rec.State, At: rec.At, Actor: rec.Actor, Detail: rec.Detail}
+	if now.Journal == nil || now.Journal.Record() != want {
+		t.Fatalf("an old output reads as %+v, want %+v", now.Journal, want)
+	}
+	b, err := json.Marshal(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back before
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Journal == nil || *back.Journal != want {
+		t.Fatalf("a new output reads in the old shape as %+v, want %+v", back.Journal, want)
+	}
+	entry, _ := json.Marshal(now.Journal)
+	whole, _ := json.Marshal(want)
+	if len(entry) >= len(whole)/2 {
+		t.Fatalf("the entry takes %d bytes of state, the whole record %d: want under half", len(entry), len(whole))
+	}
 }

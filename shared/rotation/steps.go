@@ -887,7 +887,7 @@ func (s *Service) Set(ctx context.Context, rc Context) (StepOutput, error) {
 		// Nothing depends on it (compensation and recovery go by
 		// SetMayHaveRun, set with SET_STARTED before the change), and a
 		// zombie set is fenced at SET_STARTED, before anything changes.
-		out.Journal = &ledger.Record{State: ledger.SetDone, Actor: s.Actor, At: s.now().UnixMilli()}
+		out.Journal = &JournalEntry{State: ledger.SetDone, Actor: s.Actor, At: s.now().UnixMilli()}
 	}
 	return out, o.done(err, changed)
 }
@@ -952,7 +952,7 @@ func (o op) setsRecord(l ledger.Lease) *ledger.Record {
 	if k, known := o.known(ledger.SetStarted); !known || l.State != ledger.SetStarted || l.Fencing != k.Fencing || l.Seq != k.Seq {
 		return nil
 	}
-	rec := *last.Journal
+	rec := last.Journal.Record()
 	return &rec
 }
 

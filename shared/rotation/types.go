@@ -210,11 +210,29 @@ type StepOutput struct {
 	// (the lease as the step left it is in Lease): set's SET_DONE, which
 	// test journals with TESTED, with set's time and actor, so that set
 	// writes once (before the change) instead of twice.
-	Journal *ledger.Record `json:",omitempty"`
+	Journal *JournalEntry `json:",omitempty"`
 	// Released is set by a finish that ended the rotation itself
 	// (Context.ReleaseAtFinish): the state machine goes to release, which
 	// announces it, and never to the bake.
 	Released bool `json:",omitempty"`
+}
+
+// JournalEntry is a journal record a step leaves for the next step's
+// write (StepOutput.Journal): what the record says, and nothing the write
+// takes from the lease (keys, fencing, sequence, execution, token), so the
+// state carries about 60 bytes rather than a whole ledger.Record's 200. Its
+// fields have ledger.Record's names: an output written by either shape
+// reads as the other.
+type JournalEntry struct {
+	State  ledger.State
+	At     int64 // Unix milliseconds
+	Actor  string
+	Detail string `json:",omitempty"`
+}
+
+// Record is the journal record the entry describes.
+func (e JournalEntry) Record() ledger.Record {
+	return ledger.Record{State: e.State, At: e.At, Actor: e.Actor, Detail: e.Detail}
 }
 
 // TaskError is the error object a Catch puts into the state: Error is the
