@@ -252,12 +252,17 @@ func (p *pool) start(ctx context.Context) (*proc, error) {
 		if p.b.Tracing {
 			// The bootstrap polls the proxy, which adds the trace header;
 			// env(1) overrides the AWS_LAMBDA_RUNTIME_API the RIE sets.
+			// It is found on PATH: not every system keeps it in /usr/bin.
+			env, err := exec.LookPath("env")
+			if err != nil {
+				return nil, fmt.Errorf("lambdalocal: %s with tracing needs env(1) on PATH: %w", p.name, err)
+			}
 			srv, proxyAddr, err := traceProxy(apiAddr)
 			if err != nil {
 				return nil, err
 			}
 			api = srv
-			command = []string{"/usr/bin/env", "AWS_LAMBDA_RUNTIME_API=" + proxyAddr, p.b.Bootstrap}
+			command = []string{env, "AWS_LAMBDA_RUNTIME_API=" + proxyAddr, p.b.Bootstrap}
 		}
 		cmd := exec.Command(p.b.RIE, append([]string{"--runtime-interface-emulator-address", invokeAddr, "--runtime-api-address", apiAddr}, command...)...)
 		cmd.Env = append([]string{
