@@ -164,6 +164,18 @@ func startDynamoDB(ctx context.Context, cfg aws.Config, java, libDir, dir string
 	return d, false, nil
 }
 
+// Nice is the CPU priority DynamoDB Local runs at, as the kernel reports
+// it (nice values: -10 where EnvDynamoDBLongRun's raise took effect, 0
+// where it did not or was not asked for), so that a report can say which.
+func (d *DynamoDB) Nice() (int, error) {
+	// The system call answers 20 - nice, keeping its result positive.
+	prio, err := syscall.Getpriority(syscall.PRIO_PROCESS, d.proc.cmd.Process.Pid)
+	if err != nil {
+		return 0, fmt.Errorf("standin: DynamoDB Local's priority: %w", err)
+	}
+	return 20 - prio, nil
+}
+
 // Client returns a DynamoDB client for this instance, built from AWSConfig.
 func (d *DynamoDB) Client(ctx context.Context) (*dynamodb.Client, error) {
 	cfg, err := AWSConfig(ctx)

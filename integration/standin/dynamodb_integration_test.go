@@ -5,6 +5,7 @@ package standin_test
 import (
 	"context"
 	"errors"
+	"os"
 	"testing"
 	"time"
 
@@ -197,4 +198,34 @@ func TestDynamoDBLocal(t *testing.T) {
 			}
 		}
 	})
+}
+
+// make bench's long run raises DynamoDB Local's CPU priority for every
+// thread of the JVM (nice runs before it starts one); the tests' runs
+// leave it at the default. Only root may raise a priority.
+func TestDynamoDBLocalPriority(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		longRun string
+		want    int
+	}{
+		{"tests: default priority", "", 0},
+		{"make bench's long run: raised", "1", -10},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.want < 0 && os.Geteuid() != 0 {
+				t.Skip("raising a priority needs root")
+			}
+			t.Setenv(standin.EnvDynamoDBLongRun, tt.longRun)
+			d, err := standin.StartDynamoDB(context.Background(), t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			got, err := d.Nice()
+			if err != nil || got != tt.want {
+				t.Fatalf("Nice() = %d, %v; want %d", got, err, tt.want)
+			}
+		})
+	}
 }
