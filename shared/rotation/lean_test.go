@@ -249,6 +249,11 @@ func TestFinishFencedIsNotTakenForDone(t *testing.T) {
 		{"this execution's lease, ended ROLLED_BACK", func(l *ledger.Lease) {
 			l.Holder, l.State = "", ledger.RolledBack
 		}},
+		// The lease item was deleted and acquired anew, so its fencing
+		// counter started again: only the version tells the leases apart.
+		{"a later rotation's FINISHED under the same fencing token", func(l *ledger.Lease) {
+			l.Holder, l.State, l.Token = "arn:aws:states:us-east-1:000000000000:execution:rotation:other", ledger.Finished, "22222222-2222-3333-4444-555555555555"
+		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
